@@ -1,0 +1,116 @@
+"""gorch: durable, code-first workflows.
+
+A workflow is a plain Python class whose ``definition()`` returns a tree of named statements.
+The pure interpreter advances a serialized :class:`State` until every thread is blocked; the
+application persists it, delivers events, and can move a stuck thread with :func:`goto`.
+
+Example (load, resume, save)::
+
+    state = loads(row.state, State)
+    order = loads(row.data, PizzaOrder)
+    handle_callback(CallbackRequest(name="AddToCart"), order, state, payload)
+    resume(order, state)
+    row.state, row.data = dumps(state), dumps(order)
+"""
+
+from gorch.dsl import Break as Break
+from gorch.dsl import Case as Case
+from gorch.dsl import Continue as Continue
+from gorch.dsl import Default as Default
+from gorch.dsl import For as For
+from gorch.dsl import Go as Go
+from gorch.dsl import Handler as Handler
+from gorch.dsl import If as If
+from gorch.dsl import On as On
+from gorch.dsl import Return as Return
+from gorch.dsl import S as S
+from gorch.dsl import Section as Section
+from gorch.dsl import Step as Step
+from gorch.dsl import Stmt as Stmt
+from gorch.dsl import Switch as Switch
+from gorch.dsl import Timeout as Timeout
+from gorch.dsl import Wait as Wait
+from gorch.dsl import WaitFor as WaitFor
+from gorch.errors import AmbiguousCallback as AmbiguousCallback
+from gorch.errors import CallbackNotFound as CallbackNotFound
+from gorch.errors import DefinitionError as DefinitionError
+from gorch.errors import GorchError as GorchError
+from gorch.errors import HandlerError as HandlerError
+from gorch.errors import InputError as InputError
+from gorch.errors import StaleCallback as StaleCallback
+from gorch.errors import StateMismatchError as StateMismatchError
+from gorch.errors import StepError as StepError
+from gorch.errors import StepLimitExceeded as StepLimitExceeded
+from gorch.errors import WorkflowFinishedError as WorkflowFinishedError
+from gorch.interpreter import GotoError as GotoError
+from gorch.interpreter import GotoPlan as GotoPlan
+from gorch.interpreter import goto as goto
+from gorch.interpreter import handle_callback as handle_callback
+from gorch.interpreter import resume as resume
+from gorch.interpreter import validate as validate
+from gorch.interpreter import waiting_for as waiting_for
+from gorch.serde import dumps as dumps
+from gorch.serde import loads as loads
+from gorch.state import MAIN_THREAD as MAIN_THREAD
+from gorch.state import CallbackRequest as CallbackRequest
+from gorch.state import CheckpointType as CheckpointType
+from gorch.state import EventStatus as EventStatus
+from gorch.state import State as State
+from gorch.state import Thread as Thread
+from gorch.state import ThreadStatus as ThreadStatus
+from gorch.state import WaitEvent as WaitEvent
+from gorch.state import WorkflowStatus as WorkflowStatus
+from gorch.state import new_state as new_state
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MAIN_THREAD",
+    "AmbiguousCallback",
+    "Break",
+    "CallbackNotFound",
+    "CallbackRequest",
+    "Case",
+    "CheckpointType",
+    "Continue",
+    "Default",
+    "DefinitionError",
+    "EventStatus",
+    "For",
+    "Go",
+    "GorchError",
+    "GotoError",
+    "GotoPlan",
+    "Handler",
+    "HandlerError",
+    "If",
+    "InputError",
+    "On",
+    "Return",
+    "S",
+    "Section",
+    "StaleCallback",
+    "State",
+    "StateMismatchError",
+    "Step",
+    "StepError",
+    "StepLimitExceeded",
+    "Stmt",
+    "Switch",
+    "Thread",
+    "ThreadStatus",
+    "Timeout",
+    "Wait",
+    "WaitEvent",
+    "WaitFor",
+    "WorkflowFinishedError",
+    "WorkflowStatus",
+    "dumps",
+    "goto",
+    "handle_callback",
+    "loads",
+    "new_state",
+    "resume",
+    "validate",
+    "waiting_for",
+]

@@ -1,0 +1,221 @@
+"""The gorch error tree.
+
+Every error gorch raises derives from :class:`GorchError` and says what happened, to which
+workflow, thread and statement, and what to do about it. The context is also available as
+attributes (``workflow_id``, ``thread``, ``statement``) so that callers (the engine, the HTTP
+layer) can map errors to responses without parsing messages.
+
+A call that raises one of these leaves the :class:`~gorch.state.State` it was given as it was
+before the call, or in a state that a later call continues correctly; never half-applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "AmbiguousCallback",
+    "CallbackNotFound",
+    "DefinitionError",
+    "GorchError",
+    "HandlerError",
+    "InputError",
+    "StaleCallback",
+    "StateMismatchError",
+    "StepError",
+    "StepLimitExceeded",
+    "WorkflowFinishedError",
+]
+
+
+class GorchError(Exception):
+    """Base of every error gorch raises.
+
+    Attributes:
+        workflow_id: id of the workflow instance concerned, or ``""``.
+        thread: id of the thread concerned, or ``""``.
+        statement: name of the statement concerned, or ``""``.
+    """
+
+    def __init__(
+        self, message: str, *, workflow_id: str = "", thread: str = "", statement: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.workflow_id = workflow_id
+        self.thread = thread
+        self.statement = statement
+
+
+class DefinitionError(GorchError):
+    """A workflow definition breaks a rule of the DSL.
+
+    Attributes:
+        problems: every problem found, each a sentence that starts with its path in the tree.
+    """
+
+    def __init__(self, problems: Sequence[str], *, workflow_id: str = "") -> None:
+        self.problems = list(problems)
+        if len(self.problems) == 1:
+            message = f"Invalid workflow definition: {self.problems[0]}"
+        else:
+            lines = "\n".join(f"  - {p}" for p in self.problems)
+            message = f"Invalid workflow definition ({len(self.problems)} problems):\n{lines}"
+        super().__init__(message, workflow_id=workflow_id)
+
+
+class StateMismatchError(GorchError):
+    """The state names a statement or thread that the workflow's code no longer has.
+
+    Nothing runs: continuing would guess. Deploy the code that has the statement again, or move
+    the thread to a statement that exists with ``goto``.
+    """
+
+
+class StepError(GorchError):
+    """A step's action raised. The thread stays at the step; a later resume retries it.
+
+    The original exception is chained as ``__cause__``.
+
+    Attributes:
+        step: name of the failing step (same as ``statement``).
+    """
+
+    @property
+    def step(self) -> str:
+        return self.statement
+
+
+class HandlerError(GorchError):
+    """An event handler (or a ``WaitFor`` handler) raised; the state was not changed.
+
+    The original exception is chained as ``__cause__``.
+
+    Attributes:
+        event: name of the event whose handler failed.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        workflow_id: str = "",
+        thread: str = "",
+        statement: str = "",
+        event: str = "",
+    ) -> None:
+        super().__init__(message, workflow_id=workflow_id, thread=thread, statement=statement)
+        self.event = event
+
+
+class InputError(GorchError):
+    """An event's payload does not fit the handler's declared type; nothing was changed.
+
+    Attributes:
+        event: name of the event.
+        details: one line per problem found in the payload (path and reason).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        workflow_id: str = "",
+        thread: str = "",
+        statement: str = "",
+        event: str = "",
+        details: Sequence[str] = (),
+    ) -> None:
+        super().__init__(message, workflow_id=workflow_id, thread=thread, statement=statement)
+        self.event = event
+        self.details = list(details)
+
+
+class CallbackNotFound(GorchError):
+    """No thread of the workflow waits for this event.
+
+    Attributes:
+        event: the event that was sent.
+        waiting_for: the events the workflow waits for now, sorted.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        workflow_id: str = "",
+        thread: str = "",
+        event: str = "",
+        waiting_for: Sequence[str] = (),
+    ) -> None:
+        super().__init__(message, workflow_id=workflow_id, thread=thread)
+        self.event = event
+        self.waiting_for = list(waiting_for)
+
+
+class AmbiguousCallback(GorchError):
+    """Several threads wait for this event and the request did not say which one.
+
+    Attributes:
+        event: the event that was sent.
+        threads: ids of the threads waiting for it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        workflow_id: str = "",
+        event: str = "",
+        threads: Sequence[str] = (),
+    ) -> None:
+        super().__init__(message, workflow_id=workflow_id)
+        self.event = event
+        self.threads = list(threads)
+
+
+class StaleCallback(GorchError):
+    """The callback was meant for an earlier wait (its ``pc`` differs from the stored one).
+
+    Typical sources: a timer from an earlier loop turn, a retried webhook. Refusing it is the
+    correct outcome; the sender can drop it.
+
+    Attributes:
+        event: the event that was sent.
+        expected_pc: the pc the waiting event carries.
+        got_pc: the pc the request carried.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        workflow_id: str = "",
+        thread: str = "",
+        event: str = "",
+        expected_pc: int = 0,
+        got_pc: int = 0,
+    ) -> None:
+        super().__init__(message, workflow_id=workflow_id, thread=thread, statement=event)
+        self.event = event
+        self.expected_pc = expected_pc
+        self.got_pc = got_pc
+
+
+class WorkflowFinishedError(GorchError):
+    """The workflow has finished; it takes no more events, resumes or gotos."""
+
+
+class StepLimitExceeded(GorchError):
+    """One ``resume`` executed more steps than its bound allows.
+
+    The state is consistent and can be resumed again; a workflow that keeps hitting the bound
+    most likely loops without waiting for anything.
+
+    Attributes:
+        limit: the bound that was reached.
+    """
+
+    def __init__(self, message: str, *, workflow_id: str = "", thread: str = "", limit: int = 0):
+        super().__init__(message, workflow_id=workflow_id, thread=thread)
+        self.limit = limit
