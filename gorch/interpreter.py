@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import re
 import typing
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -451,18 +452,29 @@ def _structure_input(
     try:
         return True, serde.converter.structure(input, spec)  # type: ignore[arg-type]
     except Exception as exc:
-        details = _error_details(exc)
-        name = getattr(spec, "__name__", repr(spec))
+        name = _type_name(spec)
+        if input is None:
+            details = ["payload: nothing was sent"]
+            problem = "it needs a payload, but none was sent"
+        else:
+            details = _error_details(exc)
+            problem = f"it does not fit {name}: " + "; ".join(details)
         raise InputError(
-            f"workflow {state.id!r}: the payload of event {event!r} does not fit {name}: "
-            + "; ".join(details)
-            + f". Send a JSON value shaped like {name}.",
+            f"workflow {state.id!r}: the payload of event {event!r} was refused: {problem}. "
+            f"Send a JSON value shaped like {name}.",
             workflow_id=state.id,
             thread=thread,
             statement=event,
             event=event,
             details=details,
         ) from exc
+
+
+def _type_name(spec: object) -> str:
+    """``Pizza``, ``list[Pizza]``: a type as a user wrote it, without module paths."""
+    if isinstance(spec, type):
+        return spec.__name__
+    return re.sub(r"\b(?:\w+\.)+(\w+)", r"\1", str(spec))
 
 
 def _error_details(exc: Exception) -> list[str]:

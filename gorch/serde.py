@@ -3,7 +3,9 @@
 No pickle anywhere: what gorch stores is JSON that other languages can read and that is safe to
 load. The converter is cattrs' preconfigured orjson converter (datetimes as ISO-8601 text,
 enums by value) with a few extra hooks: ``timedelta`` as seconds, ``Decimal`` and ``UUID`` as
-text. Register hooks for your own types on :data:`converter`.
+text, and strict scalars: a ``str`` field takes only a JSON string, an ``int`` field only an
+integer (not ``true``), a ``float`` field an integer or a float. Register hooks for your own
+types on :data:`converter`.
 
 Example:
     >>> from gorch import dumps, loads, new_state, State
@@ -29,6 +31,26 @@ T = TypeVar("T")
 converter = make_converter()
 """The one converter gorch uses for every document it stores or receives."""
 
+
+def _strict(cls: type, accepted: tuple[type, ...]) -> Any:
+    """A structure hook that takes JSON scalars of the right type only.
+
+    cattrs' default coerces (``str(42)`` is ``"42"``); a workflow API must refuse a payload of
+    the wrong shape instead of guessing what the sender meant.
+    """
+
+    def structure_strict(value: Any, target: Any) -> Any:
+        if target is not cls:  # a subclass such as a StrEnum: by value, as cattrs does enums
+            return target(value)
+        if type(value) in accepted:
+            return cls(value) if type(value) is not cls else value
+        raise ValueError(f"expected {cls.__name__}, got {type(value).__name__} {value!r}")
+
+    return structure_strict
+
+
+for _cls, _accepted in ((str, (str,)), (int, (int,)), (float, (float, int)), (bool, (bool,))):
+    converter.register_structure_hook(_cls, _strict(_cls, _accepted))
 converter.register_unstructure_hook(timedelta, lambda d: d.total_seconds())
 converter.register_structure_hook(
     timedelta, lambda v, _: v if isinstance(v, timedelta) else timedelta(seconds=float(v))

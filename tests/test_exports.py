@@ -1,0 +1,67 @@
+"""The public surface: what `gorch` exports is a contract (DESIGN.md sections 1, 2 and 6)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import gorch
+
+# Names that tests outside this repository rely on (DESIGN.md). Removing one is a breaking change.
+CONTRACT = {
+    # section 1: the DSL
+    "S", "Step", "If", "Switch", "Case", "Default", "For", "Break", "Continue", "Return",
+    "Wait", "On", "Timeout", "WaitFor", "Go", "Handler",
+    # section 2: state and interpreter
+    "new_state", "resume", "handle_callback", "goto", "validate", "CallbackRequest",
+    "WorkflowStatus", "ThreadStatus", "EventStatus", "CheckpointType", "MAIN_THREAD",
+    "State", "Thread", "WaitEvent", "dumps", "loads",
+    "GorchError", "DefinitionError", "StepError", "CallbackNotFound", "StaleCallback",
+    "WorkflowFinishedError", "HandlerError", "InputError", "StepLimitExceeded",
+}  # fmt: skip
+
+
+def test_every_contract_name_is_exported() -> None:
+    missing = sorted(n for n in CONTRACT if not hasattr(gorch, n))
+    assert missing == []
+    assert set(gorch.__all__) >= CONTRACT
+
+
+def test_all_names_exist_once() -> None:
+    """(ruff's RUF022 keeps __all__ sorted.)"""
+    assert len(gorch.__all__) == len(set(gorch.__all__))
+    for name in gorch.__all__:
+        assert hasattr(gorch, name), name
+
+
+def test_every_error_derives_from_gorch_error() -> None:
+    errors = [getattr(gorch, n) for n in gorch.__all__ if n.endswith(("Error", "Callback"))]
+    errors += [gorch.CallbackNotFound, gorch.StepLimitExceeded]
+    for cls in errors:
+        assert issubclass(cls, gorch.GorchError), cls
+
+
+def test_status_values_are_the_documented_strings() -> None:
+    assert [s.value for s in gorch.WorkflowStatus] == ["Resuming", "Waiting", "Finished"]
+    assert [s.value for s in gorch.ThreadStatus] == [
+        "Executing", "Resuming", "WaitingEvent", "WaitingCondition",
+    ]  # fmt: skip
+    assert [s.value for s in gorch.EventStatus] == [
+        "PendingSetup", "Setup", "PendingTeardown", "SetupError", "TeardownError",
+    ]  # fmt: skip
+    assert [s.value for s in gorch.CheckpointType] == [
+        "afterStep", "afterSetup", "afterTeardown", "afterResume", "afterCondition",
+    ]  # fmt: skip
+    assert gorch.MAIN_THREAD == "_main_"
+
+
+def test_import_gorch_stays_light() -> None:
+    """`import gorch` must not load a database driver, an ORM or a web framework."""
+    code = (
+        "import sys, gorch\n"
+        "heavy = {'sqlalchemy', 'sqlmodel', 'psycopg', 'fastapi', 'starlette', 'uvicorn',"
+        " 'pydantic', 'click', 'rich', 'pickle'}\n"
+        "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
