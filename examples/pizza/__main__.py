@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from examples.pizza.workflow import PizzaOrder
 from gorch import (
     CallbackRequest,
     GorchError,
@@ -23,7 +24,6 @@ from gorch import (
     resume,
     waiting_for,
 )
-from examples.pizza.workflow import PizzaOrder
 
 SCRIPT: list[tuple[str, str, Any]] = [
     ("Customer", "AddToCart", {"pizza": {"name": "margherita", "size": "large"}}),
