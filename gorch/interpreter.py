@@ -405,8 +405,13 @@ _HANDLER_SPECS: dict[object, object] = {}
 
 def _payload_type(func: Callable[..., Any]) -> object:
     """The type a function handler wants its payload as, ``_ANY``, or ``_NO_PARAM``."""
-    key = getattr(func, "__code__", None) or getattr(func, "__func__", None) or type(func)
-    spec = _HANDLER_SPECS.get(key)
+    # Functions and methods are keyed by their code, callable objects by their class; anything
+    # else (functools.partial, builtins) carries its own signature and is inspected each time.
+    key: object = getattr(func, "__code__", None)
+    call = getattr(type(func), "__call__", None)  # noqa: B004 - the method, not callability
+    if key is None and inspect.isfunction(call):
+        key = type(func)
+    spec = _HANDLER_SPECS.get(key) if key is not None else None
     if spec is None:
         try:
             params = [
@@ -434,7 +439,8 @@ def _payload_type(func: Callable[..., Any]) -> object:
                 spec = hints.get(first.name, _ANY)
                 if spec is Any:
                     spec = _ANY
-        _HANDLER_SPECS[key] = spec
+        if key is not None:
+            _HANDLER_SPECS[key] = spec
     return spec
 
 
@@ -510,8 +516,11 @@ class _Run:
             tree = self.tree = self.wf.definition()
             self.stale = False
         n: Any = tree
-        for i in info.path:
-            n = n.kids[i]
+        try:
+            for i in info.path:
+                n = n.kids[i]
+        except (AttributeError, IndexError, TypeError):
+            pass  # the shape changed on the way down: reported below
         if n.name != info.name or n.__class__ is not info.cls:
             raise DefinitionError(
                 [
@@ -569,15 +578,21 @@ class _Run:
                     raise self.mismatch(t, "event", t.cur_callback, f"event of Wait {step!r}")
         elif status is not _RESUMING:
             raise self.mismatch(t, "statement", "", "statement")
+        waiting = by_name.get(step) if status is _WAITING_EVENT else None
         for e in t.wait_events:
             ev = by_name.get(e.req.name)
             if ev is None or ev.kind not in (K_ON, K_TIMEOUT):
                 raise self.mismatch(t, "event", e.req.name, "On or Timeout")
+            if waiting is not None and e.status in _ACTIVE and ev.parent is not waiting:
+                raise self.mismatch(t, "event", e.req.name, f"event of Wait {step!r}")
 
     # -- setup and teardown ------------------------------------------------------------------
 
-    def teardowns(self, t: Thread, checkpoint: Checkpoint | None) -> None:
-        """Tear down every wait event of ``t`` whose wait ended; keep failures for a retry."""
+    def teardowns(self, t: Thread) -> bool:
+        """Tear down every wait event of ``t`` whose wait ended; keep failures for a retry.
+
+        Returns whether anything changed (the caller checkpoints).
+        """
         changed = False
         keep: list[WaitEvent] = []
         for e in t.wait_events:
@@ -594,8 +609,18 @@ class _Run:
                 keep.append(e)
         if changed:
             t.wait_events = keep
-            if checkpoint is not None:
-                checkpoint(CheckpointType.AFTER_TEARDOWN)
+        return changed
+
+    def finish_teardowns(self, checkpoint: Checkpoint | None) -> None:
+        """The workflow finished: tear down what is left; keep only threads still holding
+        failed teardowns, for a later resume to retry."""
+        state = self.state
+        changed = False
+        for x in state.threads:
+            changed = self.teardowns(x) or changed
+        state.threads = [x for x in state.threads if x.wait_events]
+        if changed and checkpoint is not None:
+            checkpoint(CheckpointType.AFTER_TEARDOWN)
 
     def setups(self, t: Thread, checkpoint: Checkpoint | None) -> None:
         """Set up every event of ``t``'s wait that is not set up yet; keep failures."""
@@ -895,11 +920,8 @@ def resume(
         ('hello', 'Finished')
     """
     if state.status is WorkflowStatus.FINISHED:
-        if any(t.wait_events for t in state.threads):  # only failed teardowns can be left
-            run = _Run(wf, state)
-            for x in list(state.threads):
-                run.teardowns(x, checkpoint)
-            state.threads = [x for x in state.threads if x.wait_events]
+        if state.threads:  # only threads holding failed teardowns can be left
+            _Run(wf, state).finish_teardowns(checkpoint)
             return
         raise WorkflowFinishedError(
             f"workflow {state.id!r} ({state.workflow}) has finished; there is nothing to resume",
@@ -909,8 +931,8 @@ def resume(
     for x in state.threads:
         run.check_thread(x)
     for x in state.threads:
-        if x.wait_events:
-            run.teardowns(x, checkpoint)
+        if x.wait_events and run.teardowns(x) and checkpoint is not None:
+            checkpoint(CheckpointType.AFTER_TEARDOWN)
     steps = 0
     while True:
         t = _next_runnable(state.threads)
@@ -939,9 +961,7 @@ def resume(
         if checkpoint is not None:
             checkpoint(CheckpointType.AFTER_RESUME)
         if outcome == _FINISHED:
-            for x in list(state.threads):
-                run.teardowns(x, checkpoint)
-            state.threads = [x for x in state.threads if x.wait_events]
+            run.finish_teardowns(checkpoint)
             return
         if outcome == _PASS:  # a WaitFor whose condition holds passes straight on
             if steps >= max_steps:
@@ -1013,10 +1033,10 @@ def _find_event(req: CallbackRequest, state: State) -> tuple[Thread, WaitEvent]:
                 waiting_for=waiting_for(state),
             )
         threads = [found]
-        where = f"thread {req.thread_id!r}"
+        where, it = f"thread {req.thread_id!r} is not", "it waits"
     else:
         threads = state.threads
-        where = "no thread"
+        where, it = "no thread", "the workflow waits"
     candidates = [
         (t, e)
         for t in threads
@@ -1025,13 +1045,17 @@ def _find_event(req: CallbackRequest, state: State) -> tuple[Thread, WaitEvent]:
         if e.req.name == name and e.status in _ACTIVE
     ]
     if not candidates:
-        waiting = waiting_for(state)
+        waiting = sorted({
+            e.req.name
+            for t in threads if t.status is _WAITING_EVENT
+            for e in t.wait_events if e.status in _ACTIVE
+        })  # fmt: skip
         close = difflib.get_close_matches(name, waiting, n=3)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
         listing = ", ".join(map(repr, waiting)) if waiting else "no event at all"
         raise CallbackNotFound(
-            f"workflow {state.id!r} ({state.workflow}): {where} is waiting for event "
-            f"{name!r}; it waits for {listing}.{hint}",
+            f"workflow {state.id!r} ({state.workflow}): {where} waiting for event "
+            f"{name!r}; {it} for {listing}.{hint}",
             workflow_id=state.id,
             thread=req.thread_id,
             event=name,
@@ -1102,7 +1126,8 @@ def handle_callback(req: CallbackRequest, wf: Any, state: State, input: Any = No
     run = _Run(wf, state)
     run.check_thread(t)
     info = run.prog.by_name[e.req.name]
-    handler = run.node(info).handler
+    node = run.node(info)
+    handler = node if info.kind == K_TIMEOUT else node.handler
     stored = e.req
     if handler is None:
         out: object = None
@@ -1297,6 +1322,7 @@ def goto(
     state.pc += 1
     t.wait_events.extend(events)
     state.status = WorkflowStatus.RESUMING
-    run.teardowns(t, checkpoint)
+    if run.teardowns(t) and checkpoint is not None:
+        checkpoint(CheckpointType.AFTER_TEARDOWN)
     plan.applied = True
     return plan

@@ -2,10 +2,15 @@
 
 No pickle anywhere: what gorch stores is JSON that other languages can read and that is safe to
 load. The converter is cattrs' preconfigured orjson converter (datetimes as ISO-8601 text,
-enums by value) with a few extra hooks: ``timedelta`` as seconds, ``Decimal`` and ``UUID`` as
-text, and strict scalars: a ``str`` field takes only a JSON string, an ``int`` field only an
-integer (not ``true``), a ``float`` field an integer or a float. Register hooks for your own
-types on :data:`converter`.
+enums by value) with a few extra hooks:
+
+- ``timedelta`` as seconds (a duration too long to hold exactly, ~285 years, is refused);
+- ``Decimal`` and ``UUID`` as text;
+- non-finite floats as ``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` (JSON has no such numbers);
+- strict scalars: a ``str`` field takes only a JSON string, an ``int`` field only an integer
+  (not ``true``), a ``float`` field an integer or a float.
+
+Register hooks for your own types on :data:`converter`.
 
 Example:
     >>> from gorch import dumps, loads, new_state, State
@@ -16,13 +21,25 @@ Example:
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 from uuid import UUID
 
 import orjson
+from cattrs.gen import make_dict_structure_fn
 from cattrs.preconf.orjson import make_converter
+
+from gorch.state import (
+    CallbackRequest,
+    EventStatus,
+    State,
+    Thread,
+    ThreadStatus,
+    WaitEvent,
+    WorkflowStatus,
+)
 
 __all__ = ["converter", "dumps", "loads", "structure", "unstructure"]
 
@@ -30,6 +47,9 @@ T = TypeVar("T")
 
 converter = make_converter()
 """The one converter gorch uses for every document it stores or receives."""
+
+
+_NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 
 def _strict(cls: type, accepted: tuple[type, ...]) -> Any:
@@ -44,6 +64,8 @@ def _strict(cls: type, accepted: tuple[type, ...]) -> Any:
             return target(value)
         if type(value) in accepted:
             return cls(value) if type(value) is not cls else value
+        if cls is float and value in _NON_FINITE:
+            return _NON_FINITE[value]
         raise ValueError(f"expected {cls.__name__}, got {type(value).__name__} {value!r}")
 
     return structure_strict
@@ -51,14 +73,96 @@ def _strict(cls: type, accepted: tuple[type, ...]) -> Any:
 
 for _cls, _accepted in ((str, (str,)), (int, (int,)), (float, (float, int)), (bool, (bool,))):
     converter.register_structure_hook(_cls, _strict(_cls, _accepted))
-converter.register_unstructure_hook(timedelta, lambda d: d.total_seconds())
-converter.register_structure_hook(
-    timedelta, lambda v, _: v if isinstance(v, timedelta) else timedelta(seconds=float(v))
-)
+
+
+def _unstructure_float(value: float) -> float | str:
+    """JSON has no NaN or infinity: write them as the strings JavaScript and Python print."""
+    if math.isfinite(value):
+        return value
+    return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+
+
+converter.register_unstructure_hook(float, _unstructure_float)
+
+# Float seconds hold a duration exactly (to the microsecond) up to 2**53 µs, about 285 years.
+_EXACT_SECONDS = timedelta(microseconds=2**53)
+
+
+def _unstructure_timedelta(value: timedelta) -> float:
+    if abs(value) > _EXACT_SECONDS:
+        raise ValueError(
+            f"cannot store the duration {value!r}: as seconds it would lose precision (more "
+            f"than about 285 years); store such a span as a date or a number of days instead"
+        )
+    return value.total_seconds()
+
+
+def _structure_timedelta(value: Any, _: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    if type(value) not in (int, float):
+        raise ValueError(f"expected a number of seconds, got {type(value).__name__} {value!r}")
+    try:
+        return timedelta(seconds=value)
+    except OverflowError:
+        raise ValueError(f"{value!r} seconds is longer than a timedelta can be") from None
+
+
+converter.register_unstructure_hook(timedelta, _unstructure_timedelta)
+converter.register_structure_hook(timedelta, _structure_timedelta)
 converter.register_unstructure_hook(Decimal, str)
 converter.register_structure_hook(Decimal, lambda v, _: Decimal(str(v)))
 converter.register_unstructure_hook(UUID, str)
 converter.register_structure_hook(UUID, lambda v, _: v if isinstance(v, UUID) else UUID(str(v)))
+
+
+# A fast path for loading states, which happens on every call of the request-handler pattern:
+# build well-formed documents directly, and leave anything unusual (a missing key, a wrong
+# type, an unknown status) to cattrs' generated hook, which explains precisely what is wrong.
+_generic_state = make_dict_structure_fn(State, converter)
+_WORKFLOW_STATUS: dict[str, WorkflowStatus] = {s.value: s for s in WorkflowStatus}
+_THREAD_STATUS: dict[str, ThreadStatus] = {s.value: s for s in ThreadStatus}
+_EVENT_STATUS: dict[str, EventStatus] = {s.value: s for s in EventStatus}
+
+
+def _fast_event(d: dict[str, Any]) -> WaitEvent:
+    r = d["req"]
+    wid, tid, name, pc, data = (
+        r["workflow_id"], r["thread_id"], r["name"], r["pc"], r["setup_data"])  # fmt: skip
+    kind, handled, error = d["type"], d["handled"], d["error"]
+    if not (
+        type(wid) is str and type(tid) is str and type(name) is str and type(pc) is int
+        and type(data) is str and type(kind) is str and type(handled) is bool
+        and type(error) is str
+    ):  # fmt: skip
+        raise TypeError("not a well-formed wait event")
+    req = CallbackRequest(wid, tid, name, pc, data)
+    return WaitEvent(kind, req, _EVENT_STATUS[d["status"]], handled, error)
+
+
+def _fast_thread(d: dict[str, Any]) -> Thread:
+    tid, name, step, callback, pc = d["id"], d["name"], d["cur_step"], d["cur_callback"], d["pc"]
+    if not (
+        type(tid) is str and type(name) is str and type(step) is str and type(callback) is str
+        and type(pc) is int
+    ):  # fmt: skip
+        raise TypeError("not a well-formed thread")
+    events = [_fast_event(e) for e in d["wait_events"]]
+    return Thread(tid, name, _THREAD_STATUS[d["status"]], step, callback, events, pc)
+
+
+def _structure_state(d: Any, _: Any) -> State:
+    try:
+        sid, workflow, pc = d["id"], d["workflow"], d["pc"]
+        if type(sid) is str and type(workflow) is str and type(pc) is int:
+            threads = [_fast_thread(t) for t in d["threads"]]
+            return State(sid, workflow, _WORKFLOW_STATUS[d["status"]], threads, pc)
+    except Exception:  # the generic hook below reports the problem precisely
+        pass
+    return _generic_state(d, State)
+
+
+converter.register_structure_hook(State, _structure_state)
 
 _OPTIONS = orjson.OPT_NON_STR_KEYS
 
