@@ -37,6 +37,7 @@ from gorch.errors import DefinitionError as DefinitionError
 from gorch.errors import GorchError as GorchError
 from gorch.errors import HandlerError as HandlerError
 from gorch.errors import InputError as InputError
+from gorch.errors import SerializationError as SerializationError
 from gorch.errors import StaleCallback as StaleCallback
 from gorch.errors import StateMismatchError as StateMismatchError
 from gorch.errors import StepError as StepError
@@ -89,6 +90,7 @@ __all__ = [
     "Return",
     "S",
     "Section",
+    "SerializationError",
     "StaleCallback",
     "State",
     "StateMismatchError",

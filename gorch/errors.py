@@ -20,6 +20,7 @@ __all__ = [
     "GorchError",
     "HandlerError",
     "InputError",
+    "SerializationError",
     "StaleCallback",
     "StateMismatchError",
     "StepError",
@@ -128,6 +129,20 @@ class InputError(GorchError):
     ) -> None:
         super().__init__(message, workflow_id=workflow_id, thread=thread, statement=statement)
         self.event = event
+        self.details = list(details)
+
+
+class SerializationError(GorchError, ValueError):
+    """``gorch.dumps`` could not write a value, or ``gorch.loads`` could not read a document.
+
+    Also a ``ValueError``. The original error is chained as ``__cause__``.
+
+    Attributes:
+        details: one line per problem, with its path in the document (``$.threads[0].pc``).
+    """
+
+    def __init__(self, message: str, *, details: Sequence[str] = ()) -> None:
+        super().__init__(message)
         self.details = list(details)
 
 

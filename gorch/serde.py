@@ -4,7 +4,7 @@ No pickle anywhere: what gorch stores is JSON that other languages can read and 
 load. The converter is cattrs' preconfigured orjson converter (datetimes as ISO-8601 text,
 enums by value) with a few extra hooks:
 
-- ``timedelta`` as seconds (a duration too long to hold exactly, ~285 years, is refused);
+- ``timedelta`` as seconds (a duration that float seconds cannot hold exactly is refused);
 - ``Decimal`` and ``UUID`` as text;
 - non-finite floats as ``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` (JSON has no such numbers);
 - strict scalars: a ``str`` field takes only a JSON string, an ``int`` field only an integer
@@ -28,9 +28,11 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 import orjson
+from cattrs import transform_error
 from cattrs.gen import make_dict_structure_fn
 from cattrs.preconf.orjson import make_converter
 
+from gorch.errors import SerializationError
 from gorch.state import (
     CallbackRequest,
     EventStatus,
@@ -84,17 +86,19 @@ def _unstructure_float(value: float) -> float | str:
 
 converter.register_unstructure_hook(float, _unstructure_float)
 
-# Float seconds hold a duration exactly (to the microsecond) up to 2**53 µs, about 285 years.
-_EXACT_SECONDS = timedelta(microseconds=2**53)
+# Float seconds hold any duration exactly (to the microsecond) up to 2**32 s, about 136 years.
+_EXACT_SECONDS = timedelta(seconds=2**32)
 
 
 def _unstructure_timedelta(value: timedelta) -> float:
-    if abs(value) > _EXACT_SECONDS:
+    seconds = value.total_seconds()
+    # Exact below ~136 years; beyond, float seconds may drop microseconds: check, never guess.
+    if abs(value) > _EXACT_SECONDS and timedelta(seconds=seconds) != value:
         raise ValueError(
-            f"cannot store the duration {value!r}: as seconds it would lose precision (more "
-            f"than about 285 years); store such a span as a date or a number of days instead"
+            f"cannot store the duration {value!r} exactly as seconds; store such a long span "
+            f"as a date or a number of days instead"
         )
-    return value.total_seconds()
+    return seconds
 
 
 def _structure_timedelta(value: Any, _: Any) -> timedelta:
@@ -178,10 +182,46 @@ def structure(data: Any, cls: type[T]) -> T:
 
 
 def dumps(obj: Any) -> str:
-    """Serialize a state, a workflow object or any supported value to JSON text."""
-    return orjson.dumps(converter.unstructure(obj), option=_OPTIONS).decode()
+    """Serialize a state, a workflow object or any supported value to JSON text.
+
+    Raises:
+        SerializationError: a value JSON cannot hold (an int beyond 64 bits, an unregistered
+            type, a duration too long to store exactly).
+    """
+    try:
+        return orjson.dumps(converter.unstructure(obj), option=_OPTIONS).decode()
+    except Exception as exc:
+        raise SerializationError(
+            f"cannot write {type(obj).__name__} as JSON: {type(exc).__name__}: {exc}. Change "
+            f"the value, or register an unstructure hook for its type on gorch.serde.converter."
+        ) from exc
 
 
 def loads(text: str | bytes, cls: type[T]) -> T:
-    """Parse JSON text into an instance of ``cls`` (a ``State``, a workflow class, ...)."""
-    return converter.structure(orjson.loads(text), cls)
+    """Parse JSON text into an instance of ``cls`` (a ``State``, a workflow class, ...).
+
+    Raises:
+        SerializationError: the text is not JSON, or the document does not fit ``cls``;
+            ``.details`` says where (``$.threads[0].pc: expected int``).
+    """
+    try:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise SerializationError(
+            f"cannot read {cls.__name__}: the text is not valid JSON ({exc})",
+            details=[str(exc)],
+        ) from exc
+    try:
+        return converter.structure(data, cls)
+    except Exception as exc:
+        try:
+            details = transform_error(exc)
+        except Exception:
+            details = [f"{type(exc).__name__}: {exc}"]
+        is_record = hasattr(cls, "__attrs_attrs__") or hasattr(cls, "__dataclass_fields__")
+        if is_record and not isinstance(data, dict):
+            details = [f"expected a JSON object, got {type(data).__name__} {data!r} @ $"]
+        raise SerializationError(
+            f"cannot read {cls.__name__} from this document: " + "; ".join(details),
+            details=details,
+        ) from exc
