@@ -1258,12 +1258,12 @@ def goto(
             suggestions=close,
         )
     info = by_name.get(name)
-    targets = sorted(
-        n
-        for n, i in by_name.items()
-        if i.kind in (K_STEP, K_WAIT, K_WAITFOR) and i.thread == t.name
-    )
     if info is None or info.kind not in (K_STEP, K_WAIT, K_WAITFOR) or info.thread != t.name:
+        targets = sorted(
+            n
+            for n, i in by_name.items()
+            if i.kind in (K_STEP, K_WAIT, K_WAITFOR) and i.thread == t.name
+        )
         close = difflib.get_close_matches(name, targets, n=3, cutoff=0.4)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
         if info is None:
