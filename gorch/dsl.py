@@ -289,6 +289,11 @@ class Timeout(Stmt):
         self.kids = body
 
     @property
+    def handler(self) -> Timeout:
+        """A timeout is its own handler."""
+        return self
+
+    @property
     def delay(self) -> timedelta:
         """``after`` as a ``timedelta``."""
         after = self.after

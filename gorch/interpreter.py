@@ -33,7 +33,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from attrs import define, field
-from cattrs import transform_error
 
 from gorch import serde
 from gorch.dsl import (
@@ -463,7 +462,7 @@ def _structure_input(
             details = ["payload: nothing was sent"]
             problem = "it needs a payload, but none was sent"
         else:
-            details = _error_details(exc)
+            details = serde.error_details(exc, path="payload")
             problem = f"it does not fit {name}: " + "; ".join(details)
         raise InputError(
             f"workflow {state.id!r}: the payload of event {event!r} was refused: {problem}. "
@@ -481,14 +480,6 @@ def _type_name(spec: object) -> str:
     if isinstance(spec, type):
         return spec.__name__
     return re.sub(r"\b(?:\w+\.)+(\w+)", r"\1", str(spec))
-
-
-def _error_details(exc: Exception) -> list[str]:
-    try:
-        details = transform_error(exc, path="payload")
-    except Exception:
-        details = []
-    return details or [f"{type(exc).__name__}: {exc}"]
 
 
 def _describe(exc: BaseException) -> str:
@@ -1007,15 +998,16 @@ def _limit(state: State, t: Thread, limit: int) -> StepLimitExceeded:
 
 def waiting_for(state: State) -> list[str]:
     """The events the workflow waits for now, sorted, without repeats."""
-    return sorted(
-        {
-            e.req.name
-            for t in state.threads
-            if t.status is _WAITING_EVENT
-            for e in t.wait_events
-            if e.status in _ACTIVE
-        }
-    )
+    return _awaited(state.threads)
+
+
+def _awaited(threads: Iterable[Thread]) -> list[str]:
+    """The events these threads wait for now, sorted, without repeats."""
+    return sorted({
+        e.req.name
+        for t in threads if t.status is _WAITING_EVENT
+        for e in t.wait_events if e.status in _ACTIVE
+    })  # fmt: skip
 
 
 def _find_event(req: CallbackRequest, state: State) -> tuple[Thread, WaitEvent]:
@@ -1045,11 +1037,7 @@ def _find_event(req: CallbackRequest, state: State) -> tuple[Thread, WaitEvent]:
         if e.req.name == name and e.status in _ACTIVE
     ]
     if not candidates:
-        waiting = sorted({
-            e.req.name
-            for t in threads if t.status is _WAITING_EVENT
-            for e in t.wait_events if e.status in _ACTIVE
-        })  # fmt: skip
+        waiting = _awaited(threads)
         close = difflib.get_close_matches(name, waiting, n=3)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
         listing = ", ".join(map(repr, waiting)) if waiting else "no event at all"
@@ -1126,8 +1114,7 @@ def handle_callback(req: CallbackRequest, wf: Any, state: State, input: Any = No
     run = _Run(wf, state)
     run.check_thread(t)
     info = run.prog.by_name[e.req.name]
-    node = run.node(info)
-    handler = node if info.kind == K_TIMEOUT else node.handler
+    handler = run.node(info).handler
     stored = e.req
     if handler is None:
         out: object = None

@@ -43,7 +43,7 @@ from gorch.state import (
     WorkflowStatus,
 )
 
-__all__ = ["converter", "dumps", "loads", "structure", "unstructure"]
+__all__ = ["converter", "dumps", "error_details", "loads", "structure", "unstructure"]
 
 T = TypeVar("T")
 
@@ -66,7 +66,7 @@ def _strict(cls: type, accepted: tuple[type, ...]) -> Any:
             return target(value)
         if type(value) in accepted:
             return cls(value) if type(value) is not cls else value
-        if cls is float and value in _NON_FINITE:
+        if cls is float and type(value) is str and value in _NON_FINITE:
             return _NON_FINITE[value]
         raise ValueError(f"expected {cls.__name__}, got {type(value).__name__} {value!r}")
 
@@ -181,6 +181,15 @@ def structure(data: Any, cls: type[T]) -> T:
     return converter.structure(data, cls)
 
 
+def error_details(exc: Exception, path: str = "$") -> list[str]:
+    """One line per problem of a failed structuring, each with its path (``@ $.qty``)."""
+    try:
+        details = transform_error(exc, path=path)
+    except Exception:
+        details = []
+    return details or [f"{type(exc).__name__}: {exc}"]
+
+
 def dumps(obj: Any) -> str:
     """Serialize a state, a workflow object or any supported value to JSON text.
 
@@ -214,10 +223,7 @@ def loads(text: str | bytes, cls: type[T]) -> T:
     try:
         return converter.structure(data, cls)
     except Exception as exc:
-        try:
-            details = transform_error(exc)
-        except Exception:
-            details = [f"{type(exc).__name__}: {exc}"]
+        details = error_details(exc)
         is_record = hasattr(cls, "__attrs_attrs__") or hasattr(cls, "__dataclass_fields__")
         if is_record and not isinstance(data, dict):
             details = [f"expected a JSON object, got {type(data).__name__} {data!r} @ $"]
