@@ -31,12 +31,25 @@ from gorch.dsl import Switch as Switch
 from gorch.dsl import Timeout as Timeout
 from gorch.dsl import Wait as Wait
 from gorch.dsl import WaitFor as WaitFor
+from gorch.engine import Engine as Engine
+from gorch.engine import HistoryEntry as HistoryEntry
+from gorch.engine import Instance as Instance
+from gorch.engine import Listener as Listener
+from gorch.engine import Page as Page
+from gorch.engine import RunStatus as RunStatus
+from gorch.engine import Worker as Worker
+from gorch.errors import AlreadyExistsError as AlreadyExistsError
 from gorch.errors import AmbiguousCallback as AmbiguousCallback
+from gorch.errors import BusyError as BusyError
 from gorch.errors import CallbackNotFound as CallbackNotFound
+from gorch.errors import ConflictError as ConflictError
 from gorch.errors import DefinitionError as DefinitionError
 from gorch.errors import GorchError as GorchError
 from gorch.errors import HandlerError as HandlerError
+from gorch.errors import IdempotencyKeyError as IdempotencyKeyError
 from gorch.errors import InputError as InputError
+from gorch.errors import InstanceStatusError as InstanceStatusError
+from gorch.errors import NotFoundError as NotFoundError
 from gorch.errors import SerializationError as SerializationError
 from gorch.errors import StaleCallback as StaleCallback
 from gorch.errors import StateMismatchError as StateMismatchError
@@ -50,6 +63,7 @@ from gorch.interpreter import handle_callback as handle_callback
 from gorch.interpreter import resume as resume
 from gorch.interpreter import validate as validate
 from gorch.interpreter import waiting_for as waiting_for
+from gorch.retry import RetryPolicy as RetryPolicy
 from gorch.serde import dumps as dumps
 from gorch.serde import loads as loads
 from gorch.state import MAIN_THREAD as MAIN_THREAD
@@ -67,15 +81,19 @@ __version__ = "0.1.0"
 
 __all__ = [
     "MAIN_THREAD",
+    "AlreadyExistsError",
     "AmbiguousCallback",
     "Break",
+    "BusyError",
     "CallbackNotFound",
     "CallbackRequest",
     "Case",
     "CheckpointType",
+    "ConflictError",
     "Continue",
     "Default",
     "DefinitionError",
+    "Engine",
     "EventStatus",
     "For",
     "Go",
@@ -84,10 +102,19 @@ __all__ = [
     "GotoPlan",
     "Handler",
     "HandlerError",
+    "HistoryEntry",
+    "IdempotencyKeyError",
     "If",
     "InputError",
+    "Instance",
+    "InstanceStatusError",
+    "Listener",
+    "NotFoundError",
     "On",
+    "Page",
+    "RetryPolicy",
     "Return",
+    "RunStatus",
     "S",
     "Section",
     "SerializationError",
@@ -105,6 +132,7 @@ __all__ = [
     "Wait",
     "WaitEvent",
     "WaitFor",
+    "Worker",
     "WorkflowFinishedError",
     "WorkflowStatus",
     "dumps",

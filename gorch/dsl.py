@@ -25,6 +25,7 @@ from datetime import timedelta
 from typing import Any, Protocol, runtime_checkable
 
 from gorch import clock
+from gorch.retry import RetryPolicy
 from gorch.state import CallbackRequest
 
 __all__ = [
@@ -114,12 +115,15 @@ class Step(Stmt):
     interpreter.
     """
 
-    __slots__ = ("action", "name")
+    __slots__ = ("action", "name", "retry")
     _kind = K_STEP
 
-    def __init__(self, name: str, action: Callable[[], object]) -> None:
+    def __init__(
+        self, name: str, action: Callable[[], object], *, retry: RetryPolicy | None = None
+    ) -> None:
         self.name = name
         self.action = action
+        self.retry = retry  # the engine's retry policy for this step (None: the engine's default)
 
     def __repr__(self) -> str:
         return f"Step({self.name!r})"

@@ -14,12 +14,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = [
+    "AlreadyExistsError",
     "AmbiguousCallback",
+    "BusyError",
     "CallbackNotFound",
+    "ConflictError",
     "DefinitionError",
     "GorchError",
     "HandlerError",
+    "IdempotencyKeyError",
     "InputError",
+    "InstanceStatusError",
+    "NotFoundError",
     "SerializationError",
     "StaleCallback",
     "StateMismatchError",
@@ -234,3 +240,63 @@ class StepLimitExceeded(GorchError):
     def __init__(self, message: str, *, workflow_id: str = "", thread: str = "", limit: int = 0):
         super().__init__(message, workflow_id=workflow_id, thread=thread)
         self.limit = limit
+
+
+# --------------------------------------------------------------------------------------------
+# The engine's errors (layer 4); defined here so that every face maps one tree.
+
+
+class NotFoundError(GorchError):
+    """No instance (or workflow) has that id or name. Nothing changed."""
+
+
+class AlreadyExistsError(GorchError):
+    """An instance with that id exists already. Nothing changed; choose another id, or omit it
+    and let the engine make one."""
+
+
+class ConflictError(GorchError):
+    """Someone else changed the instance between our read and our write (its version moved on).
+
+    Nothing of this call was saved. The engine retries where that is safe; when it is raised to
+    a caller, read the instance again and decide.
+    """
+
+
+class BusyError(GorchError):
+    """Another process holds the instance (it is running a step) and did not let go within the
+    wait bound. Nothing changed; send again later.
+
+    Attributes:
+        owner: who holds the instance's lease.
+    """
+
+    def __init__(self, message: str, *, workflow_id: str = "", owner: str = "") -> None:
+        super().__init__(message, workflow_id=workflow_id)
+        self.owner = owner
+
+
+class InstanceStatusError(GorchError):
+    """The instance's status does not allow this call (an event for a paused, cancelled or
+    failed instance; unpausing one that is not paused). Nothing changed.
+
+    Attributes:
+        status: the instance's status, as its lower-case word.
+    """
+
+    def __init__(self, message: str, *, workflow_id: str = "", status: str = "") -> None:
+        super().__init__(message, workflow_id=workflow_id)
+        self.status = status
+
+
+class IdempotencyKeyError(GorchError):
+    """The idempotency key was used before for another request to the same instance. Nothing
+    changed; use a new key for a new request.
+
+    Attributes:
+        key: the key.
+    """
+
+    def __init__(self, message: str, *, workflow_id: str = "", key: str = "") -> None:
+        super().__init__(message, workflow_id=workflow_id)
+        self.key = key

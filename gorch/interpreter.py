@@ -84,6 +84,7 @@ __all__ = [
     "DEFAULT_MAX_STEPS",
     "GotoError",
     "GotoPlan",
+    "find_statement",
     "goto",
     "handle_callback",
     "resume",
@@ -95,6 +96,10 @@ DEFAULT_MAX_STEPS = 10_000
 """How many steps one ``resume`` may execute before it stops with ``StepLimitExceeded``."""
 
 Checkpoint = Callable[[CheckpointType], object]
+# Called with the thread and the statement's name before user code with side effects runs: a
+# step's action, a WaitFor's handler, a Handler's setup or teardown. The engine commits what is
+# pending there, so no side effect ever runs ahead of the state it depends on.
+Before = Callable[[Thread, str], object]
 
 _EXECUTING = ThreadStatus.EXECUTING
 _RESUMING = ThreadStatus.RESUMING
@@ -361,6 +366,22 @@ def _program(wf: Any) -> tuple[_Program, Any]:
     return prog, tree
 
 
+def find_statement(wf: Any, name: str) -> Any:
+    """The statement named ``name`` in ``wf``'s definition, or None (through the name index)."""
+    prog, tree = _program(wf)
+    info = prog.by_name.get(name)
+    if info is None:
+        return None
+    return _node_at(wf.definition() if tree is None else tree, info)
+
+
+def _node_at(tree: Any, info: _Info) -> Any:
+    n = tree
+    for i in info.path:
+        n = n.kids[i]
+    return n
+
+
 def validate(section: Any) -> None:
     """Check a definition against every rule of the DSL; raise once, listing every problem.
 
@@ -491,13 +512,14 @@ def _describe(exc: BaseException) -> str:
 
 
 class _Run:
-    __slots__ = ("prog", "stale", "state", "tree", "wf")
+    __slots__ = ("before", "prog", "stale", "state", "tree", "wf")
 
-    def __init__(self, wf: Any, state: State) -> None:
+    def __init__(self, wf: Any, state: State, before: Before | None = None) -> None:
         self.wf = wf
         self.state = state
         self.prog, self.tree = _program(wf)
         self.stale = False
+        self.before = before
 
     def node(self, info: _Info, fresh: bool = False) -> Any:
         """The statement at ``info`` in the current tree; a fresh tree if ``fresh`` and
@@ -592,6 +614,8 @@ class _Run:
                 continue
             changed = True
             info = self.prog.by_name[e.req.name]
+            if self.before is not None:
+                self.before(t, e.req.name)
             try:
                 self.node(info).handler.teardown(e.req, e.handled)
             except Exception as exc:
@@ -620,6 +644,8 @@ class _Run:
             if e.status is not _PENDING_SETUP and e.status is not _SETUP_ERROR:
                 continue
             changed = True
+            if self.before is not None:
+                self.before(t, e.req.name)
             try:
                 data = self.node(self.prog.by_name[e.req.name]).handler.setup(e.req)
             except Exception as exc:
@@ -669,6 +695,8 @@ class _Run:
         """Run the step ``t`` is at. On success the thread resumes after it."""
         info = self.prog.by_name[t.cur_step]
         action = self.node(info).action
+        if self.before is not None:
+            self.before(t, info.name)
         self.stale = True
         try:
             result = action()
@@ -699,6 +727,8 @@ class _Run:
     def pass_condition(self, t: Thread, info: _Info, handler: Any) -> None:
         """A WaitFor's condition holds: call its handler; the thread resumes after it."""
         if handler is not None:
+            if self.before is not None:
+                self.before(t, info.name)
             self.stale = True
             try:
                 handler()
@@ -874,6 +904,7 @@ def resume(
     checkpoint: Checkpoint | None = None,
     *,
     max_steps: int = DEFAULT_MAX_STEPS,
+    before: Before | None = None,
 ) -> None:
     """Run the workflow until every thread is blocked (or it finished).
 
@@ -888,6 +919,10 @@ def resume(
             exception from it propagates unchanged, and the state is then as it was when it
             was called.
         max_steps: the most steps (and passed ``WaitFor``s) this call may execute.
+        before: called as ``before(thread, name)`` just before user code with side effects
+            runs (a step's action, a ``WaitFor`` handler, a Handler's setup or teardown); an
+            exception from it propagates unchanged and that code does not run. The engine
+            commits pending changes here.
 
     Raises:
         StepError: a step raised; the thread stays at the step, resume again to retry it.
@@ -912,13 +947,13 @@ def resume(
     """
     if state.status is WorkflowStatus.FINISHED:
         if state.threads:  # only threads holding failed teardowns can be left
-            _Run(wf, state).finish_teardowns(checkpoint)
+            _Run(wf, state, before).finish_teardowns(checkpoint)
             return
         raise WorkflowFinishedError(
             f"workflow {state.id!r} ({state.workflow}) has finished; there is nothing to resume",
             workflow_id=state.id,
         )
-    run = _Run(wf, state)
+    run = _Run(wf, state, before)
     for x in state.threads:
         run.check_thread(x)
     for x in state.threads:

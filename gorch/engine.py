@@ -1,0 +1,1064 @@
+"""The engine: durable workflow instances on a store, and the worker that moves them on.
+
+:class:`Engine` starts instances, delivers events, and repairs, pauses, unpauses, cancels and
+retries them. :class:`Worker` fires due timers, resumes runnable instances and retries failed
+steps when their backoff is over.
+
+How one instance is kept consistent (DESIGN.md section 4):
+
+- Every change is one :meth:`Store.commit <gorch.store.Store.commit>`: the state, the data, the
+  timers derived from the state, history rows and an idempotency key, in one transaction, and
+  only if the instance's version is still the one read (otherwise nothing is written).
+- Work that runs user code with side effects (a step, a ``WaitFor`` handler, a Handler's setup
+  or teardown) first commits what is pending (the accepted event) together with a *lease* on the
+  instance: ``lease_owner`` and ``lease_expires``. Every step is followed by its own commit (the
+  checkpoint), which also renews the lease; the last commit releases it. A lease is taken and
+  renewed in short transactions, so a step that takes seconds holds no database lock and never
+  blocks other instances.
+- Other callers do not start work on a leased instance: ``send`` (and the operator calls) wait
+  up to ``busy_wait`` seconds for the lease to be released, then raise :class:`BusyError`
+  having changed nothing. An expired lease (its holder crashed) is free to take; the holder's
+  next commit then fails its version check, so two processes never both record progress.
+- An event that needs no side effect before the next wait (the common case) costs one read and
+  one commit. If the instance changed in between, the commit fails its version check, nothing
+  was done outside memory, and ``send`` simply reads again and retries.
+- A step that raises is recorded (error, attempt, next attempt time) and retried by a worker
+  with the step's :class:`~gorch.retry.RetryPolicy`; past its last attempt the instance becomes
+  ``FAILED``. A step is run at least once: if the process dies during it, a worker runs it again
+  once the lease expires; a step whose checkpoint committed never runs again.
+"""
+
+from __future__ import annotations
+
+import builtins
+import difflib
+import functools
+import hashlib
+import logging
+import os
+import random
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from enum import StrEnum
+from types import FrameType
+from typing import Any
+
+import orjson
+from attrs import define, evolve, field
+
+from gorch import clock, serde
+from gorch.errors import (
+    BusyError,
+    CallbackNotFound,
+    ConflictError,
+    DefinitionError,
+    GorchError,
+    HandlerError,
+    IdempotencyKeyError,
+    InputError,
+    InstanceStatusError,
+    NotFoundError,
+    SerializationError,
+    StaleCallback,
+    StateMismatchError,
+    StepError,
+    StepLimitExceeded,
+    WorkflowFinishedError,
+)
+from gorch.interpreter import (
+    DEFAULT_MAX_STEPS,
+    GotoPlan,
+    find_statement,
+    goto,
+    handle_callback,
+    resume,
+    waiting_for,
+)
+from gorch.retry import RetryPolicy
+from gorch.state import (
+    MAIN_THREAD,
+    CallbackRequest,
+    CheckpointType,
+    EventStatus,
+    State,
+    Thread,
+    WorkflowStatus,
+    new_state,
+)
+from gorch.store.base import HistoryRecord, InstanceRecord, KeyRecord, Store, TimerRecord, Write
+
+__all__ = [
+    "Engine",
+    "HistoryEntry",
+    "Instance",
+    "Listener",
+    "Page",
+    "RunStatus",
+    "Worker",
+]
+
+log = logging.getLogger("gorch.engine")
+
+
+class RunStatus(StrEnum):
+    """Where an instance stands, as the engine sees it."""
+
+    RUNNING = "running"  # a worker has work to do on it (or is doing it)
+    WAITING = "waiting"  # every thread waits for an event, a timer or a condition
+    FINISHED = "finished"
+    FAILED = "failed"  # a step kept failing past its retry policy; an operator repairs it
+    PAUSED = "paused"  # no event is accepted, no timer fires, until unpaused
+    CANCELLED = "cancelled"
+
+
+_OPEN = (RunStatus.RUNNING, RunStatus.WAITING)
+
+
+@define
+class Instance:
+    """A workflow instance as stored.
+
+    Attributes:
+        id, workflow: the instance's id and its workflow's registered name.
+        status: see :class:`RunStatus`.
+        data: the workflow object.
+        state: the interpreter's :class:`~gorch.State`.
+        created_at, updated_at: aware UTC datetimes.
+        version: bumped by every write.
+        attempts: consecutive failed attempts of the step the instance is at.
+        next_attempt_at: when the next retry is due (or None).
+        last_error: the last step failure (or None).
+        timers: the instance's due timers, soonest first.
+    """
+
+    id: str
+    workflow: str
+    status: RunStatus
+    data: Any
+    state: State
+    created_at: datetime
+    updated_at: datetime
+    version: int = 0
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    last_error: str | None = None
+    timers: list[TimerRecord] = field(factory=list)
+
+    def waiting_for(self) -> list[str]:
+        """The events the instance waits for now, sorted."""
+        return waiting_for(self.state)
+
+
+@define
+class Page:
+    """One page of :meth:`Engine.list`; pass ``next`` as ``cursor`` for the next page."""
+
+    items: list[Instance]
+    next: str | None = None
+
+
+@define
+class HistoryEntry:
+    """One entry of an instance's history; ``input`` and ``output`` are parsed JSON."""
+
+    at: datetime
+    kind: str
+    name: str = ""
+    thread: str = ""
+    input: Any = None
+    output: Any = None
+    error: str | None = None
+    seq: int = 0
+
+
+class Listener:
+    """Hooks the engine calls around steps and on status changes (for logging and metrics).
+
+    Subclass it and override what you need; pass instances as ``Engine(listeners=[...])``. An
+    exception from a listener is logged and otherwise ignored: listeners never change the
+    outcome of an operation.
+    """
+
+    def before_step(self, instance: str, workflow: str, thread: str, step: str) -> None:
+        """A step (or a WaitFor's handler) is about to run."""
+
+    def after_step(
+        self, instance: str, workflow: str, thread: str, step: str, error: BaseException | None
+    ) -> None:
+        """A step ran; ``error`` is what it raised, or None (then its checkpoint committed)."""
+
+    def on_status(
+        self, instance: str, workflow: str, old: RunStatus | None, new: RunStatus
+    ) -> None:
+        """The instance's status changed (``old`` is None for a new instance)."""
+
+
+class _Retry(Exception):
+    """The instance changed under an operation that had not yet done anything: read again."""
+
+
+def _json(value: Any) -> str:
+    return serde.dumps(value)
+
+
+def _timers(state: State) -> tuple[TimerRecord, ...]:
+    """The timers a state implies: one per set-up Timeout event of every thread."""
+    out = []
+    for t in state.threads:
+        for e in t.wait_events:
+            if e.type == "timeout" and e.status is EventStatus.SETUP and not e.handled:
+                r = e.req
+                out.append(
+                    TimerRecord(state.id, t.id, r.name, r.pc, clock.parse_time(r.setup_data))
+                )
+    return tuple(out)
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class _Op:
+    """One operation on one instance: the row as last committed, the live objects, and the
+    commits that bring the store up to date with them."""
+
+    __slots__ = (
+        "cls",
+        "dirty",
+        "effect",
+        "engine",
+        "history",
+        "key",
+        "leased",
+        "row",
+        "state",
+        "status",
+        "timers",
+        "wf",
+    )
+
+    def __init__(self, engine: Engine, row: InstanceRecord, *, leased: bool, new: bool = False):
+        self.engine = engine
+        self.row = row
+        self.cls = engine._class(row.workflow, row.id)
+        self.state: State = _load(row.state, State, row.id, "state")
+        self.wf: Any = _load(row.data, self.cls, row.id, "data")
+        self.leased = leased
+        self.dirty = new  # changes not yet committed that a replay would not reproduce
+        self.effect: tuple[str, str] | None = None  # (thread, step) of user code running now
+        self.history: list[HistoryRecord] = []
+        self.key: KeyRecord | None = None
+        self.timers: tuple[TimerRecord, ...] | None = None if new else _timers(self.state)
+        self.status: RunStatus | None = None if new else RunStatus(row.status)
+
+    # -- committing --------------------------------------------------------------------------
+
+    def note(self, kind: str, name: str = "", thread: str = "", **kw: Any) -> None:
+        self.history.append(HistoryRecord(self.row.id, clock.now(), kind, name, thread, **kw))
+
+    def commit(
+        self,
+        status: RunStatus,
+        *,
+        lease: bool,
+        revert: bool = False,
+        notify: bool = False,
+        timers: tuple[TimerRecord, ...] | None = None,
+        **changes: Any,
+    ) -> None:
+        """Write the live state and data (or, with ``revert``, keep the committed ones) with
+        ``status`` and the pending history; take or renew the lease, or release it."""
+        eng, row = self.engine, self.row
+        now = clock.now()
+        new = evolve(
+            row,
+            status=status.value,
+            updated_at=now,
+            lease_owner=eng.owner if lease else None,
+            lease_expires=now + eng.lease if lease else None,
+            **changes,
+        )
+        if not revert:
+            new.state = serde.dumps(self.state)
+            new.data = serde.dumps(self.wf)
+            timers = _timers(self.state)
+        elif timers is None:
+            timers = self.timers
+        write = Write(
+            new,
+            None if self.timers is None else row.version,
+            timers=None if timers == self.timers else timers,
+            history=self.history,
+            key=self.key,
+            notify=notify,
+        )
+        try:
+            new.version = eng.store.commit(write)
+        except ConflictError:
+            if not self.leased:
+                raise _Retry() from None
+            log.warning(
+                "lost the lease on %s (another process took it over); dropping this run",
+                row.id,
+                extra={"gorch_instance": row.id},
+            )
+            raise
+        old = self.status
+        self.row, self.timers, self.status = new, timers, status
+        self.history, self.key, self.dirty = [], None, False
+        self.leased = lease
+        if old is not status:
+            eng._status(row.id, row.workflow, old, status)
+
+    # -- running -----------------------------------------------------------------------------
+
+    def before(self, t: Thread, name: str) -> None:
+        if self.dirty or not self.leased:
+            self.commit(RunStatus.RUNNING, lease=True, notify=False)
+        self.effect = (t.id, name)
+        self.engine._each("before_step", self.row.id, self.row.workflow, t.id, name)
+
+    def checkpoint(self, kind: CheckpointType) -> None:
+        if kind is CheckpointType.AFTER_RESUME:
+            return  # replaying from the last commit reproduces it
+        if kind is CheckpointType.AFTER_STEP or kind is CheckpointType.AFTER_CONDITION:
+            if self.effect is None:
+                return  # a WaitFor without a handler passed: reproducible
+            thread, name = self.effect
+            self.effect = None
+            self.note("step", name, thread)
+            self.commit(RunStatus.RUNNING, lease=True, attempts=0, next_attempt_at=None,
+                        last_error=None)  # fmt: skip
+            self.engine._each("after_step", self.row.id, self.row.workflow, thread, name, None)
+            return
+        self.effect = None  # a Handler's setup or teardown ran: record it now
+        self.commit(RunStatus.RUNNING, lease=True)
+
+    def run(self) -> None:
+        """Resume until every thread is blocked; commit the outcome and release the lease."""
+        eng = self.engine
+        try:
+            resume(self.wf, self.state, self.checkpoint, max_steps=eng.max_steps,
+                   before=self.before)  # fmt: skip
+        except (StepError, HandlerError) as exc:
+            self.failed(exc)
+            return
+        except StepLimitExceeded as exc:
+            log.info("%s", exc, extra={"gorch_instance": self.row.id})
+            self.commit(RunStatus.RUNNING, lease=False, notify=True, next_attempt_at=None)
+            return
+        except (StateMismatchError, DefinitionError, SerializationError) as exc:
+            if not self.leased:
+                raise  # this call committed nothing: refuse it, nothing changed
+            self.broken(exc)
+            return
+        except WorkflowFinishedError:
+            pass
+        done = self.state.status is WorkflowStatus.FINISHED and not self.state.threads
+        if done:
+            self.note("finished")
+        status = RunStatus.FINISHED if done else RunStatus.WAITING
+        if self.state.status is WorkflowStatus.FINISHED and self.state.threads:
+            status = RunStatus.RUNNING  # teardowns failed: retried like a step
+        self.commit(status, lease=False, attempts=0, next_attempt_at=None, last_error=None)
+
+    def failed(self, exc: GorchError) -> None:
+        """A step (or WaitFor handler) raised: keep the state of the last checkpoint, count the
+        attempt, and schedule a retry or give up."""
+        thread, name = self.effect or (exc.thread, exc.statement)
+        self.effect = None
+        eng = self.engine
+        cause = exc.__cause__ or exc
+        error = f"{type(cause).__name__}: {cause}"
+        eng._each("after_step", self.row.id, self.row.workflow, thread, name, cause)
+        policy = eng.policy(self.cls, self.wf, name)
+        attempts = self.row.attempts + 1
+        self.note("step_failed", name, thread, error=error, output=_json({"attempt": attempts}))
+        if attempts >= policy.max_attempts:
+            self.note("failed", name, thread, error=error)
+            log.error(
+                "%s: step %r failed for good after %d attempts: %s",
+                self.row.id, name, attempts, error,
+                extra={"gorch_instance": self.row.id, "gorch_step": name},
+            )  # fmt: skip
+            self.commit(RunStatus.FAILED, lease=False, revert=True, attempts=attempts,
+                        next_attempt_at=None, last_error=error)  # fmt: skip
+            return
+        due = clock.now() + policy.delay(attempts, eng.rng)
+        log.warning(
+            "%s: step %r failed (attempt %d of %d), retrying at %s: %s",
+            self.row.id, name, attempts, policy.max_attempts, clock.format_time(due), error,
+            extra={"gorch_instance": self.row.id, "gorch_step": name},
+        )  # fmt: skip
+        self.commit(RunStatus.RUNNING, lease=False, revert=True, notify=True, attempts=attempts,
+                    next_attempt_at=due, last_error=error)  # fmt: skip
+
+    def broken(self, exc: GorchError) -> None:
+        """The code no longer fits the state: nothing can run until an operator repairs it."""
+        error = f"{type(exc).__name__}: {exc}"
+        self.note("failed", exc.statement, exc.thread, error=error)
+        log.error("%s: %s", self.row.id, error, extra={"gorch_instance": self.row.id})
+        self.commit(RunStatus.FAILED, lease=False, revert=True, next_attempt_at=None,
+                    last_error=error)  # fmt: skip
+
+
+def _load(text: str, cls: type, instance_id: str, what: str) -> Any:
+    try:
+        return serde.loads(text, cls)
+    except SerializationError as exc:
+        raise SerializationError(
+            f"instance {instance_id!r}: the stored {what} cannot be read as {cls.__name__}: "
+            f"{exc}. Repair the row, or deploy code whose types match it.",
+            details=exc.details,
+        ) from exc
+
+
+class Engine:
+    """Durable workflow instances on a store.
+
+    Args:
+        store: where instances live (:class:`gorch.store.SQLStore` or ``MemoryStore``).
+        workflows: registered workflow classes by name.
+        retry: the default retry policy for failing steps (a step may override it with
+            ``Step(..., retry=RetryPolicy(...))``).
+        lease: how long a claim on an instance lasts without a checkpoint. A step that runs
+            longer than this may be run a second time by a worker that takes the instance over.
+        busy_wait: seconds an operation waits for an instance another process is working on
+            before it raises :class:`BusyError`.
+        max_steps: steps one resume may run before yielding the instance to a worker.
+        listeners: :class:`Listener` objects.
+        owner: this engine's name in leases (default: host, pid and a random suffix).
+
+    Example::
+
+        engine = Engine(SQLStore("sqlite:///gorch.db"), {"pizza": PizzaOrder})
+        engine.start("pizza", PizzaOrder(), id="order-1")
+        engine.send("order-1", "AddToCart", {"name": "margherita", "qty": 2}, key="req-17")
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        workflows: Mapping[str, type],
+        *,
+        retry: RetryPolicy | None = None,
+        lease: timedelta | float = timedelta(seconds=60),
+        busy_wait: float = 10.0,
+        max_steps: int = DEFAULT_MAX_STEPS,
+        listeners: Iterable[Listener] = (),
+        owner: str | None = None,
+    ) -> None:
+        for name, cls in workflows.items():
+            if not isinstance(name, str) or not name:
+                raise ValueError(f"workflow names must be non-empty strings, not {name!r}")
+            if not callable(getattr(cls, "definition", None)):
+                raise ValueError(f"workflow {name!r}: {cls!r} has no definition() method")
+        self.store = store
+        self.workflows = dict(workflows)
+        self.retry_policy = retry or RetryPolicy()
+        self.lease = lease if isinstance(lease, timedelta) else timedelta(seconds=lease)
+        self.busy_wait = busy_wait
+        self.max_steps = max_steps
+        self.listeners = list(listeners)
+        self.owner = owner or _owner()
+        self.rng = random.Random()
+
+    def __repr__(self) -> str:
+        return f"Engine({self.store!r}, {sorted(self.workflows)})"
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _class(self, workflow: str, instance_id: str = "") -> type:
+        try:
+            return self.workflows[workflow]
+        except KeyError:
+            close = difflib.get_close_matches(workflow, list(self.workflows), n=3)
+            hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+            known = ", ".join(map(repr, sorted(self.workflows))) or "none"
+            where = f"instance {instance_id!r} belongs to " if instance_id else ""
+            raise NotFoundError(
+                f"{where}workflow {workflow!r}, which is not registered with this engine "
+                f"(registered: {known}).{hint}",
+                workflow_id=instance_id,
+            ) from None
+
+    def _each(self, hook: str, *args: Any) -> None:
+        for listener in self.listeners:
+            try:
+                getattr(listener, hook)(*args)
+            except Exception:
+                log.exception("listener %r failed in %s", listener, hook)
+
+    def _status(self, id: str, workflow: str, old: RunStatus | None, new: RunStatus) -> None:
+        log.info("%s: %s -> %s", id, old, new.value, extra={"gorch_instance": id})
+        self._each("on_status", id, workflow, old, new)
+
+    def policy(self, cls: type, wf: Any, step: str) -> RetryPolicy:
+        """The retry policy of ``step`` in workflow ``cls`` (the step's own, or the default)."""
+        node = find_statement(wf, step) if step else None
+        own = getattr(node, "retry", None)
+        return own if isinstance(own, RetryPolicy) else self.retry_policy
+
+    def _row(self, id: str) -> InstanceRecord:
+        if not isinstance(id, str) or not id:
+            raise InputError(f"an instance id must be a non-empty string, not {id!r}")
+        row = self.store.get(id)
+        if row is None:
+            raise NotFoundError(f"no instance has id {id!r}", workflow_id=id)
+        return row
+
+    def _instance(self, row: InstanceRecord, timers: bool = False) -> Instance:
+        cls = self._class(row.workflow, row.id)
+        return Instance(
+            id=row.id,
+            workflow=row.workflow,
+            status=RunStatus(row.status),
+            data=_load(row.data, cls, row.id, "data"),
+            state=_load(row.state, State, row.id, "state"),
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            version=row.version,
+            attempts=row.attempts,
+            next_attempt_at=row.next_attempt_at,
+            last_error=row.last_error,
+            timers=self.store.timers(row.id) if timers else [],
+        )
+
+    def _free_row(self, id: str, waited: list[float]) -> InstanceRecord:
+        """Read the instance, waiting (up to ``busy_wait`` in all) while someone else holds a
+        live lease on it."""
+        pause = 0.002
+        while True:
+            row = self._row(id)
+            owner, until = row.lease_owner, row.lease_expires
+            if owner is None or owner == self.owner or until is None or until < clock.now():
+                return row
+            if waited[0] >= self.busy_wait:
+                raise BusyError(
+                    f"instance {id!r} is busy: {owner} is running it (lease until "
+                    f"{clock.format_time(until)}) and did not finish within "
+                    f"{self.busy_wait:g} s. Nothing changed; send again later.",
+                    workflow_id=id,
+                    owner=owner,
+                )
+            # time.monotonic may be frozen by freezegun in tests: count what we slept instead
+            step = min(pause, self.busy_wait - waited[0])
+            time.sleep(step)
+            waited[0] += step
+            pause = min(pause * 2, 0.05)
+
+    def _operate(self, id: str, body: Callable[[InstanceRecord], Any]) -> Any:
+        """Run ``body`` on a freshly read, unleased row; read again while the instance changes
+        under it before it did anything."""
+        waited = [0.0]
+        for _ in range(1000):
+            row = self._free_row(id, waited)
+            try:
+                return body(row)
+            except _Retry:
+                continue
+        raise ConflictError(  # pragma: no cover - needs 1000 lost races in a row
+            f"instance {id!r} kept changing under this call; nothing changed, try again",
+            workflow_id=id,
+        )
+
+    # -- the public calls --------------------------------------------------------------------
+
+    def start(
+        self, workflow: str, data: Any, id: str | None = None, *, defer: bool = False
+    ) -> Instance:
+        """Create an instance of ``workflow`` from ``data`` and run it until it blocks.
+
+        Args:
+            workflow: a registered workflow's name.
+            data: the workflow object to start from (an instance of the registered class).
+            id: the instance's id (default: a random one).
+            defer: only commit the new instance as ``RUNNING``; a worker runs it.
+
+        Raises:
+            NotFoundError: ``workflow`` is not registered.
+            AlreadyExistsError: an instance with ``id`` exists already (nothing changed).
+            InputError: ``data`` is not an instance of the registered class, or a bad id.
+        """
+        cls = self._class(workflow)
+        if not isinstance(data, cls):
+            raise InputError(
+                f"start({workflow!r}): data must be a {cls.__name__}, not {type(data).__name__}"
+            )
+        if id is None:
+            id = uuid.uuid4().hex
+        elif not isinstance(id, str) or not id or len(id) > 200:
+            raise InputError(f"an instance id must be a string of 1 to 200 characters: {id!r}")
+        now = clock.now()
+        state = new_state(id, workflow)
+        row = InstanceRecord(
+            id, workflow, RunStatus.RUNNING.value, serde.dumps(state), serde.dumps(data), now, now
+        )
+        op = _Op(self, row, leased=False, new=True)
+        op.wf = data
+        op.note("started", workflow, input=row.data)
+        if defer:
+            op.commit(RunStatus.RUNNING, lease=False, notify=True)
+        else:
+            op.run()
+        return self._instance(op.row)
+
+    def send(
+        self,
+        id: str,
+        event: str,
+        payload: Any = None,
+        *,
+        key: str | None = None,
+        thread: str = "",
+    ) -> Any:
+        """Deliver ``event`` with ``payload`` to instance ``id`` and run it until it blocks.
+
+        The accepted event is committed (state, data, history) before any step after it runs;
+        a step that then fails does not undo the event (it is retried by a worker).
+
+        Args:
+            id: the instance.
+            event: the event's name (as in ``On(event, ...)``).
+            payload: parsed JSON (or an instance of the handler's payload type).
+            key: an idempotency key: a repeat with the same key returns the first answer and
+                applies nothing again.
+            thread: the thread to deliver to; by default the one thread waiting for ``event``.
+
+        Returns:
+            The handler's output as JSON-compatible data (the same on a repeat with ``key``).
+
+        Raises:
+            NotFoundError, CallbackNotFound, InputError, WorkflowFinishedError,
+            InstanceStatusError (paused, cancelled, failed), BusyError, IdempotencyKeyError;
+            none of them changes anything.
+        """
+        if not isinstance(event, str) or not event:
+            raise InputError(f"an event name must be a non-empty string, not {event!r}")
+        fingerprint = ""
+        if key is not None:
+            if not isinstance(key, str) or not key or len(key) > 200:
+                raise InputError(f"an idempotency key must be 1 to 200 characters: {key!r}")
+            fingerprint = _fingerprint(event, thread, payload)
+
+        def body(row: InstanceRecord) -> Any:
+            if key is not None:
+                done = self.store.get_key(id, key)
+                if done is not None:
+                    if done.fingerprint != fingerprint:
+                        raise IdempotencyKeyError(
+                            f"idempotency key {key!r} of instance {id!r} was used for another "
+                            f"request; use a new key for a new request",
+                            workflow_id=id,
+                            key=key,
+                        )
+                    return orjson.loads(done.output)
+            self._check_open(row, f"send {event!r} to")
+            op = _Op(self, row, leased=False)
+            out = handle_callback(
+                CallbackRequest(workflow_id=id, thread_id=thread, name=event), op.wf, op.state,
+                payload,
+            )  # fmt: skip
+            out_json = serde.dumps(out)
+            op.dirty = True
+            op.note("event", event, _thread_of(op.state, event, thread),
+                    input=_json_or_none(payload), output=out_json)  # fmt: skip
+            if key is not None:
+                op.key = KeyRecord(id, key, fingerprint, out_json, clock.now())
+            op.run()
+            return orjson.loads(out_json)
+
+        return self._operate(id, body)
+
+    def send_json(
+        self, id: str, event: str, body: str | bytes, *, key: str | None = None, thread: str = ""
+    ) -> Any:
+        """:meth:`send` with the payload as JSON text (a request body, a message)."""
+        try:
+            payload = orjson.loads(body) if body not in ("", b"") else None
+        except orjson.JSONDecodeError as exc:
+            raise InputError(
+                f"the payload of {event!r} for instance {id!r} is not valid JSON: {exc}",
+                workflow_id=id,
+                event=event,
+                details=[str(exc)],
+            ) from None
+        return self.send(id, event, payload, key=key, thread=thread)
+
+    def _check_open(self, row: InstanceRecord, doing: str) -> None:
+        status = RunStatus(row.status)
+        if status is RunStatus.FINISHED:
+            raise WorkflowFinishedError(
+                f"cannot {doing} instance {row.id!r}: it has finished", workflow_id=row.id
+            )
+        if status not in _OPEN:
+            what = {
+                RunStatus.PAUSED: "it is paused; unpause it first",
+                RunStatus.CANCELLED: "it was cancelled",
+                RunStatus.FAILED: f"it failed ({row.last_error}); repair it with goto or retry "
+                "it first",
+            }[status]
+            raise InstanceStatusError(
+                f"cannot {doing} instance {row.id!r}: {what}",
+                workflow_id=row.id,
+                status=status.value,
+            )
+
+    def get(self, id: str) -> Instance:
+        """The instance ``id`` (with its timers). Raises :class:`NotFoundError`."""
+        return self._instance(self._row(id), timers=True)
+
+    def list(
+        self,
+        *,
+        workflow: str | None = None,
+        status: RunStatus | str | Sequence[RunStatus | str] | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        """Instances, newest first, filtered by workflow and status; one page at a time."""
+        if not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise InputError(f"limit must be an integer from 1 to 1000, not {limit!r}")
+        statuses: list[str] | None = None
+        if status is not None:
+            items = [status] if isinstance(status, str) else list(status)
+            try:
+                statuses = [RunStatus(s).value for s in items]
+            except ValueError:
+                raise InputError(
+                    f"unknown status in {items!r}; use one of "
+                    f"{', '.join(s.value for s in RunStatus)}"
+                ) from None
+        after = _parse_cursor(cursor) if cursor else None
+        rows = self.store.list_instances(
+            workflow=workflow, status=statuses, limit=limit + 1, after=after
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        nxt = _cursor(rows[-1]) if more else None
+        return Page([self._instance(r) for r in rows], nxt)
+
+    def history(self, id: str) -> builtins.list[HistoryEntry]:
+        """The instance's history, oldest first. Raises :class:`NotFoundError`."""
+        self._row(id)
+        return [
+            HistoryEntry(
+                h.at,
+                h.kind,
+                h.name,
+                h.thread,
+                None if h.input is None else orjson.loads(h.input),
+                None if h.output is None else orjson.loads(h.output),
+                h.error,
+                h.seq,
+            )
+            for h in self.store.history(id)
+        ]
+
+    def _lease(self, row: InstanceRecord, kind: str) -> _Op:
+        """Take the lease on a free row, committing a history entry (for operator calls)."""
+        op = _Op(self, row, leased=False)
+        op.note(kind)
+        op.commit(RunStatus(row.status), lease=True, revert=True)
+        return op
+
+    def goto(
+        self, id: str, name: str, thread: str = MAIN_THREAD, *, dry_run: bool = False
+    ) -> GotoPlan:
+        """Move ``thread`` of instance ``id`` to the statement ``name`` and run on from there.
+
+        With ``dry_run`` nothing changes and the plan says what would. A failed instance is
+        repaired this way (its retry count is reset); a paused one stays paused.
+        """
+
+        def body(row: InstanceRecord) -> GotoPlan:
+            status = RunStatus(row.status)
+            if status in (RunStatus.FINISHED, RunStatus.CANCELLED):
+                raise InstanceStatusError(
+                    f"cannot goto in instance {id!r}: it is {status.value}",
+                    workflow_id=id,
+                    status=status.value,
+                )
+            probe = _Op(self, row, leased=False)
+            plan = goto(probe.wf, probe.state, name, thread, dry_run=True)
+            if dry_run:
+                return plan
+            op = _Op(self, row, leased=False)
+            op.commit(op.status or status, lease=True)  # hold it while teardowns run
+            plan = goto(op.wf, op.state, name, thread)
+            op.note("goto", name, thread, input=_json({"plan": plan.describe()}))
+            if status is RunStatus.PAUSED:
+                op.commit(RunStatus.PAUSED, lease=False)
+            else:
+                op.commit(RunStatus.RUNNING, lease=True, attempts=0, next_attempt_at=None,
+                          last_error=None)  # fmt: skip
+                op.run()
+            return plan
+
+        plan: GotoPlan = self._operate(id, body)
+        return plan
+
+    def pause(self, id: str) -> Instance:
+        """Stop the instance: no event is accepted and no timer fires until :meth:`unpause`."""
+
+        def body(row: InstanceRecord) -> Instance:
+            status = RunStatus(row.status)
+            if status is RunStatus.PAUSED:
+                return self._instance(row)
+            if status in (RunStatus.FINISHED, RunStatus.CANCELLED):
+                raise InstanceStatusError(
+                    f"cannot pause instance {id!r}: it is {status.value}",
+                    workflow_id=id,
+                    status=status.value,
+                )
+            op = _Op(self, row, leased=False)
+            op.note("paused")
+            op.commit(RunStatus.PAUSED, lease=False, revert=True)
+            return self._instance(op.row)
+
+        return self._operate(id, body)  # type: ignore[no-any-return]
+
+    def unpause(self, id: str) -> Instance:
+        """Let a paused instance go on: it runs until it blocks (due timers fire next)."""
+
+        def body(row: InstanceRecord) -> Instance:
+            if row.status != RunStatus.PAUSED:
+                raise InstanceStatusError(
+                    f"cannot unpause instance {id!r}: it is {row.status}, not paused",
+                    workflow_id=id,
+                    status=row.status,
+                )
+            op = self._lease(row, "unpaused")
+            op.run()
+            return self._instance(op.row)
+
+        return self._operate(id, body)  # type: ignore[no-any-return]
+
+    def cancel(self, id: str) -> Instance:
+        """End the instance for good: its timers are deleted and nothing more runs. Its state
+        is kept as it was, for inspection."""
+
+        def body(row: InstanceRecord) -> Instance:
+            status = RunStatus(row.status)
+            if status in (RunStatus.FINISHED, RunStatus.CANCELLED):
+                raise InstanceStatusError(
+                    f"cannot cancel instance {id!r}: it is {status.value}",
+                    workflow_id=id,
+                    status=status.value,
+                )
+            op = _Op(self, row, leased=False)
+            op.note("cancelled")
+            op.commit(RunStatus.CANCELLED, lease=False, revert=True, timers=(),
+                      next_attempt_at=None)  # fmt: skip
+            return self._instance(op.row)
+
+        return self._operate(id, body)  # type: ignore[no-any-return]
+
+    def retry(self, id: str) -> Instance:
+        """Run a failed instance's step again now (its retry count starts over)."""
+
+        def body(row: InstanceRecord) -> Instance:
+            if row.status != RunStatus.FAILED:
+                raise InstanceStatusError(
+                    f"cannot retry instance {id!r}: it is {row.status}, not failed",
+                    workflow_id=id,
+                    status=row.status,
+                )
+            op = _Op(self, row, leased=False)
+            op.note("retry", error=row.last_error)
+            op.commit(RunStatus.RUNNING, lease=True, revert=True, attempts=0,
+                      next_attempt_at=None, last_error=None)  # fmt: skip
+            op.run()
+            return self._instance(op.row)
+
+        return self._operate(id, body)  # type: ignore[no-any-return]
+
+    # -- for the worker ----------------------------------------------------------------------
+
+    def _run_claimed(self, row: InstanceRecord) -> None:
+        op = _Op(self, row, leased=True)
+        op.run()
+
+    def _fire_claimed(self, timer: TimerRecord, row: InstanceRecord) -> bool:
+        """Fire a due timer on a claimed instance; False if it was stale (and is deleted)."""
+        op = _Op(self, row, leased=True)
+        req = CallbackRequest(row.id, timer.thread_id, timer.name, timer.pc)
+        try:
+            handle_callback(req, op.wf, op.state)
+        except (StaleCallback, CallbackNotFound) as exc:
+            log.info(
+                "%s: timer %r (pc %d) is stale, deleting it: %s",
+                row.id, timer.name, timer.pc, exc,
+                extra={"gorch_instance": row.id},
+            )  # fmt: skip
+            self.store.delete_timer(timer)
+            self.store.release(row.id, self.owner, row.version)
+            return False
+        op.dirty = True
+        op.note("timer", timer.name, timer.thread_id, input=_json(clock.format_time(timer.due_at)))
+        op.run()
+        return True
+
+
+def _thread_of(state: State, event: str, thread: str) -> str:
+    if thread:
+        return thread
+    for t in state.threads:
+        if t.cur_callback == event:
+            return t.id
+    return ""
+
+
+def _json_or_none(payload: Any) -> str | None:
+    return None if payload is None else serde.dumps(payload)
+
+
+def _fingerprint(event: str, thread: str, payload: Any) -> str:
+    try:
+        body = orjson.dumps(
+            [event, thread, serde.unstructure(payload)], option=orjson.OPT_SORT_KEYS
+        )
+    except TypeError:
+        body = repr((event, thread, payload)).encode()
+    return hashlib.sha256(body).hexdigest()
+
+
+def _cursor(row: InstanceRecord) -> str:
+    return f"{clock.format_time(row.created_at)}|{row.id}"
+
+
+def _parse_cursor(cursor: str) -> tuple[datetime, str]:
+    at, sep, id = cursor.partition("|")
+    try:
+        if not sep:
+            raise ValueError(cursor)
+        return clock.parse_time(at), id
+    except ValueError:
+        raise InputError(
+            f"{cursor!r} is not a page cursor; pass the 'next' value of the page before"
+        ) from None
+
+
+class Worker:
+    """Fires due timers, resumes runnable instances and retries failed steps.
+
+    Any number of workers, in any number of processes and machines, can share one store: each
+    item is claimed with a lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so none is done
+    twice at once.
+
+    Args:
+        engine: the engine whose store and workflows to work on.
+        batch: how many items one claim takes.
+        poll: seconds an idle worker waits before looking again (PostgreSQL wakes it earlier
+            with LISTEN/NOTIFY when work is committed).
+    """
+
+    def __init__(self, engine: Engine, *, batch: int = 16, poll: float = 1.0) -> None:
+        self.engine = engine
+        self.batch = batch
+        self.poll = poll
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to return once the item in hand is done."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def run_once(self) -> int:
+        """Do everything due now: fire due timers, run runnable instances and due retries,
+        until nothing is left (or :meth:`stop` was called). Returns how many items it did."""
+        done = 0
+        while not self._stop.is_set():
+            n = self._fire_timers() + self._run_runnable()
+            if n == 0:
+                break
+            done += n
+        return done
+
+    def _claim_window(self) -> tuple[datetime, datetime]:
+        now = clock.now()
+        return now, now + self.engine.lease
+
+    def _fire_timers(self) -> int:
+        eng = self.engine
+        now, until = self._claim_window()
+        claimed = eng.store.claim_timers(eng.owner, now, until, self.batch)
+        n = 0
+        for i, (timer, row) in enumerate(claimed):
+            if self._stop.is_set():
+                self._release(row for _, row in claimed[i:])
+                break
+            self._guard(functools.partial(eng._fire_claimed, timer, row), row, "timer")
+            n += 1
+        return n
+
+    def _run_runnable(self) -> int:
+        eng = self.engine
+        now, until = self._claim_window()
+        claimed = eng.store.claim(eng.owner, now, until, self.batch)
+        n = 0
+        for i, row in enumerate(claimed):
+            if self._stop.is_set():
+                self._release(claimed[i:])
+                break
+            self._guard(functools.partial(eng._run_claimed, row), row, "run")
+            n += 1
+        return n
+
+    def _release(self, rows: Iterable[InstanceRecord]) -> None:
+        for row in rows:
+            self.engine.store.release(row.id, self.engine.owner, row.version)
+
+    def _guard(self, work: Callable[[], object], row: InstanceRecord, what: str) -> None:
+        started = time.perf_counter()
+        try:
+            work()
+        except ConflictError:
+            pass  # lost the lease to another worker; it carries on
+        except Exception:
+            # The instance stays as last committed; its lease expires and it is tried again.
+            log.exception("%s: %s failed", row.id, what, extra={"gorch_instance": row.id})
+        log.debug(
+            "%s: %s in %.1f ms", row.id, what, (time.perf_counter() - started) * 1000,
+            extra={"gorch_instance": row.id, "gorch_work": what},
+        )  # fmt: skip
+
+    def _idle(self) -> None:
+        """Wait up to ``poll`` seconds for new work, in short slices so that stop() is quick."""
+        left = self.poll
+        while left > 0 and not self._stop.is_set():
+            slice_ = min(left, 0.2)
+            if self.engine.store.wait_for_work(slice_):
+                return
+            left -= slice_
+
+    def run(self, *, handle_signals: bool = True) -> None:
+        """Work until :meth:`stop` is called or SIGTERM/SIGINT arrives (the item in hand is
+        finished first). Signal handlers are installed only in the main thread."""
+        restore: list[tuple[int, Any]] = []
+        if handle_signals and threading.current_thread() is threading.main_thread():
+
+            def on_signal(signum: int, _: FrameType | None) -> None:
+                log.info(
+                    "worker: %s received, finishing the item in hand", signal.Signals(signum).name
+                )
+                self._stop.set()
+
+            restore = [(s, signal.signal(s, on_signal)) for s in (signal.SIGTERM, signal.SIGINT)]
+        log.info("worker %s started", self.engine.owner)
+        try:
+            while not self._stop.is_set():
+                if self.run_once() == 0:
+                    self._idle()
+        finally:
+            for sig, old in restore:
+                signal.signal(sig, old)
+            log.info("worker %s stopped", self.engine.owner)

@@ -1,0 +1,207 @@
+"""The records a store keeps and the :class:`Store` protocol every store implements.
+
+A store knows nothing of workflows: it keeps rows. State and data are JSON text (written by
+:func:`gorch.dumps`), times are aware UTC datetimes. Every change the engine makes goes through
+one :meth:`Store.commit` call, which writes the instance row, its timers, its history rows and
+an idempotency key in one transaction, and only if the instance's version is still the one the
+engine read (optimistic concurrency). The conformance suite in ``tests/test_store.py`` holds
+every store to the same behaviour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from attrs import define, field
+
+__all__ = [
+    "HistoryRecord",
+    "InstanceRecord",
+    "KeyRecord",
+    "Store",
+    "TimerRecord",
+    "Write",
+]
+
+
+@define(slots=True)
+class InstanceRecord:
+    """One workflow instance's row.
+
+    Attributes:
+        id, workflow: the instance's id and the name of its registered workflow.
+        status: a :class:`gorch.RunStatus` value (``"running"``, ``"waiting"`` ...).
+        state, data: the interpreter's State and the workflow object, as JSON text.
+        version: bumped by every commit; a commit names the version it read.
+        created_at, updated_at: when the row was created and last written.
+        lease_owner, lease_expires: who is working on the instance, until when. A lease is
+            claimed and released in short transactions; an expired lease is free to take.
+        attempts: consecutive failed attempts of the step the instance is at.
+        next_attempt_at: when a worker should run it next (a retry's due time), or None.
+        last_error: the last step failure, or None.
+    """
+
+    id: str
+    workflow: str
+    status: str
+    state: str
+    data: str
+    created_at: datetime
+    updated_at: datetime
+    version: int = 0
+    lease_owner: str | None = None
+    lease_expires: datetime | None = None
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    last_error: str | None = None
+
+
+@define(slots=True, frozen=True)
+class TimerRecord:
+    """A due timer: a ``Timeout`` event that a thread waits on, at the wait's ``pc``."""
+
+    instance_id: str
+    thread_id: str
+    name: str
+    pc: int
+    due_at: datetime
+
+
+@define(slots=True)
+class HistoryRecord:
+    """One entry of an instance's history.
+
+    Attributes:
+        kind: what happened: ``started``, ``event``, ``timer``, ``step``, ``step_failed``,
+            ``goto``, ``paused``, ``unpaused``, ``cancelled``, ``retry``, ``finished``, ``failed``.
+        name: the event, step or statement concerned (or ``""``).
+        thread: the thread concerned (or ``""``).
+        input, output: JSON text, or None.
+        error: the error message, or None.
+        seq: the position in the instance's history (given by the store).
+    """
+
+    instance_id: str
+    at: datetime
+    kind: str
+    name: str = ""
+    thread: str = ""
+    input: str | None = None
+    output: str | None = None
+    error: str | None = None
+    seq: int = 0
+
+
+@define(slots=True)
+class KeyRecord:
+    """An idempotency key: the first answer to a request, kept to answer its repeats."""
+
+    instance_id: str
+    key: str
+    fingerprint: str
+    output: str
+    at: datetime
+
+
+@define(slots=True)
+class Write:
+    """Everything one engine operation changes, committed together or not at all.
+
+    Attributes:
+        instance: the row as it must be after the commit (its ``version`` is ignored).
+        expected_version: the version read before; ``None`` inserts a new instance.
+        timers: the instance's timers after the commit (they replace the ones stored), or
+            ``None`` to leave them as they are.
+        history: rows to append.
+        key: an idempotency key to record (fails the commit if the key exists).
+        notify: whether idle workers should be woken (new runnable work was committed).
+    """
+
+    instance: InstanceRecord
+    expected_version: int | None
+    timers: Sequence[TimerRecord] | None = None
+    history: Sequence[HistoryRecord] = field(factory=tuple)
+    key: KeyRecord | None = None
+    notify: bool = False
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Where instances, timers, history and idempotency keys live.
+
+    Implementations: :class:`gorch.store.MemoryStore` (tests) and :class:`gorch.store.SQLStore`
+    (SQLite, PostgreSQL). Every method is safe to call from many threads at once.
+    """
+
+    def commit(self, write: Write) -> int:
+        """Apply ``write`` in one transaction and return the instance's new version.
+
+        Raises:
+            AlreadyExistsError: ``expected_version`` is None and the id exists.
+            ConflictError: the stored version is not ``expected_version`` (or the instance is
+                gone), or ``write.key`` exists already. Nothing was written.
+        """
+        ...
+
+    def get(self, instance_id: str) -> InstanceRecord | None:
+        """The instance's row, or None."""
+        ...
+
+    def list_instances(
+        self,
+        *,
+        workflow: str | None = None,
+        status: Sequence[str] | None = None,
+        limit: int = 50,
+        after: tuple[datetime, str] | None = None,
+    ) -> list[InstanceRecord]:
+        """Instances, newest first (by ``created_at``, then ``id``), filtered; ``after`` is the
+        ``(created_at, id)`` of the last row of the page before."""
+        ...
+
+    def history(self, instance_id: str) -> list[HistoryRecord]:
+        """The instance's history, oldest first."""
+        ...
+
+    def timers(self, instance_id: str | None = None) -> list[TimerRecord]:
+        """The stored timers (of one instance, or all), soonest first."""
+        ...
+
+    def get_key(self, instance_id: str, key: str) -> KeyRecord | None:
+        """The idempotency key's record, or None."""
+        ...
+
+    def claim(self, owner: str, now: datetime, until: datetime, limit: int) -> list[InstanceRecord]:
+        """Lease up to ``limit`` runnable instances to ``owner`` until ``until``.
+
+        Runnable: status ``running``, no live lease (none, or expired before ``now``), and no
+        retry due later than ``now``. Each claimed row's version is bumped; the rows are
+        returned as they are after the claim. Concurrent claimers never get the same row.
+        """
+        ...
+
+    def claim_timers(
+        self, owner: str, now: datetime, until: datetime, limit: int
+    ) -> list[tuple[TimerRecord, InstanceRecord]]:
+        """Lease instances that have a timer due at ``now`` (at most one timer per instance)
+        whose status is ``waiting`` or ``running`` and whose lease is free; as :meth:`claim`."""
+        ...
+
+    def release(self, instance_id: str, owner: str, version: int) -> bool:
+        """Drop ``owner``'s lease if the instance is still at ``version``; whether it did."""
+        ...
+
+    def delete_timer(self, timer: TimerRecord) -> None:
+        """Delete one timer (a stale one, whose wait is over)."""
+        ...
+
+    def wait_for_work(self, timeout: float) -> bool:
+        """Block up to ``timeout`` seconds, returning True early when a commit with ``notify``
+        is seen (PostgreSQL: LISTEN/NOTIFY, across processes)."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...

@@ -1,0 +1,77 @@
+"""Shared fixtures: a real PostgreSQL server for the session, and one store of each kind.
+
+The PostgreSQL server is started by the tests themselves (DESIGN.md section 5). If it cannot
+start, every test that needs it errors: the run fails, it does not skip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gorch.store import MemoryStore, Store
+
+pytest_plugins = ["gorch.testing"]
+
+STORE_KINDS = ["memory", "sqlite", "postgres"]
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """The URL of a PostgreSQL server started for this test session."""
+    from gorch.testing.postgres import TempPostgres
+
+    with TempPostgres() as pg:
+        yield pg.url
+
+
+def _truncate(url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "DO $$ BEGIN IF to_regclass('gorch_instances') IS NOT NULL THEN "
+            "TRUNCATE gorch_instances, gorch_timers, gorch_history, gorch_keys; END IF; END $$"
+        )
+
+
+@pytest.fixture
+def pg_store_url(pg_url: str) -> str:
+    """The session's PostgreSQL URL, with gorch's tables emptied for this test."""
+    _truncate(pg_url)
+    return pg_url
+
+
+def make_store(kind: str, tmp_path: Path, pg_url: str | None = None) -> Store:
+    if kind == "memory":
+        return MemoryStore()
+    from gorch.store import SQLStore
+
+    if kind == "sqlite":
+        return SQLStore(f"sqlite:///{tmp_path / 'gorch.db'}")
+    assert pg_url is not None
+    return SQLStore(pg_url)
+
+
+@pytest.fixture(params=STORE_KINDS)
+def store_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def store(store_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Store]:
+    """One store of each kind (the conformance suite runs once per kind)."""
+    url = request.getfixturevalue("pg_store_url") if store_kind == "postgres" else None
+    s = make_store(store_kind, tmp_path, url)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def sql_url(store_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A database URL for the SQL kinds (skipping the memory kind is the caller's choice)."""
+    if store_kind == "postgres":
+        return str(request.getfixturevalue("pg_store_url"))
+    return f"sqlite:///{tmp_path / 'gorch.db'}"
