@@ -49,7 +49,7 @@ from types import FrameType
 from typing import Any
 
 import orjson
-from attrs import define, evolve, field
+from attrs import define, field
 
 from gorch import clock, serde
 from gorch.errors import (
@@ -238,6 +238,7 @@ class _Op:
         "row",
         "state",
         "status",
+        "succeeded",
         "timers",
         "wf",
     )
@@ -251,6 +252,7 @@ class _Op:
         self.leased = leased
         self.dirty = new  # changes not yet committed that a replay would not reproduce
         self.effect: tuple[str, str] | None = None  # (thread, step) of user code running now
+        self.succeeded = False  # a step succeeded since the last commit: its retry count ends
         self.history: list[HistoryRecord] = []
         self.key: KeyRecord | None = None
         self.timers: tuple[TimerRecord, ...] | None = None if new else _timers(self.state)
@@ -275,13 +277,20 @@ class _Op:
         ``status`` and the pending history; take or renew the lease, or release it."""
         eng, row = self.engine, self.row
         now = clock.now()
-        new = evolve(
-            row,
-            status=status.value,
-            updated_at=now,
-            lease_owner=eng.owner if lease else None,
-            lease_expires=now + eng.lease if lease else None,
-            **changes,
+        new = InstanceRecord(
+            row.id,
+            row.workflow,
+            status.value,
+            row.state,
+            row.data,
+            row.created_at,
+            now,
+            row.version,
+            eng.owner if lease else None,
+            now + eng.lease if lease else None,
+            changes.get("attempts", 0 if self.succeeded else row.attempts),
+            changes.get("next_attempt_at", None if self.succeeded else row.next_attempt_at),
+            changes.get("last_error", None if self.succeeded else row.last_error),
         )
         if not revert:
             new.state = serde.dumps(self.state)
@@ -310,7 +319,7 @@ class _Op:
             raise
         old = self.status
         self.row, self.timers, self.status = new, timers, status
-        self.history, self.key, self.dirty = [], None, False
+        self.history, self.key, self.dirty, self.succeeded = [], None, False, False
         self.leased = lease
         if old is not status:
             eng._status(row.id, row.workflow, old, status)
@@ -324,6 +333,10 @@ class _Op:
         self.engine._each("before_step", self.row.id, self.row.workflow, t.id, name)
 
     def checkpoint(self, kind: CheckpointType) -> None:
+        # A checkpoint is committed before the next side effect starts (in before()) or when
+        # the run ends, whichever comes first: only pure interpreter work lies in between, so
+        # this is as safe as committing at once, and the last step of a run shares its commit
+        # with the run's outcome.
         if kind is CheckpointType.AFTER_RESUME:
             return  # replaying from the last commit reproduces it
         if kind is CheckpointType.AFTER_STEP or kind is CheckpointType.AFTER_CONDITION:
@@ -332,12 +345,11 @@ class _Op:
             thread, name = self.effect
             self.effect = None
             self.note("step", name, thread)
-            self.commit(RunStatus.RUNNING, lease=True, attempts=0, next_attempt_at=None,
-                        last_error=None)  # fmt: skip
+            self.dirty = self.succeeded = True
             self.engine._each("after_step", self.row.id, self.row.workflow, thread, name, None)
             return
-        self.effect = None  # a Handler's setup or teardown ran: record it now
-        self.commit(RunStatus.RUNNING, lease=True)
+        self.effect = None  # a Handler's setup or teardown ran
+        self.dirty = True
 
     def run(self) -> None:
         """Resume until every thread is blocked; commit the outcome and release the lease."""
@@ -350,7 +362,7 @@ class _Op:
             return
         except StepLimitExceeded as exc:
             log.info("%s", exc, extra={"gorch_instance": self.row.id})
-            self.commit(RunStatus.RUNNING, lease=False, notify=True, next_attempt_at=None)
+            self.commit(RunStatus.RUNNING, lease=False, notify=True)
             return
         except (StateMismatchError, DefinitionError, SerializationError) as exc:
             if not self.leased:
@@ -403,8 +415,10 @@ class _Op:
         error = f"{type(exc).__name__}: {exc}"
         self.note("failed", exc.statement, exc.thread, error=error)
         log.error("%s: %s", self.row.id, error, extra={"gorch_instance": self.row.id})
-        self.commit(RunStatus.FAILED, lease=False, revert=True, next_attempt_at=None,
-                    last_error=error)  # fmt: skip
+        # The interpreter leaves a consistent state behind these errors (what ran is kept);
+        # only data that cannot be written is dropped for the last committed one.
+        self.commit(RunStatus.FAILED, lease=False, revert=isinstance(exc, SerializationError),
+                    next_attempt_at=None, last_error=error)  # fmt: skip
 
 
 def _load(text: str, cls: type, instance_id: str, what: str) -> Any:

@@ -80,7 +80,7 @@ class HistoryRecord:
         thread: the thread concerned (or ``""``).
         input, output: JSON text, or None.
         error: the error message, or None.
-        seq: the position in the instance's history (given by the store).
+        seq: the position in the instance's history, from 1 (given by the store on reading).
     """
 
     instance_id: str

@@ -23,6 +23,9 @@ Alembic chain; gorch keeps its handful of tables without a migration tool's depe
 
 from __future__ import annotations
 
+import contextlib
+import queue
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -32,11 +35,9 @@ from typing import Any, Literal
 import orjson
 from sqlalchemy import (
     JSON,
-    BigInteger,
     Column,
     DateTime,
     Index,
-    Integer,
     Text,
     TypeDecorator,
     create_engine,
@@ -144,19 +145,20 @@ class TimerRow(SQLModel, table=True):
 
 
 class HistoryRow(SQLModel, table=True):
-    """Table ``gorch_history``: what happened to each instance, in order of ``seq``."""
+    """Table ``gorch_history``: what happened to each instance, in order of
+    ``(version, idx)``: the instance's version written by the commit that added the row, and
+    the row's place within that commit.
+
+    The key is the order, so an instance's history is one range of the primary key; on SQLite
+    the table is clustered on it (``WITHOUT ROWID``), so a checkpoint writes one history page.
+    """
 
     __tablename__ = "gorch_history"
-    __table_args__ = (Index("ix_gorch_history_instance", "instance_id", "seq"),)
+    __table_args__ = {"sqlite_with_rowid": False}
 
-    seq: int | None = Field(
-        default=None,
-        # 64-bit on PostgreSQL; on SQLite an INTEGER PRIMARY KEY is the (64-bit) rowid.
-        sa_column=Column(
-            BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
-        ),
-    )
-    instance_id: str
+    instance_id: str = Field(primary_key=True)
+    version: int = Field(primary_key=True)
+    idx: int = Field(primary_key=True)
     at: datetime = Field(sa_column=Column(_time(), nullable=False))
     kind: str
     name: str
@@ -225,12 +227,23 @@ class _Dialect:
             "next_attempt_at = ?, last_error = ? WHERE id = ? AND version = ?"
         )
         self.history = q(
-            "INSERT INTO gorch_history (instance_id, at, kind, name, thread, input, output, "
-            f"error) VALUES (?, ?, ?, ?, ?, ?{j}, ?{j}, ?)"
+            "INSERT INTO gorch_history (instance_id, version, idx, at, kind, name, thread, "
+            f"input, output, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?{j}, ?{j}, ?)"
         )
         self.key = q(
             "INSERT INTO gorch_keys (instance_id, key, fingerprint, output, at) "
             f"VALUES (?, ?, ?, ?{j}, ?)"
+        )
+        # PostgreSQL: the common checkpoint (update + history rows) as one statement, so one
+        # round trip and one implicit transaction; the history rows depend on the update, so a
+        # failed version check writes nothing.
+        self.update_with_history = (
+            "WITH u AS (" + self.update.replace(" WHERE id", " WHERE id", 1) + " RETURNING id) "
+            "INSERT INTO gorch_history (instance_id, version, idx, at, kind, name, thread, "
+            "input, output, error) SELECT u.id, %s, h.idx, h.at, h.kind, h.name, h.thread, "
+            "h.input::json, h.output::json, h.error FROM u, unnest(%s::timestamptz[], "
+            "%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[]) "
+            "WITH ORDINALITY AS h(at, kind, name, thread, input, output, error, idx)"
         )
         self.del_timers = q("DELETE FROM gorch_timers WHERE instance_id = ?")
         self.add_timer = q(
@@ -243,8 +256,8 @@ class _Dialect:
             "WHERE instance_id = ? AND key = ?"
         )
         self.history_of = q(
-            f"SELECT instance_id, at, kind, name, thread, input{txt}, output{txt}, error, seq "
-            "FROM gorch_history WHERE instance_id = ? ORDER BY seq"
+            f"SELECT instance_id, at, kind, name, thread, input{txt}, output{txt}, error "
+            "FROM gorch_history WHERE instance_id = ? ORDER BY version, idx"
         )
         tcols = "instance_id, thread_id, name, pc, due_at"
         self.timers_of = q(
@@ -284,7 +297,9 @@ def _sqlite_time(at: datetime | None) -> str | None:
     # SQLAlchemy's own SQLite storage format (naive UTC), fixed width so text compares as time.
     if at is None:
         return None
-    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    if at.tzinfo is not UTC:
+        at = at.astimezone(UTC)
+    return at.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _read_time(v: Any) -> Any:
@@ -402,6 +417,14 @@ class SQLStore:
                 f"gorch stores instances in SQLite or PostgreSQL, not {backend!r}; use "
                 f"sqlite:///path/to/file.db or postgresql://user:password@host:port/database"
             )
+        self._idle: queue.SimpleQueue[tuple[Any, Any]] = queue.SimpleQueue()
+        self._made = 0
+        self._made_lock = threading.Lock()
+        self._max = 1 if self._lock is not None else 3 * pool_size
+        self._timeout = busy_timeout
+        self._broken: tuple[type[BaseException], ...] = (
+            (sqlite3.OperationalError,) if backend == "sqlite" else (_psycopg_operational(),)
+        )
         if create:
             self._create_schema()
 
@@ -409,20 +432,57 @@ class SQLStore:
         return f"SQLStore({self.url.render_as_string(hide_password=True)!r})"
 
     # -- connections -------------------------------------------------------------------------
+    # Connections come from SQLAlchemy's pool once and are then kept, each with its cursor, in
+    # a queue of our own: checking one out and in is two C calls, where a pool round trip costs
+    # ~15 µs, a tenth of a durable commit.
+
+    def _checkout(self) -> tuple[Any, Any]:
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            pass
+        with self._made_lock:
+            make = self._made < self._max
+            if make:
+                self._made += 1
+        if make:
+            try:
+                fairy = self.engine.raw_connection()
+                return fairy, fairy.cursor()
+            except BaseException:
+                with self._made_lock:
+                    self._made -= 1
+                raise
+        try:
+            return self._idle.get(timeout=self._timeout)
+        except queue.Empty:
+            raise StoreError(
+                f"{self!r}: all {self._max} connections stayed busy for {self._timeout:g} s; "
+                f"raise pool_size or busy_timeout"
+            ) from None
+
+    def _discard(self, fairy: Any) -> None:
+        with contextlib.suppress(Exception):
+            fairy.invalidate()
+        with self._made_lock:
+            self._made -= 1
 
     @contextmanager
     def _conn(self) -> Iterator[Any]:
         if self._lock is not None:
             self._lock.acquire()
-        raw = self.engine.raw_connection()
         try:
-            cur = raw.cursor()
+            fairy, cur = self._checkout()
             try:
                 yield cur
-            finally:
-                cur.close()
+            except self._broken:
+                self._discard(fairy)  # the connection itself failed: never reuse it
+                raise
+            except BaseException:
+                self._idle.put((fairy, cur))
+                raise
+            self._idle.put((fairy, cur))
         finally:
-            raw.close()
             if self._lock is not None:
                 self._lock.release()
 
@@ -433,7 +493,8 @@ class SQLStore:
             try:
                 yield cur
             except BaseException:
-                cur.execute("ROLLBACK")
+                with contextlib.suppress(Exception):  # keep the original error
+                    cur.execute("ROLLBACK")
                 raise
             cur.execute("COMMIT")
 
@@ -476,6 +537,15 @@ class SQLStore:
     def commit(self, write: Write) -> int:
         d, t, row = self.dialect, self._t, write.instance
         version = 1 if write.expected_version is None else write.expected_version + 1
+        if (
+            d.name == "postgresql"
+            and write.expected_version is not None
+            and write.timers is None
+            and write.key is None
+            and not write.notify
+        ):
+            self._pg_checkpoint(write, version)
+            return version
         try:
             with self._tx() as cur:
                 if write.expected_version is None:
@@ -512,11 +582,11 @@ class SQLStore:
                             d.add_timer,
                             (tm.instance_id, tm.thread_id, tm.name, tm.pc, t(tm.due_at)),
                         )
-                for h in write.history:
+                for i, h in enumerate(write.history, 1):
                     cur.execute(
                         d.history,
-                        (h.instance_id, t(h.at), h.kind, h.name, h.thread, h.input, h.output,
-                         h.error),
+                        (h.instance_id, version, i, t(h.at), h.kind, h.name, h.thread, h.input,
+                         h.output, h.error),
                     )  # fmt: skip
                 if write.key is not None:
                     k = write.key
@@ -540,6 +610,34 @@ class SQLStore:
             with self._local_work:
                 self._local_work.notify_all()
         return version
+
+    def _pg_checkpoint(self, write: Write, version: int) -> None:
+        """An update with history rows and nothing else, in one statement (PostgreSQL)."""
+        row, hs = write.instance, write.history
+        params: list[Any] = [
+            row.status, row.state, row.data, row.updated_at, version, row.lease_owner,
+            row.lease_expires, row.attempts, row.next_attempt_at, row.last_error, row.id,
+            write.expected_version,
+        ]  # fmt: skip
+        with self._conn() as cur:
+            if hs:
+                params += [
+                    version,
+                    [h.at for h in hs], [h.kind for h in hs], [h.name for h in hs],
+                    [h.thread for h in hs], [h.input for h in hs], [h.output for h in hs],
+                    [h.error for h in hs],
+                ]  # fmt: skip
+                cur.execute(self.dialect.update_with_history, params)
+                ok = cur.rowcount == len(hs)
+            else:
+                cur.execute(self.dialect.update, params)
+                ok = cur.rowcount == 1
+        if not ok:
+            raise ConflictError(
+                f"instance {row.id!r} changed since it was read (expected version "
+                f"{write.expected_version})",
+                workflow_id=row.id,
+            )
 
     def release(self, instance_id: str, owner: str, version: int) -> bool:
         with self._tx() as cur:
@@ -626,8 +724,8 @@ class SQLStore:
             cur.execute(self.dialect.history_of, (instance_id,))
             rows = cur.fetchall()
         return [
-            HistoryRecord(r[0], _read_time(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8])
-            for r in rows
+            HistoryRecord(r[0], _read_time(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], seq)
+            for seq, r in enumerate(rows, 1)
         ]
 
     def timers(self, instance_id: str | None = None) -> list[TimerRecord]:
@@ -658,7 +756,19 @@ class SQLStore:
             if self._listen is not None:
                 self._listen.close()
                 self._listen = None
+        while True:
+            try:
+                fairy, _ = self._idle.get_nowait()
+            except queue.Empty:
+                break
+            fairy.close()
         self.engine.dispose()
+
+
+def _psycopg_operational() -> type[BaseException]:
+    import psycopg
+
+    return psycopg.OperationalError
 
 
 def _is_unique_violation(exc: Exception) -> bool:
