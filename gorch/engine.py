@@ -34,6 +34,7 @@ import builtins
 import difflib
 import functools
 import hashlib
+import itertools
 import logging
 import os
 import random
@@ -235,6 +236,7 @@ class _Op:
         "history",
         "key",
         "leased",
+        "owner",
         "row",
         "state",
         "status",
@@ -246,6 +248,9 @@ class _Op:
     def __init__(self, engine: Engine, row: InstanceRecord, *, leased: bool, new: bool = False):
         self.engine = engine
         self.row = row
+        # Each operation leases under a name of its own, so that two threads of one process
+        # exclude each other as two processes do.
+        self.owner = row.lease_owner if leased and row.lease_owner else engine._lease_name()
         self.cls = engine._class(row.workflow, row.id)
         self.state: State = _load(row.state, State, row.id, "state")
         self.wf: Any = _load(row.data, self.cls, row.id, "data")
@@ -286,7 +291,7 @@ class _Op:
             row.created_at,
             now,
             row.version,
-            eng.owner if lease else None,
+            self.owner if lease else None,
             now + eng.lease if lease else None,
             changes.get("attempts", 0 if self.succeeded else row.attempts),
             changes.get("next_attempt_at", None if self.succeeded else row.next_attempt_at),
@@ -480,6 +485,7 @@ class Engine:
         self.max_steps = max_steps
         self.listeners = list(listeners)
         self.owner = owner or _owner()
+        self._leases = itertools.count(1)
         self.rng = random.Random()
 
     def __repr__(self) -> str:
@@ -500,6 +506,9 @@ class Engine:
                 f"(registered: {known}).{hint}",
                 workflow_id=instance_id,
             ) from None
+
+    def _lease_name(self) -> str:
+        return f"{self.owner}#{next(self._leases)}"
 
     def _each(self, hook: str, *args: Any) -> None:
         for listener in self.listeners:
@@ -550,7 +559,7 @@ class Engine:
         while True:
             row = self._row(id)
             owner, until = row.lease_owner, row.lease_expires
-            if owner is None or owner == self.owner or until is None or until < clock.now():
+            if owner is None or until is None or until < clock.now():
                 return row
             if waited[0] >= self.busy_wait:
                 raise BusyError(
@@ -911,7 +920,7 @@ class Engine:
                 extra={"gorch_instance": row.id},
             )  # fmt: skip
             self.store.delete_timer(timer)
-            self.store.release(row.id, self.owner, row.version)
+            self.store.release(row.id, op.owner, row.version)
             return False
         op.dirty = True
         op.note("timer", timer.name, timer.thread_id, input=_json(clock.format_time(timer.due_at)))
@@ -1004,7 +1013,7 @@ class Worker:
     def _fire_timers(self) -> int:
         eng = self.engine
         now, until = self._claim_window()
-        claimed = eng.store.claim_timers(eng.owner, now, until, self.batch)
+        claimed = eng.store.claim_timers(eng._lease_name(), now, until, self.batch)
         n = 0
         for i, (timer, row) in enumerate(claimed):
             if self._stop.is_set():
@@ -1017,7 +1026,7 @@ class Worker:
     def _run_runnable(self) -> int:
         eng = self.engine
         now, until = self._claim_window()
-        claimed = eng.store.claim(eng.owner, now, until, self.batch)
+        claimed = eng.store.claim(eng._lease_name(), now, until, self.batch)
         n = 0
         for i, row in enumerate(claimed):
             if self._stop.is_set():
@@ -1029,7 +1038,8 @@ class Worker:
 
     def _release(self, rows: Iterable[InstanceRecord]) -> None:
         for row in rows:
-            self.engine.store.release(row.id, self.engine.owner, row.version)
+            if row.lease_owner:
+                self.engine.store.release(row.id, row.lease_owner, row.version)
 
     def _guard(self, work: Callable[[], object], row: InstanceRecord, what: str) -> None:
         started = time.perf_counter()

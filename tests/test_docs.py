@@ -32,7 +32,7 @@ class FakeDb:
 
 
 def test_readme_workflow_and_load_resume_save_run() -> None:
-    workflow_code, handler_code = readme_blocks()
+    workflow_code, handler_code, _ = readme_blocks()
     ns: dict[str, Any] = {}
     # dont_inherit: run as a user's file would, without this module's __future__ imports.
     exec(compile(workflow_code, "README.md", "exec", dont_inherit=True), ns)
@@ -66,3 +66,22 @@ def test_readme_first_command_completes_an_order(tmp_path: Path) -> None:
     assert "status: completed; paid 31.50 of 31.50" in out.stdout
     assert "AddToCart        refused:" in out.stdout  # the deliberately bad payload
     assert (tmp_path / "orders" / "order-1.state.json").exists()
+
+
+def test_readme_engine_example_runs(tmp_path: Path, monkeypatch: Any, capsys: Any) -> None:
+    workflow_code, _, engine_code = readme_blocks()
+    monkeypatch.chdir(tmp_path)  # the example makes shop.db in the working directory
+    ns: dict[str, Any] = {}
+    exec(compile(workflow_code, "README.md", "exec", dont_inherit=True), ns)
+    exec(compile(engine_code, "README.md", "exec", dont_inherit=True), ns)
+    assert "['ConfirmPayment', 'StartCooking']" in capsys.readouterr().out
+    assert (tmp_path / "shop.db").exists()
+    ns["engine"].store.close()
+
+
+def test_docs_testing_example_runs(gorch: Any) -> None:
+    text = (ROOT / "docs" / "testing.md").read_text()
+    code = re.findall(r"```python\n(.*?)```", text, re.S)[1]
+    ns: dict[str, Any] = {}
+    exec(compile(code, "docs/testing.md", "exec", dont_inherit=True), ns)
+    ns["test_the_cart_times_out_after_a_day"](gorch)
