@@ -271,11 +271,15 @@ class _Dialect:
             f"AND {free} AND (next_attempt_at IS NULL OR next_attempt_at <= ?) "
             f"ORDER BY updated_at LIMIT ?{lock}) RETURNING {cols}"
         )
+        # Driven from the due timers, joined to instances that can take them now, so that
+        # timers of paused or busy instances never hide claimable ones.
+        lock_i = " FOR UPDATE OF i SKIP LOCKED" if pg else ""
         self.claim_timers = q(
             "UPDATE gorch_instances SET lease_owner = ?, lease_expires = ?, version = version + 1 "
-            "WHERE id IN (SELECT id FROM gorch_instances WHERE id IN (SELECT instance_id FROM "
-            "gorch_timers WHERE due_at <= ? ORDER BY due_at LIMIT ?) AND status IN "
-            f"('waiting', 'running') AND {free} LIMIT ?{lock}) RETURNING {cols}"
+            "WHERE id IN (SELECT i.id FROM gorch_timers t JOIN gorch_instances i ON "
+            "i.id = t.instance_id WHERE t.due_at <= ? AND i.status IN ('waiting', 'running') "
+            "AND (i.lease_expires IS NULL OR i.lease_expires < ?) ORDER BY t.due_at "
+            f"LIMIT ?{lock_i}) RETURNING {cols}"
         )
         self.due_timers = q(
             f"SELECT {tcols} FROM gorch_timers WHERE instance_id = ? AND due_at <= ? "
@@ -426,7 +430,11 @@ class SQLStore:
             (sqlite3.OperationalError,) if backend == "sqlite" else (_psycopg_operational(),)
         )
         if create:
-            self._create_schema()
+            try:
+                self._create_schema()
+            except BaseException:
+                self.close()
+                raise
 
     def __repr__(self) -> str:
         return f"SQLStore({self.url.render_as_string(hide_password=True)!r})"
@@ -663,7 +671,7 @@ class SQLStore:
         t, d = self._t, self.dialect
         out = []
         with self._tx() as cur:
-            cur.execute(d.claim_timers, (owner, t(until), t(now), 4 * limit, t(now), limit))
+            cur.execute(d.claim_timers, (owner, t(until), t(now), t(now), limit))
             rows = [_row(r) for r in cur.fetchall()]
             for row in rows:
                 cur.execute(d.due_timers, (row.id, t(now)))
