@@ -61,23 +61,27 @@ class Harness:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._freezer: Any = None
         self.clock: Any = None
+        if isinstance(store, str) and store not in ("memory", "sqlite"):
+            raise ValueError(f"store must be 'memory', 'sqlite' or a Store, not {store!r}")
         if start is not None:
             from freezegun import freeze_time
 
             self._freezer = freeze_time(start)
             self.clock = self._freezer.start()
-        if store == "memory":
-            self.store: Store = MemoryStore()
-        elif store == "sqlite":
-            from gorch.store.sql import SQLStore
+        try:
+            if store == "memory":
+                self.store: Store = MemoryStore()
+            elif store == "sqlite":
+                from gorch.store.sql import SQLStore
 
-            self._tmp = tempfile.TemporaryDirectory(prefix="gorch-test-")
-            self.store = SQLStore(f"sqlite:///{Path(self._tmp.name) / 'gorch.db'}")
-        elif isinstance(store, str):
-            raise ValueError(f"store must be 'memory', 'sqlite' or a Store, not {store!r}")
-        else:
-            self.store = store
-        self.engine = Engine(self.store, workflows, **engine_options)
+                self._tmp = tempfile.TemporaryDirectory(prefix="gorch-test-")
+                self.store = SQLStore(f"sqlite:///{Path(self._tmp.name) / 'gorch.db'}")
+            else:
+                self.store = store  # type: ignore[assignment]
+            self.engine = Engine(self.store, workflows, **engine_options)
+        except BaseException:
+            self.close()  # a refused harness leaves time, files and connections as they were
+            raise
         self.worker = Worker(self.engine)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -87,7 +91,9 @@ class Harness:
         if self._freezer is not None:
             self._freezer.stop()
             self._freezer = None
-        self.store.close()
+        store = getattr(self, "store", None)
+        if store is not None:
+            store.close()
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
