@@ -191,7 +191,8 @@ class Listener:
     def after_step(
         self, instance: str, workflow: str, thread: str, step: str, error: BaseException | None
     ) -> None:
-        """A step ran; ``error`` is what it raised, or None (then its checkpoint committed)."""
+        """A step ran; ``error`` is what it raised, or None (its checkpoint then commits before
+        the next step starts, or when the run reaches a wait)."""
 
     def on_status(
         self, instance: str, workflow: str, old: RunStatus | None, new: RunStatus

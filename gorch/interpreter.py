@@ -984,12 +984,10 @@ def resume(
                 checkpoint(CheckpointType.AFTER_STEP)
             continue
         outcome = run.advance(t)
-        if checkpoint is not None:
-            checkpoint(CheckpointType.AFTER_RESUME)
-        if outcome == _FINISHED:
-            run.finish_teardowns(checkpoint)
-            return
         if outcome == _PASS:  # a WaitFor whose condition holds passes straight on
+            # No checkpoint in between: a state saved at the WaitFor would, once reloaded, let
+            # other threads run before the condition is looked at again, and so diverge from
+            # this run.
             if steps >= max_steps:
                 raise _limit(state, t, max_steps)
             info = run.prog.by_name[t.cur_step]
@@ -997,6 +995,12 @@ def resume(
             steps += 1
             if checkpoint is not None:
                 checkpoint(CheckpointType.AFTER_CONDITION)
+            continue
+        if checkpoint is not None:
+            checkpoint(CheckpointType.AFTER_RESUME)
+        if outcome == _FINISHED:
+            run.finish_teardowns(checkpoint)
+            return
     for x in state.threads:
         if x.status is _WAITING_EVENT:
             run.setups(x, checkpoint)

@@ -285,6 +285,10 @@ class _Dialect:
             f"SELECT {tcols} FROM gorch_timers WHERE instance_id = ? AND due_at <= ? "
             "ORDER BY due_at LIMIT 1"
         )
+        self.unlease = q(
+            "UPDATE gorch_instances SET lease_owner = NULL, lease_expires = NULL "
+            "WHERE id = ? AND lease_owner = ?"
+        )
         self.release = q(
             "UPDATE gorch_instances SET lease_owner = NULL, lease_expires = NULL "
             "WHERE id = ? AND lease_owner = ? AND version = ?"
@@ -676,7 +680,11 @@ class SQLStore:
             for row in rows:
                 cur.execute(d.due_timers, (row.id, t(now)))
                 found = cur.fetchone()
-                if found is None:  # cannot happen inside this transaction; keep the lease
+                if found is None:
+                    # PostgreSQL re-checks a row that changed meanwhile against the timer row
+                    # it read first: a commit that just ended the wait can get the instance
+                    # leased here without a due timer. Give it back at once.
+                    cur.execute(d.unlease, (row.id, owner))
                     continue
                 out.append((_timer(found), row))
         return out
