@@ -733,6 +733,20 @@ class Engine:
                 status=status.value,
             )
 
+    def _require(self, row: InstanceRecord, doing: str, only: RunStatus | None = None) -> RunStatus:
+        """The row's status, if ``doing`` is allowed in it: only in ``only`` if given, else in
+        any status but finished and cancelled."""
+        status = RunStatus(row.status)
+        if only is not None and status is not only:
+            why = f"it is {status.value}, not {only.value}"
+        elif only is None and status in (RunStatus.FINISHED, RunStatus.CANCELLED):
+            why = f"it is {status.value}"
+        else:
+            return status
+        raise InstanceStatusError(
+            f"cannot {doing} instance {row.id!r}: {why}", workflow_id=row.id, status=status.value
+        )
+
     def get(self, id: str) -> Instance:
         """The instance ``id`` (with its timers). Raises :class:`NotFoundError`."""
         return self._instance(self._row(id), timers=True)
@@ -801,13 +815,7 @@ class Engine:
         """
 
         def body(row: InstanceRecord) -> GotoPlan:
-            status = RunStatus(row.status)
-            if status in (RunStatus.FINISHED, RunStatus.CANCELLED):
-                raise InstanceStatusError(
-                    f"cannot goto in instance {id!r}: it is {status.value}",
-                    workflow_id=id,
-                    status=status.value,
-                )
+            status = self._require(row, "goto in")
             probe = _Op(self, row, leased=False)
             plan = goto(probe.wf, probe.state, name, thread, dry_run=True)
             if dry_run:
@@ -831,15 +839,8 @@ class Engine:
         """Stop the instance: no event is accepted and no timer fires until :meth:`unpause`."""
 
         def body(row: InstanceRecord) -> Instance:
-            status = RunStatus(row.status)
-            if status is RunStatus.PAUSED:
+            if self._require(row, "pause") is RunStatus.PAUSED:
                 return self._instance(row)
-            if status in (RunStatus.FINISHED, RunStatus.CANCELLED):
-                raise InstanceStatusError(
-                    f"cannot pause instance {id!r}: it is {status.value}",
-                    workflow_id=id,
-                    status=status.value,
-                )
             op = _Op(self, row, leased=False)
             op.note("paused")
             op.commit(RunStatus.PAUSED, lease=False, revert=True)
@@ -851,12 +852,7 @@ class Engine:
         """Let a paused instance go on: it runs until it blocks (due timers fire next)."""
 
         def body(row: InstanceRecord) -> Instance:
-            if row.status != RunStatus.PAUSED:
-                raise InstanceStatusError(
-                    f"cannot unpause instance {id!r}: it is {row.status}, not paused",
-                    workflow_id=id,
-                    status=row.status,
-                )
+            self._require(row, "unpause", only=RunStatus.PAUSED)
             op = self._lease(row, "unpaused")
             op.run()
             return self._instance(op.row)
@@ -868,13 +864,7 @@ class Engine:
         is kept as it was, for inspection."""
 
         def body(row: InstanceRecord) -> Instance:
-            status = RunStatus(row.status)
-            if status in (RunStatus.FINISHED, RunStatus.CANCELLED):
-                raise InstanceStatusError(
-                    f"cannot cancel instance {id!r}: it is {status.value}",
-                    workflow_id=id,
-                    status=status.value,
-                )
+            self._require(row, "cancel")
             op = _Op(self, row, leased=False)
             op.note("cancelled")
             op.commit(RunStatus.CANCELLED, lease=False, revert=True, timers=(),
@@ -887,12 +877,7 @@ class Engine:
         """Run a failed instance's step again now (its retry count starts over)."""
 
         def body(row: InstanceRecord) -> Instance:
-            if row.status != RunStatus.FAILED:
-                raise InstanceStatusError(
-                    f"cannot retry instance {id!r}: it is {row.status}, not failed",
-                    workflow_id=id,
-                    status=row.status,
-                )
+            self._require(row, "retry", only=RunStatus.FAILED)
             op = _Op(self, row, leased=False)
             op.note("retry", error=row.last_error)
             op.commit(RunStatus.RUNNING, lease=True, revert=True, attempts=0,
