@@ -204,10 +204,6 @@ class _Retry(Exception):
     """The instance changed under an operation that had not yet done anything: read again."""
 
 
-def _json(value: Any) -> str:
-    return serde.dumps(value)
-
-
 def _timers(state: State) -> tuple[TimerRecord, ...]:
     """The timers a state implies: one per set-up Timeout event of every thread."""
     out = []
@@ -246,15 +242,26 @@ class _Op:
         "wf",
     )
 
-    def __init__(self, engine: Engine, row: InstanceRecord, *, leased: bool, new: bool = False):
+    def __init__(
+        self,
+        engine: Engine,
+        row: InstanceRecord,
+        *,
+        leased: bool,
+        new: bool = False,
+        live: tuple[State, Any] | None = None,
+    ):
         self.engine = engine
         self.row = row
         # Each operation leases under a name of its own, so that two threads of one process
         # exclude each other as two processes do.
         self.owner = row.lease_owner if leased and row.lease_owner else engine._lease_name()
         self.cls = engine._class(row.workflow, row.id)
-        self.state: State = _load(row.state, State, row.id, "state")
-        self.wf: Any = _load(row.data, self.cls, row.id, "data")
+        if live is None:
+            self.state: State = _load(row.state, State, row.id, "state")
+            self.wf: Any = _load(row.data, self.cls, row.id, "data")
+        else:  # the objects the row was just written from
+            self.state, self.wf = live
         self.leased = leased
         self.dirty = new  # changes not yet committed that a replay would not reproduce
         self.effect: tuple[str, str] | None = None  # (thread, step) of user code running now
@@ -394,9 +401,10 @@ class _Op:
         cause = exc.__cause__ or exc
         error = f"{type(cause).__name__}: {cause}"
         eng._each("after_step", self.row.id, self.row.workflow, thread, name, cause)
-        policy = eng.policy(self.cls, self.wf, name)
+        policy = eng.policy(self.wf, name)
         attempts = self.row.attempts + 1
-        self.note("step_failed", name, thread, error=error, output=_json({"attempt": attempts}))
+        attempt = serde.dumps({"attempt": attempts})
+        self.note("step_failed", name, thread, error=error, output=attempt)
         if attempts >= policy.max_attempts:
             self.note("failed", name, thread, error=error)
             log.error(
@@ -522,8 +530,8 @@ class Engine:
         log.info("%s: %s -> %s", id, old, new.value, extra={"gorch_instance": id})
         self._each("on_status", id, workflow, old, new)
 
-    def policy(self, cls: type, wf: Any, step: str) -> RetryPolicy:
-        """The retry policy of ``step`` in workflow ``cls`` (the step's own, or the default)."""
+    def policy(self, wf: Any, step: str) -> RetryPolicy:
+        """The retry policy of ``step`` in workflow ``wf`` (the step's own, or the default)."""
         node = find_statement(wf, step) if step else None
         own = getattr(node, "retry", None)
         return own if isinstance(own, RetryPolicy) else self.retry_policy
@@ -623,8 +631,7 @@ class Engine:
         row = InstanceRecord(
             id, workflow, RunStatus.RUNNING.value, serde.dumps(state), serde.dumps(data), now, now
         )
-        op = _Op(self, row, leased=False, new=True)
-        op.wf = data
+        op = _Op(self, row, leased=False, new=True, live=(state, data))
         op.note("started", workflow, input=row.data)
         if defer:
             op.commit(RunStatus.RUNNING, lease=False, notify=True)
@@ -823,7 +830,7 @@ class Engine:
             op = _Op(self, row, leased=False)
             op.commit(op.status or status, lease=True)  # hold it while teardowns run
             plan = goto(op.wf, op.state, name, thread)
-            op.note("goto", name, thread, input=_json({"plan": plan.describe()}))
+            op.note("goto", name, thread, input=serde.dumps({"plan": plan.describe()}))
             if status is RunStatus.PAUSED:
                 op.commit(RunStatus.PAUSED, lease=False)
             else:
@@ -909,7 +916,8 @@ class Engine:
             self.store.release(row.id, op.owner, row.version)
             return False
         op.dirty = True
-        op.note("timer", timer.name, timer.thread_id, input=_json(clock.format_time(timer.due_at)))
+        due = serde.dumps(clock.format_time(timer.due_at))
+        op.note("timer", timer.name, timer.thread_id, input=due)
         op.run()
         return True
 
