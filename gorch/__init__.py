@@ -37,6 +37,7 @@ from gorch.engine import Instance as Instance
 from gorch.engine import Listener as Listener
 from gorch.engine import Page as Page
 from gorch.engine import RunStatus as RunStatus
+from gorch.engine import ThreadWait as ThreadWait
 from gorch.engine import Worker as Worker
 from gorch.errors import AlreadyExistsError as AlreadyExistsError
 from gorch.errors import AmbiguousCallback as AmbiguousCallback
@@ -128,6 +129,7 @@ __all__ = [
     "Switch",
     "Thread",
     "ThreadStatus",
+    "ThreadWait",
     "Timeout",
     "Wait",
     "WaitEvent",

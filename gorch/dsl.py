@@ -20,7 +20,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any, Protocol, runtime_checkable
 
@@ -257,18 +257,24 @@ class On(Stmt):
       an unannotated parameter gets the payload as given. Its return value is the output;
     - ``None``: the event carries no logic of its own;
     - a statement: taken as the first statement of the body.
+
+    ``roles`` names who may send the event (``"Customer"`` or several): the interpreter and
+    engine ignore it; :mod:`gorch.http` lets only a caller holding one of them send it.
     """
 
-    __slots__ = ("handler", "kids", "name")
+    __slots__ = ("handler", "kids", "name", "roles")
     _kind = K_ON
 
-    def __init__(self, event: str, handler: Any = None, *body: Any) -> None:
+    def __init__(
+        self, event: str, handler: Any = None, *body: Any, roles: str | Iterable[str] = ()
+    ) -> None:
         if isinstance(handler, Stmt):
             body = (handler, *body)
             handler = None
         self.name = event
         self.handler = handler
         self.kids = body
+        self.roles: tuple[str, ...] = (roles,) if isinstance(roles, str) else tuple(roles)
 
     def __repr__(self) -> str:
         return f"On({self.name!r})"

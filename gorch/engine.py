@@ -74,6 +74,7 @@ from gorch.errors import (
 from gorch.interpreter import (
     DEFAULT_MAX_STEPS,
     GotoPlan,
+    _awaited,
     find_statement,
     goto,
     handle_callback,
@@ -100,6 +101,7 @@ __all__ = [
     "Listener",
     "Page",
     "RunStatus",
+    "ThreadWait",
     "Worker",
 ]
 
@@ -175,6 +177,29 @@ class HistoryEntry:
     output: Any = None
     error: str | None = None
     seq: int = 0
+
+
+@define
+class ThreadWait:
+    """Where one thread of an instance is, from :meth:`Engine.waits`.
+
+    Attributes:
+        thread: the thread's id; ``name`` its name (the ``Go`` that started it).
+        status: the thread's :class:`~gorch.ThreadStatus` value.
+        at: the statement it is at (a Wait, a WaitFor or a Step).
+        events: the events it waits for (empty unless it waits for events).
+        since: when the thread last did something (its last step, event or timer, or the
+            instance's start), from history; ``None`` for a thread that has done nothing yet.
+        timers: its timers, soonest first.
+    """
+
+    thread: str
+    name: str
+    status: str
+    at: str
+    events: list[str]
+    since: datetime | None
+    timers: list[TimerRecord] = field(factory=list)
 
 
 class Listener:
@@ -647,6 +672,7 @@ class Engine:
         *,
         key: str | None = None,
         thread: str = "",
+        workflow: str | None = None,
     ) -> Any:
         """Deliver ``event`` with ``payload`` to instance ``id`` and run it until it blocks.
 
@@ -660,6 +686,7 @@ class Engine:
             key: an idempotency key: a repeat with the same key returns the first answer and
                 applies nothing again.
             thread: the thread to deliver to; by default the one thread waiting for ``event``.
+            workflow: if given, refuse (``NotFoundError``) an instance of another workflow.
 
         Returns:
             The handler's output as JSON-compatible data (the same on a repeat with ``key``).
@@ -678,6 +705,11 @@ class Engine:
             fingerprint = _fingerprint(event, thread, payload)
 
         def body(row: InstanceRecord) -> Any:
+            if workflow is not None and row.workflow != workflow:
+                raise NotFoundError(
+                    f"instance {id!r} is a {row.workflow!r} workflow, not a {workflow!r} one",
+                    workflow_id=id,
+                )
             if key is not None:
                 done = self.store.get_key(id, key)
                 if done is not None:
@@ -707,7 +739,14 @@ class Engine:
         return self._operate(id, body)
 
     def send_json(
-        self, id: str, event: str, body: str | bytes, *, key: str | None = None, thread: str = ""
+        self,
+        id: str,
+        event: str,
+        body: str | bytes,
+        *,
+        key: str | None = None,
+        thread: str = "",
+        workflow: str | None = None,
     ) -> Any:
         """:meth:`send` with the payload as JSON text (a request body, a message)."""
         try:
@@ -719,7 +758,7 @@ class Engine:
                 event=event,
                 details=[str(exc)],
             ) from None
-        return self.send(id, event, payload, key=key, thread=thread)
+        return self.send(id, event, payload, key=key, thread=thread, workflow=workflow)
 
     def _check_open(self, row: InstanceRecord, doing: str) -> None:
         status = RunStatus(row.status)
@@ -803,6 +842,29 @@ class Engine:
                 h.seq,
             )
             for h in self.store.history(id)
+        ]
+
+    def waits(self, id: str) -> builtins.list[ThreadWait]:
+        """Where every thread of instance ``id`` is, what it waits for, since when, and its
+        timers. Raises :class:`NotFoundError`."""
+        inst = self.get(id)
+        last: dict[str, datetime] = {}
+        for h in self.store.history(id):
+            if h.thread:
+                last[h.thread] = h.at
+            elif h.kind == "started":
+                last[MAIN_THREAD] = h.at
+        return [
+            ThreadWait(
+                t.id,
+                t.name,
+                t.status.value,
+                t.cur_step,
+                _awaited([t]),
+                last.get(t.id),
+                [tm for tm in inst.timers if tm.thread_id == t.id],
+            )
+            for t in inst.state.threads
         ]
 
     def _lease(self, row: InstanceRecord, kind: str) -> _Op:

@@ -270,6 +270,10 @@ def _compile(tree: Any) -> tuple[_Program, list[str]]:
                         f"{where}: the handler must be a Handler (with setup, handle and "
                         f"teardown), a callable or None, got {h!r}"
                     )
+            if not all(isinstance(r, str) and r for r in node.roles):
+                problems.append(
+                    f"{where}: roles must be non-empty strings, got {list(node.roles)!r}"
+                )
         elif kind == K_TIMEOUT:
             after = node.after
             seconds = after.total_seconds() if hasattr(after, "total_seconds") else after
@@ -415,11 +419,17 @@ def validate(section: Any) -> None:
 
 
 class _Missing:
-    pass
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
 
 
-_NO_PARAM = _Missing()
-_ANY = _Missing()
+_NO_PARAM = _Missing("NO_PAYLOAD")
+_ANY = _Missing("ANY")
 _HANDLER_SPECS: dict[object, object] = {}
 
 

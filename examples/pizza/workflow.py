@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from gorch import For, Go, If, On, Return, S, Step, Timeout, Wait, WaitFor
 
 CART_TIMEOUT = timedelta(hours=24)
+
+# Who may send which event (gorch.http lets only a token holding the role send it).
+CUSTOMER, MANAGER, COOK, DELIVERY = "Customer", "Manager", "Cook", "Delivery"
 
 
 @dataclass
@@ -46,7 +49,12 @@ class StartCooking:
 
 @dataclass
 class PizzaOrder:
-    """The order's data: everything the workflow knows, saved as JSON after every call."""
+    """A pizza order: a cart, the manager's confirmation, payment at any time, the kitchen.
+
+    The order's data is everything the workflow knows, saved as JSON after every call.
+    """
+
+    start_roles: ClassVar[tuple[str, ...]] = (CUSTOMER,)
 
     cart: list[Pizza] = field(default_factory=list)
     status: str = ""
@@ -62,23 +70,23 @@ class PizzaOrder:
             Step("setup", self.setup),
             For("cart is open", self.status == "cart",
                 Wait("for the cart",
-                    On("AddToCart", self.add_to_cart),
-                    On("EmptyCart", self.empty_cart),
-                    On("SubmitCart", self.submit_cart),
+                    On("AddToCart", self.add_to_cart, roles=CUSTOMER),
+                    On("EmptyCart", self.empty_cart, roles=CUSTOMER),
+                    On("SubmitCart", self.submit_cart, roles=CUSTOMER),
                     Timeout("cart timed out", CART_TIMEOUT,
                         Step("expire order", self.expire),
                         Return(),
                     ),
                 ),
             ),
-            Wait("for the manager", On("ConfirmOrder", self.confirm_order)),
+            Wait("for the manager", On("ConfirmOrder", self.confirm_order, roles=MANAGER)),
             Go("payment",
-                Wait("for payment", On("ConfirmPayment", self.confirm_payment)),
+                Wait("for payment", On("ConfirmPayment", self.confirm_payment, roles=CUSTOMER)),
             ),
-            Wait("for a cook", On("StartCooking", self.start_cooking)),
-            Wait("for the oven", On("Cooked", self.cooked)),
-            Wait("for a courier", On("TakeForDelivery", self.take_for_delivery)),
-            Wait("for delivery", On("Delivered", self.delivered)),
+            Wait("for a cook", On("StartCooking", self.start_cooking, roles=COOK)),
+            Wait("for the oven", On("Cooked", self.cooked, roles=COOK)),
+            Wait("for a courier", On("TakeForDelivery", self.take_for_delivery, roles=DELIVERY)),
+            Wait("for delivery", On("Delivered", self.delivered, roles=DELIVERY)),
             WaitFor("payment received", self.paid >= self.amount > 0),
             If(self.paid > self.amount, "overpaid",
                 Step("refund the difference", self.refund),
@@ -93,13 +101,16 @@ class PizzaOrder:
         self.log.append("order opened")
 
     def add_to_cart(self, event: AddToCart) -> int:
+        """Put a pizza in the cart; the answer is how many pizzas it holds."""
         self.cart.append(event.pizza)
         return len(self.cart)
 
     def empty_cart(self) -> None:
+        """Take every pizza out of the cart."""
         self.cart.clear()
 
     def submit_cart(self) -> str:
+        """Send the cart to the shop (refused while it is empty)."""
         if not self.cart:
             raise ValueError("the cart is empty: add a pizza before submitting")
         self.status = "submitted"
@@ -110,24 +121,30 @@ class PizzaOrder:
         self.log.append("cart timed out")
 
     def confirm_order(self, event: ConfirmOrder) -> None:
+        """The manager accepts the order and sets the amount to pay."""
         self.manager, self.amount = event.manager, event.amount
         self.status = "confirmed"
 
     def confirm_payment(self, event: ConfirmPayment) -> None:
+        """The customer pays (any time after the order is confirmed) and gives the address."""
         self.paid += event.amount
         self.address = event.address
 
     def start_cooking(self, event: StartCooking) -> None:
+        """A cook takes the order."""
         self.cook = event.cook
         self.status = "cooking"
 
     def cooked(self) -> None:
+        """The pizzas are out of the oven."""
         self.status = "cooked"
 
     def take_for_delivery(self) -> None:
+        """A courier takes the order."""
         self.status = "delivering"
 
     def delivered(self) -> None:
+        """The courier handed the order over."""
         self.status = "delivered"
 
     def refund(self) -> None:

@@ -1,0 +1,725 @@
+"""``create_app``: the engine as a resource-oriented JSON API with OpenAPI."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Annotated, Any
+from urllib.parse import quote
+
+import orjson
+from fastapi import FastAPI, Header, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi_offline import FastAPIOffline
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gorch import clock, serde
+from gorch.catalog import NO_PAYLOAD, EventInfo, WorkflowInfo, describe
+from gorch.engine import Engine, HistoryEntry, Instance, RunStatus, ThreadWait, Worker
+from gorch.errors import GorchError, InputError
+from gorch.http._auth import Auth, Caller
+from gorch.http._problems import PROBLEM, Problem, from_gorch, problem_response
+from gorch.http._schemas import (
+    MODELS,
+    REF,
+    EventOut,
+    GotoIn,
+    GotoOut,
+    HealthOut,
+    HistoryOut,
+    InstanceOut,
+    PageOut,
+    TypeSchemas,
+    WaitOut,
+    WorkflowOut,
+)
+from gorch.interpreter import _awaited
+from gorch.store.base import TimerRecord
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("gorch.http")
+
+MAX_BODY = 1 << 20
+_OPEN = Caller(frozenset(), everything=True)
+_ERRORS = {
+    400: "Malformed request (bad JSON, a bad query or path parameter)",
+    401: "Missing or unknown bearer token",
+    403: "The token lacks the role this needs",
+    404: "No such instance or workflow",
+    409: "The instance is not in a state to do this (not waiting for the event, finished, "
+    "paused, already exists)",
+    413: "The request body is too large",
+    422: "The payload has the wrong shape, or the idempotency key was used for another request",
+    503: "The instance is busy; retry after the Retry-After seconds",
+}
+
+Id = Annotated[str, Path(min_length=1, max_length=200, description="the instance's id")]
+
+
+def _json(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        orjson.dumps(obj, default=serde.unstructure), status, headers, "application/json"
+    )
+
+
+def _time(at: datetime | None) -> str | None:
+    return None if at is None else clock.format_time(at)
+
+
+def _timer(t: TimerRecord) -> dict[str, Any]:
+    return {"thread": t.thread_id, "name": t.name, "due_at": _time(t.due_at)}
+
+
+def _summary(inst: Instance) -> dict[str, Any]:
+    return {
+        "id": inst.id,
+        "workflow": inst.workflow,
+        "status": inst.status.value,
+        "created_at": _time(inst.created_at),
+        "updated_at": _time(inst.updated_at),
+        "version": inst.version,
+        "waiting_for": inst.waiting_for(),
+        "last_error": inst.last_error,
+    }
+
+
+def _instance(inst: Instance) -> dict[str, Any]:
+    out = _summary(inst)
+    out["attempts"] = inst.attempts
+    out["next_attempt_at"] = _time(inst.next_attempt_at)
+    out["threads"] = [
+        {"id": t.id, "name": t.name, "status": t.status.value, "at": t.cur_step,
+         "events": _awaited([t])}
+        for t in inst.state.threads
+    ]  # fmt: skip
+    out["timers"] = [_timer(t) for t in inst.timers]
+    out["data"] = serde.unstructure(inst.data)
+    out["state"] = serde.unstructure(inst.state)
+    return out
+
+
+def _history(h: HistoryEntry) -> dict[str, Any]:
+    return {
+        "seq": h.seq,
+        "at": _time(h.at),
+        "kind": h.kind,
+        "name": h.name,
+        "thread": h.thread,
+        "input": h.input,
+        "output": h.output,
+        "error": h.error,
+    }
+
+
+def _wait(w: ThreadWait) -> dict[str, Any]:
+    return {
+        "thread": w.thread,
+        "name": w.name,
+        "status": w.status,
+        "at": w.at,
+        "events": w.events,
+        "since": _time(w.since),
+        "timers": [_timer(t) for t in w.timers],
+    }
+
+
+def _malformed(exc: Exception) -> Problem:
+    return Problem(400, "malformed", "Malformed JSON", f"the body is not JSON: {exc}")
+
+
+def _ident(text: str) -> str:
+    return re.sub(r"\W+", "_", text).strip("_") or "x"
+
+
+class _BodyLimit:
+    """Refuse request bodies over ``limit`` bytes with 413, by Content-Length up front and by
+    counting what arrives for chunked bodies."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                if not value.isdigit() or int(value) > self.limit:
+                    await problem_response(self._problem(), scope["path"])(scope, receive, send)
+                    return
+                break
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > self.limit:
+                    raise self._problem()
+            return msg
+
+        await self.app(scope, counted, send)
+
+    def _problem(self) -> Problem:
+        return Problem(
+            413,
+            "too-large",
+            "Request body too large",
+            f"the request body must be at most {self.limit} bytes (with a valid Content-Length)",
+        )
+
+
+class _Api:
+    """The routes' shared logic: auth, the engine calls in the thread pool, the catalog."""
+
+    def __init__(self, engine: Engine, auth: Auth | None) -> None:
+        self.engine = engine
+        self.auth = auth
+        self.catalog: dict[str, WorkflowInfo] = {
+            name: describe(name, cls) for name, cls in engine.workflows.items()
+        }
+        self.types = TypeSchemas()
+
+    def caller(self, request: Request) -> Caller:
+        if self.auth is None:
+            return _OPEN
+        caller = self.auth.caller(request.headers.get("authorization"))
+        if caller is None:
+            raise Problem(
+                401,
+                "unauthorized",
+                "Unauthorized",
+                "send a valid token as 'Authorization: Bearer <token>'",
+                headers={"WWW-Authenticate": 'Bearer realm="gorch"'},
+            )
+        return caller
+
+    def require(self, request: Request, roles: tuple[str, ...], doing: str) -> Caller:
+        caller = self.caller(request)
+        if not caller.holds(roles):
+            held = ", ".join(sorted(caller.roles)) or "no role"
+            raise Problem(
+                403,
+                "forbidden",
+                "Forbidden",
+                f"{doing} needs the role {' or '.join(roles)}; your token holds {held}",
+                roles=list(roles),
+            )
+        return caller
+
+    def admin(self, request: Request, doing: str) -> Caller:
+        return self.require(request, (self.auth.admin if self.auth else "admin",), doing)
+
+    def workflow(self, name: str) -> WorkflowInfo:
+        info = self.catalog.get(name)
+        if info is None:
+            self.engine._class(name)  # raises NotFoundError with "did you mean"
+            raise AssertionError(name)  # pragma: no cover
+        return info
+
+    async def call(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+        return await run_in_threadpool(fn, *args, **kw)
+
+    async def send(
+        self,
+        request: Request,
+        id: str,
+        event: str,
+        workflow: str,
+        thread: str,
+        key: str | None,
+    ) -> Response:
+        body = await request.body()
+        try:
+            payload = orjson.loads(body) if body.strip() else None
+        except orjson.JSONDecodeError as exc:
+            raise _malformed(exc) from None
+        out = await self.call(
+            self.engine.send, id, event, payload, key=key, thread=thread, workflow=workflow
+        )
+        return _json({"instance": id, "event": event, "output": out})
+
+    def event_roles(self, request: Request, info: WorkflowInfo, event: str) -> None:
+        ev = info.events.get(event)
+        if ev is not None and ev.timeout:
+            self.admin(request, f"firing the timeout {event!r} by hand")
+        else:
+            roles = ev.roles if ev is not None else ()
+            self.require(request, roles, f"sending {event!r}")
+
+    def describe(self, info: WorkflowInfo) -> dict[str, Any]:
+        return {
+            "name": info.name,
+            "doc": info.doc,
+            "start_roles": list(info.start_roles),
+            "events": [
+                {
+                    "name": ev.name,
+                    "timeout": ev.timeout,
+                    "waits": list(ev.waits),
+                    "roles": list(ev.roles),
+                    "after_seconds": ev.after.total_seconds() if ev.after else None,
+                    "payload": None if ev.payload is NO_PAYLOAD else self.types.of(ev.payload),
+                    "output": self.types.of(ev.output, "serialization"),
+                    "path": None if ev.timeout else _event_path(info.name, ev.name),
+                }
+                for ev in info.events.values()
+            ],
+        }
+
+
+def _event_path(workflow: str, event: str) -> str:
+    return f"/workflows/{quote(workflow, safe='')}/instances/{{id}}/events/{quote(event, safe='')}"
+
+
+def create_app(
+    engine: Engine,
+    *,
+    auth: Auth | None = None,
+    max_body: int = MAX_BODY,
+    worker: Worker | bool = False,
+    title: str = "gorch",
+) -> FastAPI:
+    """The engine's workflows as a JSON API (an ASGI app; serve it with uvicorn).
+
+    Args:
+        engine: the engine to serve; its registered workflows become typed operations.
+        auth: bearer tokens and their roles. ``None`` turns auth off: every caller may do
+            everything (for local development; a warning is logged).
+        max_body: the largest request body accepted, in bytes (larger: 413).
+        worker: run a :class:`Worker` (``True``: a default one) in a thread of this process
+            while the app runs, so that timers fire and retries happen without a separate
+            ``gorch worker``.
+        title: the API's title in the OpenAPI document.
+
+    Returns:
+        A FastAPI app. Interactive docs at ``/docs`` (and ``/redoc``) need no CDN; the
+        OpenAPI document is at ``/openapi.json``.
+    """
+    if auth is None:
+        log.warning("gorch.http: no auth configured: every caller may do everything")
+    api = _Api(engine, auth)
+    the_worker = worker if isinstance(worker, Worker) else Worker(engine) if worker else None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        thread = None
+        if the_worker is not None:
+            thread = threading.Thread(
+                target=the_worker.run,
+                kwargs={"handle_signals": False},
+                name="gorch-worker",
+                daemon=True,
+            )
+            thread.start()
+        try:
+            yield
+        finally:
+            if the_worker is not None and thread is not None:
+                the_worker.stop()
+                await run_in_threadpool(thread.join, 30)
+
+    app = FastAPIOffline(
+        title=title,
+        version=_version(),
+        description="Durable workflows: start instances, send them events, watch and repair "
+        "them. Errors are RFC 9457 problem details.",
+        lifespan=lifespan,
+    )
+    app.state.gorch = api
+    app.add_middleware(_BodyLimit, limit=max_body)
+    _handlers(app)
+
+    # -- workflows -----------------------------------------------------------------------
+
+    @app.get("/health", response_model=HealthOut, tags=["service"], operation_id="health")
+    async def health() -> Response:
+        """Whether the API is up (no token needed)."""
+        return _json({"status": "ok"})
+
+    @app.get(
+        "/workflows",
+        response_model=list[WorkflowOut],
+        tags=["workflows"],
+        operation_id="list_workflows",
+    )
+    async def list_workflows(request: Request) -> Response:
+        """The registered workflows, their events, payload schemas and roles."""
+        api.caller(request)
+        return _json([api.describe(i) for i in api.catalog.values()])
+
+    @app.get(
+        "/workflows/{workflow}",
+        response_model=WorkflowOut,
+        tags=["workflows"],
+        operation_id="get_workflow",
+    )
+    async def get_workflow(
+        request: Request, workflow: Annotated[str, Path(max_length=200)]
+    ) -> Response:
+        """One registered workflow: its events, payload schemas and roles."""
+        api.caller(request)
+        return _json(api.describe(api.workflow(workflow)))
+
+    for info in api.catalog.values():
+        _typed_routes(app, api, info)
+
+    # -- instances -----------------------------------------------------------------------
+
+    @app.get(
+        "/instances", response_model=PageOut, tags=["instances"], operation_id="list_instances"
+    )
+    async def list_instances(
+        request: Request,
+        workflow: Annotated[str | None, Query(max_length=200)] = None,
+        status: Annotated[list[RunStatus] | None, Query()] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+        cursor: Annotated[str | None, Query(max_length=400)] = None,
+    ) -> Response:
+        """Instances, newest first, filtered by workflow and status; one page at a time."""
+        api.caller(request)
+        try:
+            page = await api.call(
+                engine.list, workflow=workflow, status=status, limit=limit, cursor=cursor
+            )
+        except InputError as exc:
+            raise Problem(400, "malformed", "Malformed query", str(exc)) from None
+        return _json({"items": [_summary(i) for i in page.items], "next": page.next})
+
+    @app.get(
+        "/instances/{id}",
+        response_model=InstanceOut,
+        tags=["instances"],
+        operation_id="get_instance",
+    )
+    async def get_instance(request: Request, id: Id) -> Response:
+        """One instance: status, data, state, threads and timers."""
+        api.caller(request)
+        return _json(_instance(await api.call(engine.get, id)))
+
+    @app.get(
+        "/instances/{id}/history",
+        response_model=list[HistoryOut],
+        tags=["instances"],
+        operation_id="get_history",
+    )
+    async def get_history(request: Request, id: Id) -> Response:
+        """The instance's history, oldest first: events, steps, timers, operator actions."""
+        api.caller(request)
+        rows = await api.call(engine.history, id)
+        return _json([_history(h) for h in rows])
+
+    @app.get(
+        "/instances/{id}/waits",
+        response_model=list[WaitOut],
+        tags=["instances"],
+        operation_id="get_waits",
+    )
+    async def get_waits(request: Request, id: Id) -> Response:
+        """Where every thread is, what it waits for, since when, and its timers."""
+        api.caller(request)
+        return _json([_wait(w) for w in await api.call(engine.waits, id)])
+
+    @app.post(
+        "/instances/{id}/events/{event}",
+        response_model=EventOut,
+        tags=["instances"],
+        operation_id="send_event",
+        openapi_extra={
+            "requestBody": {
+                "required": False,
+                "content": {"application/json": {"schema": {"description": "the payload"}}},
+            }
+        },
+    )
+    async def send_event(
+        request: Request,
+        id: Id,
+        event: Annotated[str, Path(min_length=1, max_length=200)],
+        thread: Annotated[str, Query(max_length=200)] = "",
+        idempotency_key: Annotated[
+            str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)
+        ] = None,
+    ) -> Response:
+        """Send any event to an instance (the typed operations under /workflows say each
+        event's payload)."""
+        row = await api.call(engine.get, id)
+        api.event_roles(request, api.workflow(row.workflow), event)
+        return await api.send(request, id, event, row.workflow, thread, idempotency_key)
+
+    @app.post(
+        "/instances/{id}/goto", response_model=GotoOut, tags=["operators"], operation_id="goto"
+    )
+    async def goto(request: Request, id: Id, body: GotoIn) -> Response:
+        """Move a thread to a named statement (repair); ``dry_run`` only says what would change.
+        Needs the admin role."""
+        api.admin(request, "goto")
+        plan = await api.call(engine.goto, id, body.to, body.thread, dry_run=body.dry_run)
+        return _json(
+            {
+                "instance": id,
+                "thread": plan.thread,
+                "from_status": plan.from_status.value,
+                "from_step": plan.from_step,
+                "to_status": plan.to_status.value,
+                "to_step": plan.to_step,
+                "teardown": plan.teardown,
+                "setup": plan.setup,
+                "applied": plan.applied,
+                "description": plan.describe(),
+            }
+        )
+
+    for action, doc in (
+        ("pause", "Stop the instance: no event is accepted and no timer fires until unpaused."),
+        ("unpause", "Let a paused instance go on."),
+        ("cancel", "End the instance for good; its state is kept for inspection."),
+        ("retry", "Run a failed instance's step again now."),
+    ):
+        _operator_route(app, api, action, doc)
+
+    app.openapi = lambda: _openapi(app, api)  # type: ignore[method-assign]
+    return app
+
+
+def _operator_route(app: FastAPI, api: _Api, action: str, doc: str) -> None:
+    method = getattr(api.engine, action)
+
+    async def operate(request: Request, id: Id) -> Response:
+        api.admin(request, action)
+        return _json(_instance(await api.call(method, id)))
+
+    operate.__doc__ = doc + " Needs the admin role."
+    app.add_api_route(
+        f"/instances/{{id}}/{action}",
+        operate,
+        methods=["POST"],
+        response_model=InstanceOut,
+        tags=["operators"],
+        operation_id=action,
+        name=action,
+    )
+
+
+def _typed_routes(app: FastAPI, api: _Api, info: WorkflowInfo) -> None:
+    """``POST /workflows/{name}/instances`` and one operation per event, with their schemas."""
+    name = info.name
+    ident = _ident(name)
+    data_schema = api.types.of(info.cls)
+
+    async def start(request: Request) -> Response:
+        api.require(request, info.start_roles, f"starting a {name!r}")
+        raw = await request.body()
+        try:
+            body = orjson.loads(raw) if raw.strip() else {}
+        except orjson.JSONDecodeError as exc:
+            raise _malformed(exc) from None
+        if not isinstance(body, dict) or set(body) - {"id", "data"}:
+            raise InputError(
+                'the body must be an object with an optional "id" (text) and an optional '
+                f'"data" (the {info.cls.__name__} to start from), got {raw[:200]!r}'
+            )
+        id = body.get("id")
+        if id is not None and (not isinstance(id, str) or not 1 <= len(id) <= 200):
+            raise InputError(f'"id" must be text of 1 to 200 characters, got {id!r}')
+        data = body.get("data")
+        if data is None:
+            wf = info.cls()
+        else:
+            try:
+                wf = serde.structure(data, info.cls)
+            except Exception as exc:
+                details = serde.error_details(exc, "$.data")
+                raise InputError(
+                    f"the data is not a valid {info.cls.__name__}: {'; '.join(details)}",
+                    details=details,
+                ) from None
+        inst = await api.call(api.engine.start, name, wf, id)
+        return _json(_instance(inst), 201, {"Location": f"/instances/{quote(inst.id, safe='')}"})
+
+    start.__doc__ = f"Start a {name!r} instance. {info.doc}".strip()
+    app.add_api_route(
+        f"/workflows/{quote(name, safe='')}/instances",
+        start,
+        methods=["POST"],
+        status_code=201,
+        response_model=InstanceOut,
+        tags=[name],
+        operation_id=f"start_{ident}",
+        name=f"start_{ident}",
+        openapi_extra={
+            "requestBody": {
+                "required": False,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "id": {"type": "string", "minLength": 1, "maxLength": 200},
+                                "data": data_schema,
+                            },
+                            "additionalProperties": False,
+                        }
+                    }
+                },
+            }
+        },
+    )
+    for ev in info.events.values():
+        if not ev.timeout:
+            _event_route(app, api, info, ev)
+
+
+def _event_route(app: FastAPI, api: _Api, info: WorkflowInfo, ev: EventInfo) -> None:
+    name, event = info.name, ev.name
+    op = f"send_{_ident(name)}_{_ident(event)}"
+    extra: dict[str, Any] = {
+        "responses": {
+            "200": {
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "title": f"{ev.name}Result",
+                            "required": ["instance", "event", "output"],
+                            "properties": {
+                                "instance": {"type": "string"},
+                                "event": {"type": "string", "const": ev.name},
+                                "output": api.types.of(ev.output, "serialization"),
+                            },
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if ev.payload is not NO_PAYLOAD:
+        extra["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": api.types.of(ev.payload)}},
+        }
+
+    async def send(
+        request: Request,
+        id: Id,
+        thread: Annotated[str, Query(max_length=200)] = "",
+        idempotency_key: Annotated[
+            str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)
+        ] = None,
+    ) -> Response:
+        api.require(request, ev.roles, f"sending {event!r}")
+        return await api.send(request, id, event, name, thread, idempotency_key)
+
+    roles = f" Role: {' or '.join(ev.roles)}." if ev.roles else ""
+    send.__doc__ = (f"{ev.doc} " if ev.doc else "") + (
+        f"Send {event!r} to a {name!r} instance (waited for in {', '.join(ev.waits)}).{roles}"
+    )
+    app.add_api_route(
+        _event_path(name, event),
+        send,
+        methods=["POST"],
+        tags=[name],
+        summary=f"{event}",
+        operation_id=op,
+        name=op,
+        openapi_extra=extra,
+    )
+
+
+def _handlers(app: FastAPI) -> None:
+    async def on_problem(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Problem)
+        return problem_response(exc, request.url.path)
+
+    async def on_gorch(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, GorchError)
+        return problem_response(from_gorch(exc), request.url.path)
+
+    async def on_invalid(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        errors = [
+            f"{'.'.join(map(str, e.get('loc', ())))}: {e.get('msg', '')}" for e in exc.errors()
+        ]
+        body_errors = all(e.get("loc", ("",))[0] == "body" for e in exc.errors())
+        malformed = any(e.get("type") == "json_invalid" for e in exc.errors())
+        if body_errors and not malformed:
+            p = Problem(422, "invalid-payload", "Invalid payload", "; ".join(errors), errors=errors)
+        else:
+            p = Problem(400, "malformed", "Malformed request", "; ".join(errors), errors=errors)
+        return problem_response(p, request.url.path)
+
+    async def on_http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if isinstance(exc.__cause__, Problem):  # raised while FastAPI read the body
+            return problem_response(exc.__cause__, request.url.path)
+        p = Problem(exc.status_code, "http", str(exc.detail), str(exc.detail),
+                    headers=dict(exc.headers or {}))  # fmt: skip
+        return problem_response(p, request.url.path)
+
+    handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
+        Problem: on_problem,
+        GorchError: on_gorch,
+        RequestValidationError: on_invalid,
+        StarletteHTTPException: on_http,
+    }
+    for cls, handler in handlers.items():
+        app.add_exception_handler(cls, handler)
+
+
+def _openapi(app: FastAPI, api: _Api) -> dict[str, Any]:
+    """FastAPI's document, with problem details for every error, the bearer scheme, and the
+    workflow types' schemas."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    doc = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+    for model in MODELS:
+        js = model.model_json_schema(ref_template=REF)
+        for n, d in js.pop("$defs", {}).items():
+            schemas.setdefault(n, d)
+        schemas.setdefault(js.get("title", model.__name__), js)
+    for info in api.catalog.values():
+        api.describe(info)  # registers every payload and output type's definitions
+    schemas.update(api.types.defs)
+    problem = {"$ref": REF.format(model="Problem")}
+    if api.auth is not None:
+        doc["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+    for path, item in doc["paths"].items():
+        for op in item.values():
+            responses = op.setdefault("responses", {})
+            responses.pop("422", None)
+            for status, text in _ERRORS.items():
+                if status in (401, 403) and (api.auth is None or path == "/health"):
+                    continue
+                responses[str(status)] = {
+                    "description": text,
+                    "content": {PROBLEM: {"schema": problem}},
+                }
+            if api.auth is not None and path != "/health":
+                op["security"] = [{"bearer": []}]
+    app.openapi_schema = doc
+    return doc
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("gorch")
+    except PackageNotFoundError:  # pragma: no cover - running from a plain checkout
+        return "0"

@@ -1,0 +1,209 @@
+"""The documented shapes of requests and responses, and JSON Schemas of workflow types.
+
+Responses are built as plain dicts and encoded with orjson (no per-request validation); these
+pydantic models only describe them in the OpenAPI document. The schemathesis tests check that
+every response matches.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
+from pydantic_core import core_schema
+
+from gorch.catalog import ANY, NO_PAYLOAD
+from gorch.engine import RunStatus
+from gorch.state import MAIN_THREAD
+
+log = logging.getLogger("gorch.http")
+
+REF = "#/components/schemas/{model}"
+
+
+class ProblemOut(BaseModel):
+    """An error, as RFC 9457 problem details."""
+
+    model_config = ConfigDict(extra="allow", title="Problem")
+    type: str = Field(description="URI of the problem type, e.g. urn:gorch:problem:not-found")
+    title: str
+    status: int
+    detail: str = Field(description="what went wrong and what to do")
+    instance: str | None = Field(None, description="the request path")
+    error: str | None = Field(None, description="the gorch error class")
+    instance_id: str | None = None
+    errors: list[Any] | None = Field(None, description="one entry per problem in the input")
+    waiting_for: list[str] | None = Field(None, description="the events the instance waits for")
+
+
+class TimerOut(BaseModel):
+    model_config = ConfigDict(title="Timer")
+    thread: str
+    name: str
+    due_at: datetime
+
+
+class ThreadOut(BaseModel):
+    model_config = ConfigDict(title="Thread")
+    id: str
+    name: str
+    status: str = Field(description="Executing, Resuming, WaitingEvent or WaitingCondition")
+    at: str = Field(description="the statement the thread is at")
+    events: list[str]
+
+
+class InstanceSummaryOut(BaseModel):
+    model_config = ConfigDict(title="InstanceSummary")
+    id: str
+    workflow: str
+    status: RunStatus
+    created_at: datetime
+    updated_at: datetime
+    version: int
+    waiting_for: list[str]
+    last_error: str | None
+
+
+class InstanceOut(InstanceSummaryOut):
+    model_config = ConfigDict(title="Instance")
+    attempts: int
+    next_attempt_at: datetime | None
+    threads: list[ThreadOut]
+    timers: list[TimerOut]
+    data: Any = Field(description="the workflow's data")
+    state: dict[str, Any] = Field(description="the interpreter's state")
+
+
+class PageOut(BaseModel):
+    model_config = ConfigDict(title="InstancePage")
+    items: list[InstanceSummaryOut]
+    next: str | None = Field(description="pass as cursor for the next page; null on the last")
+
+
+class HistoryOut(BaseModel):
+    model_config = ConfigDict(title="HistoryEntry")
+    seq: int
+    at: datetime
+    kind: str
+    name: str
+    thread: str
+    input: Any
+    output: Any
+    error: str | None
+
+
+class WaitOut(BaseModel):
+    model_config = ConfigDict(title="ThreadWait")
+    thread: str
+    name: str
+    status: str
+    at: str
+    events: list[str]
+    since: datetime | None
+    timers: list[TimerOut]
+
+
+class GotoIn(BaseModel):
+    model_config = ConfigDict(title="GotoRequest", extra="forbid")
+    to: str = Field(min_length=1, max_length=200, description="the statement to continue at")
+    thread: str = Field(MAIN_THREAD, min_length=1, max_length=200)
+    dry_run: bool = Field(False, description="only say what would change")
+
+
+class GotoOut(BaseModel):
+    model_config = ConfigDict(title="GotoPlan")
+    instance: str
+    thread: str
+    from_status: str
+    from_step: str
+    to_status: str
+    to_step: str
+    teardown: list[str]
+    setup: list[str]
+    applied: bool
+    description: list[str]
+
+
+class EventOut(BaseModel):
+    model_config = ConfigDict(title="EventResult")
+    instance: str
+    event: str
+    output: Any = Field(description="what the event's handler returned")
+
+
+class EventInfoOut(BaseModel):
+    model_config = ConfigDict(title="EventInfo")
+    name: str
+    timeout: bool
+    waits: list[str]
+    roles: list[str]
+    after_seconds: float | None
+    payload: dict[str, Any] | None = Field(description="JSON Schema; null: no payload")
+    output: dict[str, Any] = Field(description="JSON Schema of the handler's output")
+    path: str | None = Field(description="the typed operation's path (not for timeouts)")
+
+
+class WorkflowOut(BaseModel):
+    model_config = ConfigDict(title="Workflow")
+    name: str
+    doc: str
+    start_roles: list[str]
+    events: list[EventInfoOut]
+
+
+class HealthOut(BaseModel):
+    model_config = ConfigDict(title="Health")
+    status: str
+
+
+MODELS: list[type[BaseModel]] = [
+    ProblemOut, TimerOut, ThreadOut, InstanceSummaryOut, InstanceOut, PageOut, HistoryOut,
+    WaitOut, GotoIn, GotoOut, EventOut, EventInfoOut, WorkflowOut, HealthOut,
+]  # fmt: skip
+
+
+class _GorchSchema(GenerateJsonSchema):
+    """JSON Schema for the JSON gorch's converter writes (not pydantic's own encodings)."""
+
+    def timedelta_schema(self, schema: core_schema.TimedeltaSchema) -> JsonSchemaValue:
+        return {"type": "number", "description": "seconds"}
+
+    def decimal_schema(self, schema: core_schema.DecimalSchema) -> JsonSchemaValue:
+        return {"type": "string", "description": "a decimal number as text"}
+
+
+class TypeSchemas:
+    """JSON Schemas of payload, output and data types, sharing one ``$defs`` pool that becomes
+    the OpenAPI document's ``components/schemas``."""
+
+    def __init__(self) -> None:
+        self.defs: dict[str, Any] = {}
+        self._done: dict[Any, dict[str, Any]] = {}
+
+    def of(
+        self, tp: Any, mode: Literal["validation", "serialization"] = "validation"
+    ) -> dict[str, Any]:
+        """The schema of ``tp`` (``{}``, meaning any JSON, where it cannot be made)."""
+        if tp is ANY or tp is NO_PAYLOAD:
+            return {}
+        if tp is None:
+            return {"type": "null"}
+        key = (tp, mode)
+        if key not in self._done:
+            try:
+                schema = TypeAdapter(tp).json_schema(
+                    ref_template=REF,
+                    mode=mode,
+                    schema_generator=_GorchSchema,
+                )
+            except Exception as exc:
+                log.warning("no JSON Schema for %r (documented as any JSON): %s", tp, exc)
+                schema = {}
+            for name, d in schema.pop("$defs", {}).items():
+                if self.defs.setdefault(name, d) != d:
+                    log.warning("two types are named %s; the OpenAPI document shows one", name)
+            self._done[key] = schema
+        return self._done[key]
