@@ -1,29 +1,27 @@
-"""Run a scripted pizza order from start to finish: ``python -m examples.pizza``.
+"""The pizza shop, end to end: ``python -m examples.pizza [run|serve]``.
 
-Every call follows the request-handler pattern a web app would use: load the order's state and
-data from JSON files, deliver one event, resume until every thread is blocked, save both back.
-(The durable engine with SQLite, timers and a worker arrives with gorch.engine.)
+``run`` (the default) plays a scripted order on the durable engine with an embedded SQLite file:
+the customer fills the cart, the manager confirms, the cook cooks while the payment arrives in
+its own thread, the courier delivers. It prints who sent what and where the order waits after
+each event, and ends with the order's history from the store.
+
+``serve`` serves the shop's HTTP API (docs at /docs) with a worker in the same process, so the
+24-hour cart timeout fires; the demo tokens in ``examples/pizza/tokens.toml`` hold one role each.
 """
 
 from __future__ import annotations
 
 import argparse
-import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
+from examples.pizza import WORKFLOWS
 from examples.pizza.workflow import PizzaOrder
-from gorch import (
-    CallbackRequest,
-    GorchError,
-    State,
-    dumps,
-    handle_callback,
-    loads,
-    new_state,
-    resume,
-    waiting_for,
-)
+from gorch import Engine, GorchError
+
+HERE = Path(__file__).parent
+TOKENS = HERE / "tokens.toml"
 
 SCRIPT: list[tuple[str, str, Any]] = [
     ("Customer", "AddToCart", {"pizza": {"name": "margherita", "size": "large"}}),
@@ -39,70 +37,76 @@ SCRIPT: list[tuple[str, str, Any]] = [
 ]
 
 
-class Files:
-    """The order's state and data as two JSON files: the smallest durable store there is."""
+def engine_for(db: Path) -> Engine:
+    from gorch.store import SQLStore
 
-    def __init__(self, folder: Path, order_id: str) -> None:
-        self.state_file = folder / f"{order_id}.state.json"
-        self.data_file = folder / f"{order_id}.data.json"
-
-    def load(self) -> tuple[PizzaOrder, State]:
-        order = loads(self.data_file.read_text(), PizzaOrder)
-        return order, loads(self.state_file.read_text(), State)
-
-    def save(self, order: PizzaOrder, state: State) -> None:
-        self.data_file.write_text(dumps(order))
-        self.state_file.write_text(dumps(state))
+    return Engine(SQLStore(f"sqlite:///{db}"), WORKFLOWS)
 
 
-def where(state: State) -> str:
-    if state.status.value == "Finished":
-        return "finished"
-    parts = [f"{t.id} at {t.cur_step!r}" for t in state.threads]
-    return "; ".join(parts) + f" — waits for {', '.join(waiting_for(state)) or 'a condition'}"
+def where(engine: Engine, order_id: str) -> str:
+    """Where the order waits now, thread by thread."""
+    inst = engine.get(order_id)
+    if inst.status.value in ("finished", "cancelled"):
+        return inst.status.value
+    parts = [
+        f"{w.thread} at {w.at!r} waits for {', '.join(w.events) or 'a condition'}"
+        for w in engine.waits(order_id)
+    ]
+    return "; ".join(parts)
 
 
-def run(folder: Path) -> PizzaOrder:
-    store = Files(folder, "order-1")
-    order, state = PizzaOrder(), new_state("order-1", "pizza")
-    resume(order, state)
-    store.save(order, state)
-    print(f"order-1 started: {where(state)}")
+def run(db: Path) -> PizzaOrder:
+    engine = engine_for(db)
+    order_id = f"order-{uuid.uuid4().hex[:8]}"
+    try:
+        engine.start("pizza", PizzaOrder(), id=order_id)
+        print(f"store: {db}")
+        print(f"{'Customer':8} starts {order_id}; now {where(engine, order_id)}")
+        for role, event, payload in SCRIPT:
+            try:
+                out = engine.send(order_id, event, payload)
+            except GorchError as err:
+                print(f"{role:8} {event:16} refused: {err}")
+                continue  # nothing was saved: the stored order is as it was
+            shown = f" -> {out}" if out is not None else ""
+            print(f"{role:8} {event:16}{shown}; now {where(engine, order_id)}")
 
-    for role, event, payload in SCRIPT:
-        order, state = store.load()
-        try:
-            out = handle_callback(CallbackRequest(name=event), order, state, payload)
-            resume(order, state)
-        except GorchError as err:
-            print(f"{role:8} {event:16} refused: {err}")
-            continue  # nothing was saved: the stored order is as it was
-        store.save(order, state)
-        shown = f" -> {out}" if out is not None else ""
-        print(f"{role:8} {event:16}{shown}; now {where(state)}")
+        order: PizzaOrder = engine.get(order_id).data
+        print()
+        print(f"status: {order.status}; paid {order.paid:.2f} of {order.amount:.2f}")
+        print(f"history of {order_id}:")
+        for h in engine.history(order_id):
+            what = " ".join(x for x in (h.kind, repr(h.name) if h.name else "") if x)
+            thread = f" [{h.thread}]" if h.thread else ""
+            print(f"  {h.seq:3} {h.at:%H:%M:%S.%f} {what}{thread}")
+        print(f"\nsee it again: gorch --store {db} --workflows examples.pizza:WORKFLOWS "
+              f"show {order_id}")  # fmt: skip
+        return order
+    finally:
+        engine.store.close()
 
-    order, state = store.load()
-    print()
-    print(f"status: {order.status}; paid {order.paid:.2f} of {order.amount:.2f}")
-    print("history: " + " | ".join(order.log))
-    print(
-        f"files: {store.state_file.name} ({store.state_file.stat().st_size} bytes), "
-        f"{store.data_file.name} ({store.data_file.stat().st_size} bytes)"
-    )
-    return order
+
+def serve(db: Path, host: str, port: int) -> None:
+    import uvicorn
+
+    from gorch.http import Auth, create_app
+
+    app = create_app(engine_for(db), auth=Auth.from_file(TOKENS), worker=True, title="Pizza shop")
+    print(f"pizza shop on http://{host}:{port}/docs (store {db}; tokens in {TOKENS})")
+    uvicorn.run(app, host=host, port=port)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Run a scripted pizza order end to end.")
-    parser.add_argument("--dir", type=Path, help="folder for the order's JSON files")
+    parser = argparse.ArgumentParser(prog="python -m examples.pizza", description=__doc__)
+    parser.add_argument("mode", nargs="?", choices=["run", "serve"], default="run")
+    parser.add_argument("--db", type=Path, default=Path("pizza.db"), help="SQLite file")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
     args = parser.parse_args(argv)
-    if args.dir:
-        args.dir.mkdir(parents=True, exist_ok=True)
-        order = run(args.dir)
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            order = run(Path(tmp))
-    return 0 if order.status == "completed" else 1
+    if args.mode == "serve":
+        serve(args.db, args.host, args.port)
+        return 0
+    return 0 if run(args.db).status == "completed" else 1
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ import re
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -16,14 +15,16 @@ from fastapi import FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gorch import clock, serde
+from gorch import _views as views
+from gorch import serde
 from gorch.catalog import NO_PAYLOAD, EventInfo, WorkflowInfo, describe
-from gorch.engine import Engine, HistoryEntry, Instance, RunStatus, ThreadWait, Worker
+from gorch.engine import Engine, RunStatus, Worker
 from gorch.errors import GorchError, InputError
 from gorch.http._auth import Auth, Caller
 from gorch.http._problems import PROBLEM, Problem, from_gorch, problem_response
@@ -41,8 +42,6 @@ from gorch.http._schemas import (
     WaitOut,
     WorkflowOut,
 )
-from gorch.interpreter import _awaited
-from gorch.store.base import TimerRecord
 
 __all__ = ["create_app"]
 
@@ -71,69 +70,24 @@ def _json(obj: Any, status: int = 200, headers: dict[str, str] | None = None) ->
     )
 
 
-def _time(at: datetime | None) -> str | None:
-    return None if at is None else clock.format_time(at)
+async def _body(request: Request, empty: Any = None) -> Any:
+    """The request body as parsed JSON (``empty`` for no body); 400 if it is not JSON."""
+    raw = await request.body()
+    if not raw.strip():
+        return empty
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise Problem(400, "malformed", "Malformed JSON", f"the body is not JSON: {exc}") from None
 
 
-def _timer(t: TimerRecord) -> dict[str, Any]:
-    return {"thread": t.thread_id, "name": t.name, "due_at": _time(t.due_at)}
+def _json_body(schema: dict[str, Any], required: bool = True) -> dict[str, Any]:
+    return {"required": required, "content": {"application/json": {"schema": schema}}}
 
 
-def _summary(inst: Instance) -> dict[str, Any]:
-    return {
-        "id": inst.id,
-        "workflow": inst.workflow,
-        "status": inst.status.value,
-        "created_at": _time(inst.created_at),
-        "updated_at": _time(inst.updated_at),
-        "version": inst.version,
-        "waiting_for": inst.waiting_for(),
-        "last_error": inst.last_error,
-    }
-
-
-def _instance(inst: Instance) -> dict[str, Any]:
-    out = _summary(inst)
-    out["attempts"] = inst.attempts
-    out["next_attempt_at"] = _time(inst.next_attempt_at)
-    out["threads"] = [
-        {"id": t.id, "name": t.name, "status": t.status.value, "at": t.cur_step,
-         "events": _awaited([t])}
-        for t in inst.state.threads
-    ]  # fmt: skip
-    out["timers"] = [_timer(t) for t in inst.timers]
-    out["data"] = serde.unstructure(inst.data)
-    out["state"] = serde.unstructure(inst.state)
-    return out
-
-
-def _history(h: HistoryEntry) -> dict[str, Any]:
-    return {
-        "seq": h.seq,
-        "at": _time(h.at),
-        "kind": h.kind,
-        "name": h.name,
-        "thread": h.thread,
-        "input": h.input,
-        "output": h.output,
-        "error": h.error,
-    }
-
-
-def _wait(w: ThreadWait) -> dict[str, Any]:
-    return {
-        "thread": w.thread,
-        "name": w.name,
-        "status": w.status,
-        "at": w.at,
-        "events": w.events,
-        "since": _time(w.since),
-        "timers": [_timer(t) for t in w.timers],
-    }
-
-
-def _malformed(exc: Exception) -> Problem:
-    return Problem(400, "malformed", "Malformed JSON", f"the body is not JSON: {exc}")
+def _short(value: Any) -> str:
+    text = orjson.dumps(value).decode()
+    return text if len(text) <= 200 else text[:199] + "…"
 
 
 def _ident(text: str) -> str:
@@ -240,11 +194,7 @@ class _Api:
         thread: str,
         key: str | None,
     ) -> Response:
-        body = await request.body()
-        try:
-            payload = orjson.loads(body) if body.strip() else None
-        except orjson.JSONDecodeError as exc:
-            raise _malformed(exc) from None
+        payload = await _body(request)
         out = await self.call(
             self.engine.send, id, event, payload, key=key, thread=thread, workflow=workflow
         )
@@ -395,7 +345,7 @@ def create_app(
             )
         except InputError as exc:
             raise Problem(400, "malformed", "Malformed query", str(exc)) from None
-        return _json({"items": [_summary(i) for i in page.items], "next": page.next})
+        return _json({"items": [views.summary(i) for i in page.items], "next": page.next})
 
     @app.get(
         "/instances/{id}",
@@ -406,7 +356,7 @@ def create_app(
     async def get_instance(request: Request, id: Id) -> Response:
         """One instance: status, data, state, threads and timers."""
         api.caller(request)
-        return _json(_instance(await api.call(engine.get, id)))
+        return _json(views.instance(await api.call(engine.get, id)))
 
     @app.get(
         "/instances/{id}/history",
@@ -418,7 +368,7 @@ def create_app(
         """The instance's history, oldest first: events, steps, timers, operator actions."""
         api.caller(request)
         rows = await api.call(engine.history, id)
-        return _json([_history(h) for h in rows])
+        return _json([views.history(h) for h in rows])
 
     @app.get(
         "/instances/{id}/waits",
@@ -429,19 +379,14 @@ def create_app(
     async def get_waits(request: Request, id: Id) -> Response:
         """Where every thread is, what it waits for, since when, and its timers."""
         api.caller(request)
-        return _json([_wait(w) for w in await api.call(engine.waits, id)])
+        return _json([views.wait(w) for w in await api.call(engine.waits, id)])
 
     @app.post(
         "/instances/{id}/events/{event}",
         response_model=EventOut,
         tags=["instances"],
         operation_id="send_event",
-        openapi_extra={
-            "requestBody": {
-                "required": False,
-                "content": {"application/json": {"schema": {"description": "the payload"}}},
-            }
-        },
+        openapi_extra={"requestBody": _json_body({"description": "the payload"}, required=False)},
     )
     async def send_event(
         request: Request,
@@ -459,27 +404,25 @@ def create_app(
         return await api.send(request, id, event, row.workflow, thread, idempotency_key)
 
     @app.post(
-        "/instances/{id}/goto", response_model=GotoOut, tags=["operators"], operation_id="goto"
+        "/instances/{id}/goto",
+        response_model=GotoOut,
+        tags=["operators"],
+        operation_id="goto",
+        openapi_extra={"requestBody": _json_body({"$ref": REF.format(model="GotoRequest")})},
     )
-    async def goto(request: Request, id: Id, body: GotoIn) -> Response:
+    async def goto(request: Request, id: Id) -> Response:
         """Move a thread to a named statement (repair); ``dry_run`` only says what would change.
         Needs the admin role."""
         api.admin(request, "goto")
+        try:
+            body = GotoIn.model_validate(await _body(request))
+        except ValidationError as exc:
+            errors = [f"{'.'.join(map(str, e['loc'])) or '$'}: {e['msg']}" for e in exc.errors()]
+            raise InputError(
+                f"the goto request is not valid: {'; '.join(errors)}", details=errors
+            ) from None
         plan = await api.call(engine.goto, id, body.to, body.thread, dry_run=body.dry_run)
-        return _json(
-            {
-                "instance": id,
-                "thread": plan.thread,
-                "from_status": plan.from_status.value,
-                "from_step": plan.from_step,
-                "to_status": plan.to_status.value,
-                "to_step": plan.to_step,
-                "teardown": plan.teardown,
-                "setup": plan.setup,
-                "applied": plan.applied,
-                "description": plan.describe(),
-            }
-        )
+        return _json(views.goto_plan(id, plan))
 
     for action, doc in (
         ("pause", "Stop the instance: no event is accepted and no timer fires until unpaused."),
@@ -498,7 +441,7 @@ def _operator_route(app: FastAPI, api: _Api, action: str, doc: str) -> None:
 
     async def operate(request: Request, id: Id) -> Response:
         api.admin(request, action)
-        return _json(_instance(await api.call(method, id)))
+        return _json(views.instance(await api.call(method, id)))
 
     operate.__doc__ = doc + " Needs the admin role."
     app.add_api_route(
@@ -520,15 +463,11 @@ def _typed_routes(app: FastAPI, api: _Api, info: WorkflowInfo) -> None:
 
     async def start(request: Request) -> Response:
         api.require(request, info.start_roles, f"starting a {name!r}")
-        raw = await request.body()
-        try:
-            body = orjson.loads(raw) if raw.strip() else {}
-        except orjson.JSONDecodeError as exc:
-            raise _malformed(exc) from None
+        body = await _body(request, {})
         if not isinstance(body, dict) or set(body) - {"id", "data"}:
             raise InputError(
                 'the body must be an object with an optional "id" (text) and an optional '
-                f'"data" (the {info.cls.__name__} to start from), got {raw[:200]!r}'
+                f'"data" (the {info.cls.__name__} to start from), got {_short(body)}'
             )
         id = body.get("id")
         if id is not None and (not isinstance(id, str) or not 1 <= len(id) <= 200):
@@ -546,7 +485,8 @@ def _typed_routes(app: FastAPI, api: _Api, info: WorkflowInfo) -> None:
                     details=details,
                 ) from None
         inst = await api.call(api.engine.start, name, wf, id)
-        return _json(_instance(inst), 201, {"Location": f"/instances/{quote(inst.id, safe='')}"})
+        where = {"Location": f"/instances/{quote(inst.id, safe='')}"}
+        return _json(views.instance(inst), 201, where)
 
     start.__doc__ = f"Start a {name!r} instance. {info.doc}".strip()
     app.add_api_route(
@@ -559,21 +499,17 @@ def _typed_routes(app: FastAPI, api: _Api, info: WorkflowInfo) -> None:
         operation_id=f"start_{ident}",
         name=f"start_{ident}",
         openapi_extra={
-            "requestBody": {
-                "required": False,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "properties": {
-                                "id": {"type": "string", "minLength": 1, "maxLength": 200},
-                                "data": data_schema,
-                            },
-                            "additionalProperties": False,
-                        }
-                    }
+            "requestBody": _json_body(
+                {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "string", "minLength": 1, "maxLength": 200},
+                        "data": data_schema,
+                    },
+                    "additionalProperties": False,
                 },
-            }
+                required=False,
+            )
         },
     )
     for ev in info.events.values():
@@ -605,10 +541,7 @@ def _event_route(app: FastAPI, api: _Api, info: WorkflowInfo, ev: EventInfo) -> 
         }
     }
     if ev.payload is not NO_PAYLOAD:
-        extra["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": api.types.of(ev.payload)}},
-        }
+        extra["requestBody"] = _json_body(api.types.of(ev.payload))
 
     async def send(
         request: Request,

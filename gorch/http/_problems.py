@@ -24,6 +24,7 @@ from gorch.errors import (
     StateMismatchError,
     WorkflowFinishedError,
 )
+from gorch.interpreter import GotoError
 
 __all__ = ["PROBLEM", "Problem", "from_gorch", "problem_response"]
 
@@ -47,6 +48,7 @@ _KINDS: list[tuple[type[GorchError], int, str, str]] = [
     (BusyError, 503, "busy", "Instance busy"),
     (IdempotencyKeyError, 422, "idempotency-key-reused", "Idempotency key reused"),
     (InputError, 422, "invalid-payload", "Invalid payload"),
+    (GotoError, 422, "invalid-goto", "No such statement or thread to go to"),
 ]
 
 

@@ -1,0 +1,5 @@
+"""``python -m gorch``: the ``gorch`` command."""
+
+from gorch.cli import main
+
+main()

@@ -1,0 +1,89 @@
+"""Instances, history and waits as plain JSON data: one shape for every face (HTTP, CLI)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from gorch import clock, serde
+from gorch.engine import HistoryEntry, Instance, ThreadWait
+from gorch.interpreter import GotoPlan, _awaited
+from gorch.store.base import TimerRecord
+
+__all__ = ["goto_plan", "history", "instance", "summary", "time", "wait"]
+
+
+def time(at: datetime | None) -> str | None:
+    return None if at is None else clock.format_time(at)
+
+
+def timer(t: TimerRecord) -> dict[str, Any]:
+    return {"thread": t.thread_id, "name": t.name, "due_at": time(t.due_at)}
+
+
+def summary(inst: Instance) -> dict[str, Any]:
+    return {
+        "id": inst.id,
+        "workflow": inst.workflow,
+        "status": inst.status.value,
+        "created_at": time(inst.created_at),
+        "updated_at": time(inst.updated_at),
+        "version": inst.version,
+        "waiting_for": inst.waiting_for(),
+        "last_error": inst.last_error,
+    }
+
+
+def instance(inst: Instance) -> dict[str, Any]:
+    out = summary(inst)
+    out["attempts"] = inst.attempts
+    out["next_attempt_at"] = time(inst.next_attempt_at)
+    out["threads"] = [
+        {"id": t.id, "name": t.name, "status": t.status.value, "at": t.cur_step,
+         "events": _awaited([t])}
+        for t in inst.state.threads
+    ]  # fmt: skip
+    out["timers"] = [timer(t) for t in inst.timers]
+    out["data"] = serde.unstructure(inst.data)
+    out["state"] = serde.unstructure(inst.state)
+    return out
+
+
+def history(h: HistoryEntry) -> dict[str, Any]:
+    return {
+        "seq": h.seq,
+        "at": time(h.at),
+        "kind": h.kind,
+        "name": h.name,
+        "thread": h.thread,
+        "input": h.input,
+        "output": h.output,
+        "error": h.error,
+    }
+
+
+def wait(w: ThreadWait) -> dict[str, Any]:
+    return {
+        "thread": w.thread,
+        "name": w.name,
+        "status": w.status,
+        "at": w.at,
+        "events": w.events,
+        "since": time(w.since),
+        "timers": [timer(t) for t in w.timers],
+    }
+
+
+def goto_plan(id: str, plan: GotoPlan) -> dict[str, Any]:
+    return {
+        "instance": id,
+        "thread": plan.thread,
+        "from_status": plan.from_status.value,
+        "from_step": plan.from_step,
+        "to_status": plan.to_status.value,
+        "to_step": plan.to_step,
+        "teardown": plan.teardown,
+        "setup": plan.setup,
+        "applied": plan.applied,
+        "description": plan.describe(),
+    }

@@ -1,0 +1,731 @@
+"""``gorch``: the command line for people who run workflows.
+
+Every command works against a store (``--store``, or ``GORCH_STORE``: a SQLite path or URL, or a
+PostgreSQL URL) and the registered workflows (``--workflows module:attribute``, or
+``GORCH_WORKFLOWS``: a dict of name to workflow class). Tables and colour where a person reads;
+``--json`` on every command for scripts. Needs the ``cli`` extra: ``pip install "gorch[cli]"``.
+
+Example::
+
+    export GORCH_STORE=pizza.db GORCH_WORKFLOWS=examples.pizza:WORKFLOWS
+    gorch list --status waiting
+    gorch show order-1
+    gorch send order-1 ConfirmOrder '{"manager": "Giulia", "amount": 31.5}'
+    gorch goto order-1 "for a cook"        # shows the dry run, asks before applying
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import os
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
+from typing import Any, NoReturn
+
+import click
+import orjson
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import Progress
+from rich.table import Table
+from rich.tree import Tree
+
+from gorch import _views as views
+from gorch import clock, serde
+from gorch.catalog import NO_PAYLOAD, describe
+from gorch.engine import Engine, Instance, RunStatus, Worker
+from gorch.errors import GorchError, NotFoundError
+from gorch.state import MAIN_THREAD
+
+__all__ = ["cli", "main"]
+
+STATUSES = [s.value for s in RunStatus]
+_STYLE = {
+    "running": "cyan",
+    "waiting": "yellow",
+    "finished": "green",
+    "failed": "bold red",
+    "paused": "magenta",
+    "cancelled": "dim",
+}
+
+
+class Fail(click.ClickException):
+    """A refusal: printed as ``error: ...`` on stderr, exit status 1."""
+
+    def show(self, file: Any = None) -> None:
+        Console(stderr=True).print(f"[bold red]error:[/] {escape(self.message)}", highlight=False)
+
+
+class _Group(click.Group):
+    """Suggests the closest command for a mistyped one."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and self.get_command(ctx, name) is None:
+            close = difflib.get_close_matches(name, self.list_commands(ctx), n=3, cutoff=0.5)
+            hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+            ctx.fail(f"no command {name!r}.{hint} See 'gorch --help'.")
+        return super().resolve_command(ctx, args)
+
+
+class Context:
+    """What the group options set up, built lazily (``--help`` needs no store)."""
+
+    def __init__(self, store: str | None, workflows: str | None) -> None:
+        self.store_url = store
+        self.workflows_path = workflows
+        self._engine: Engine | None = None
+        self.out = Console(highlight=False, soft_wrap=True)
+
+    @property
+    def workflows(self) -> dict[str, type]:
+        return load_workflows(self.workflows_path)
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            workflows = self.workflows
+            self._engine = Engine(open_store(self.store_url), workflows)
+        return self._engine
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.store.close()
+
+
+def store_url(text: str) -> str:
+    """A store option as a URL: a bare path is a SQLite file."""
+    return text if "://" in text else f"sqlite:///{text}"
+
+
+def open_store(url: str | None) -> Any:
+    if not url:
+        raise Fail(
+            "no store: pass --store PATH_OR_URL or set GORCH_STORE (a SQLite file such as "
+            "gorch.db, or postgresql://user@host/db)"
+        )
+    try:
+        from gorch.store.sql import SQLStore, StoreError
+    except ImportError as exc:  # pragma: no cover - the cli extra pulls in sql via "all"
+        raise Fail(f'the SQL store needs the sql extra: pip install "gorch[sql]" ({exc})') from None
+    try:
+        return SQLStore(store_url(url))
+    except (StoreError, GorchError, ValueError) as exc:
+        raise Fail(f"cannot open the store {url!r}: {exc}") from None
+    except Exception as exc:  # a driver's own error: bad URL, refused connection
+        raise Fail(f"cannot open the store {url!r}: {type(exc).__name__}: {exc}") from None
+
+
+def load_workflows(path: str | None) -> dict[str, type]:
+    """The ``module:attribute`` (a dict of name to workflow class, or a function returning
+    one) as the registered workflows."""
+    if not path:
+        raise Fail(
+            "no workflows: pass --workflows module:attribute or set GORCH_WORKFLOWS (the dict "
+            "of name to workflow class, e.g. examples.pizza:WORKFLOWS)"
+        )
+    module_name, _, attr = path.partition(":")
+    if not module_name or not attr:
+        raise Fail(f"--workflows {path!r}: write it as module:attribute, e.g. myapp.flows:FLOWS")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as `python -m` does: the app's own modules
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise Fail(f"--workflows {path!r}: cannot import {module_name!r}: {exc}") from None
+    try:
+        value = getattr(module, attr)
+    except AttributeError:
+        names = [n for n in vars(module) if not n.startswith("_")]
+        close = difflib.get_close_matches(attr, names, n=3)
+        hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+        raise Fail(f"--workflows {path!r}: {module_name} has no {attr!r}.{hint}") from None
+    if callable(value) and not isinstance(value, Mapping):
+        value = value()
+    if not isinstance(value, Mapping) or not value:
+        raise Fail(
+            f"--workflows {path!r} must be a non-empty dict of name to workflow class, "
+            f"not {type(value).__name__}"
+        )
+    return dict(value)
+
+
+def read_json(text: str | None, what: str) -> Any:
+    """JSON from the argument: inline text, ``@file``, or ``-`` for standard input."""
+    if text is None:
+        return None
+    if text == "-":
+        text = sys.stdin.read()
+    elif text.startswith("@"):
+        try:
+            with open(text[1:], encoding="utf-8") as f:
+                text = f.read()
+        except OSError as exc:
+            raise Fail(f"cannot read the {what} from {text[1:]!r}: {exc.strerror}") from None
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise Fail(
+            f"the {what} is not valid JSON ({exc}); quote it for the shell, e.g. "
+            f"'{{\"amount\": 31.5}}', or pass @file.json"
+        ) from None
+
+
+def emit_json(value: Any) -> None:
+    click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2, default=str).decode())
+
+
+def _ago(at: datetime | None) -> str:
+    if at is None:
+        return "-"
+    seconds = (clock.now() - at).total_seconds()
+    when = at.strftime("%Y-%m-%d %H:%M:%S")
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if abs(seconds) >= size:
+            amount = f"{abs(seconds) / size:.0f}{unit}"
+            return f"{when} ({amount} ago)" if seconds > 0 else f"{when} (in {amount})"
+    return f"{when} ({abs(seconds):.0f}s {'ago' if seconds >= 0 else 'from now'})"
+
+
+def _status(status: str) -> str:
+    return f"[{_STYLE.get(status, 'white')}]{status}[/]"
+
+
+def _explain(exc: GorchError, engine: Engine | None = None, instance: str = "") -> NoReturn:
+    """Raise the refusal with a "did you mean" where one helps."""
+    message = str(exc)  # CallbackNotFound and goto already suggest the closest names
+    if isinstance(exc, NotFoundError) and engine is not None and instance:
+        try:
+            ids = [i.id for i in engine.list(limit=1000).items]
+        except GorchError:
+            ids = []
+        close = difflib.get_close_matches(instance, ids, n=3, cutoff=0.6)
+        if close:
+            message += f". Did you mean {' or '.join(map(repr, close))}?"
+    raise Fail(message)
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--store",
+    envvar="GORCH_STORE",
+    metavar="PATH_OR_URL",
+    help="SQLite file or URL, or postgresql:// URL [env GORCH_STORE].",
+)
+@click.option(
+    "--workflows",
+    envvar="GORCH_WORKFLOWS",
+    metavar="MODULE:ATTR",
+    help="The registered workflows: a dict of name to class [env GORCH_WORKFLOWS].",
+)
+@click.version_option(package_name="gorch", prog_name="gorch")
+@click.pass_context
+def cli(ctx: click.Context, store: str | None, workflows: str | None) -> None:
+    """Run and repair durable gorch workflows."""
+    ctx.obj = Context(store, workflows)
+    ctx.call_on_close(ctx.obj.close)
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+# -- serving --------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("app", required=False, metavar="[MODULE:APP]")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--tokens",
+    envvar="GORCH_TOKENS",
+    type=click.Path(dir_okay=False),
+    help="TOML file of bearer tokens and their roles [env GORCH_TOKENS]; without it, auth is off.",
+)
+@click.option(
+    "--worker/--no-worker",
+    default=True,
+    show_default=True,
+    help="Run a worker in the server process (timers, retries).",
+)
+@click.option("--max-body", default=1 << 20, show_default=True, help="Largest request body.")
+@pass_ctx
+def serve(
+    c: Context,
+    app: str | None,
+    host: str,
+    port: int,
+    tokens: str | None,
+    worker: bool,
+    max_body: int,
+) -> None:
+    """Serve the HTTP API with uvicorn.
+
+    Without MODULE:APP, the API of --store and --workflows (docs at /docs). With it, that ASGI
+    app (e.g. one made with gorch.http.create_app).
+    """
+    try:
+        import uvicorn
+
+        from gorch.http import Auth, AuthError, create_app
+    except ImportError as exc:
+        raise Fail(f'serving needs the http extra: pip install "gorch[http]" ({exc})') from None
+    if app is not None:
+        if ":" not in app:
+            raise Fail(f"{app!r}: write the app as module:attribute, e.g. myshop.api:app")
+        if os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())
+        uvicorn.run(app, host=host, port=port)
+        return
+    try:
+        auth = Auth.from_file(tokens) if tokens else None
+    except AuthError as exc:
+        raise Fail(str(exc)) from None
+    if auth is None:
+        Console(stderr=True).print(
+            "[yellow]warning:[/] no --tokens: auth is off, every caller may do everything"
+        )
+    asgi = create_app(c.engine, auth=auth, worker=worker, max_body=max_body)
+    uvicorn.run(asgi, host=host, port=port)
+
+
+@cli.command()
+@click.option("--batch", default=16, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--poll", default=1.0, show_default=True, type=click.FloatRange(0.01, 3600))
+@click.option("--once", is_flag=True, help="Do what is due now, then exit.")
+@json_option
+@pass_ctx
+def worker(c: Context, batch: int, poll: float, once: bool, as_json: bool) -> None:
+    """Fire due timers, resume runnable instances and retry failed steps (until Ctrl-C)."""
+    w = Worker(c.engine, batch=batch, poll=poll)
+    if once:
+        total = 0
+        while done := w.run_once():
+            total += done
+        if as_json:
+            emit_json({"done": total})
+        else:
+            c.out.print(f"did {total} item{'s' if total != 1 else ''} of work")
+        return
+    c.out.print(f"worker on {c.store_url}: Ctrl-C to stop (the item in hand is finished)")
+    w.run()
+
+
+# -- instances ------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("workflow")
+@click.option("--id", "id_", metavar="ID", help="The instance id (default: a random one).")
+@click.option("--data", metavar="JSON|@FILE|-", help="The workflow data to start from.")
+@json_option
+@pass_ctx
+def start(c: Context, workflow: str, id_: str | None, data: str | None, as_json: bool) -> None:
+    """Start an instance of WORKFLOW and run it until it blocks."""
+    engine = c.engine
+    try:
+        cls = engine._class(workflow)  # refuses an unknown name with "did you mean"
+    except GorchError as exc:
+        raise Fail(str(exc)) from None
+    payload = read_json(data, "data")
+    try:
+        wf = cls() if payload is None else serde.structure(payload, cls)
+    except Exception as exc:
+        details = "; ".join(serde.error_details(exc))
+        raise Fail(f"the data is not a valid {cls.__name__}: {details}") from None
+    try:
+        inst = engine.start(workflow, wf, id_)
+    except GorchError as exc:
+        _explain(exc)
+    if as_json:
+        emit_json(views.instance(inst))
+    else:
+        c.out.print(f"started {workflow} [bold]{escape(inst.id)}[/]: {_status(inst.status)}")
+        _print_waits(c, inst.id)
+
+
+@cli.command()
+@click.argument("id")
+@click.argument("event")
+@click.argument("payload", required=False, metavar="[PAYLOAD]")
+@click.option("--key", help="Idempotency key: a repeat with the same key applies nothing.")
+@click.option("--thread", default="", help="The thread to deliver to (default: the one waiting).")
+@json_option
+@pass_ctx
+def send(
+    c: Context,
+    id: str,
+    event: str,
+    payload: str | None,
+    key: str | None,
+    thread: str,
+    as_json: bool,
+) -> None:
+    """Send EVENT with PAYLOAD (JSON, @file or - for stdin) to instance ID."""
+    body = read_json(payload, "payload")
+    engine = c.engine
+    try:
+        out = engine.send(id, event, body, key=key, thread=thread)
+    except GorchError as exc:
+        _explain(exc, engine, id)
+    if as_json:
+        emit_json({"instance": id, "event": event, "output": out})
+        return
+    shown = f" -> {escape(orjson.dumps(out).decode())}" if out is not None else ""
+    c.out.print(f"sent {escape(event)} to [bold]{escape(id)}[/]{shown}")
+    _print_waits(c, id)
+
+
+def _get(c: Context, id: str) -> Instance:
+    try:
+        return c.engine.get(id)
+    except GorchError as exc:
+        _explain(exc, c.engine, id)
+
+
+def _print_waits(c: Context, id: str) -> None:
+    inst = _get(c, id)
+    if inst.status in (RunStatus.FINISHED, RunStatus.CANCELLED):
+        c.out.print(f"  now {_status(inst.status)}")
+        return
+    for w in c.engine.waits(id):
+        what = ", ".join(w.events) or "a condition"
+        c.out.print(f"  {escape(w.thread)} at {escape(repr(w.at))}: waits for {escape(what)}")
+
+
+@cli.command()
+@click.argument("id")
+@click.option("--data/--no-data", default=True, show_default=True, help="Show the data.")
+@json_option
+@pass_ctx
+def show(c: Context, id: str, data: bool, as_json: bool) -> None:
+    """Show instance ID: status, where every thread waits and since when, timers, data."""
+    inst = _get(c, id)
+    waits = c.engine.waits(id)
+    if as_json:
+        out = views.instance(inst)
+        out["waits"] = [views.wait(w) for w in waits]
+        emit_json(out)
+        return
+    c.out.print(
+        f"[bold]{escape(inst.id)}[/] ({escape(inst.workflow)}) {_status(inst.status)}  "
+        f"version {inst.version}, created {_ago(inst.created_at)}, "
+        f"updated {_ago(inst.updated_at)}"
+    )
+    if inst.last_error:
+        c.out.print(f"[red]last error[/] (attempt {inst.attempts}): {escape(inst.last_error)}")
+    if inst.next_attempt_at:
+        c.out.print(f"next attempt {_ago(inst.next_attempt_at)}")
+    if waits:
+        table = Table(title="threads", title_justify="left")
+        for col in ("thread", "status", "at", "waits for", "since"):
+            table.add_column(col)
+        for w in waits:
+            table.add_row(
+                escape(w.thread),
+                w.status,
+                escape(w.at),
+                escape(", ".join(w.events)) or ("a condition" if "Condition" in w.status else ""),
+                _ago(w.since),
+            )
+        c.out.print(table)
+    if inst.timers:
+        table = Table(title="timers", title_justify="left")
+        for col in ("thread", "timer", "due"):
+            table.add_column(col)
+        for t in inst.timers:
+            table.add_row(escape(t.thread_id), escape(t.name), _ago(t.due_at))
+        c.out.print(table)
+    if data:
+        c.out.print_json(orjson.dumps(serde.unstructure(inst.data)).decode())
+
+
+@cli.command(name="list")
+@click.option("--workflow", "-w", help="Only instances of this workflow.")
+@click.option(
+    "--status", "-s", multiple=True, type=click.Choice(STATUSES), help="Only these statuses."
+)
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--cursor", help="Continue after this cursor (printed below a full page).")
+@json_option
+@pass_ctx
+def list_(
+    c: Context,
+    workflow: str | None,
+    status: tuple[str, ...],
+    limit: int,
+    cursor: str | None,
+    as_json: bool,
+) -> None:
+    """List instances, newest first."""
+    try:
+        page = c.engine.list(workflow=workflow, status=status or None, limit=limit, cursor=cursor)
+    except GorchError as exc:
+        _explain(exc)
+    if as_json:
+        emit_json({"items": [views.summary(i) for i in page.items], "next": page.next})
+        return
+    if workflow and workflow not in c.engine.workflows and not page.items:
+        close = difflib.get_close_matches(workflow, list(c.engine.workflows), n=1)
+        if close:
+            c.out.print(f"no instances of {workflow!r}. Did you mean {close[0]!r}?")
+            return
+    table = Table()
+    for col in ("id", "workflow", "status", "waits for", "updated"):
+        table.add_column(col)
+    for i in page.items:
+        table.add_row(
+            escape(i.id),
+            escape(i.workflow),
+            _status(i.status),
+            escape(", ".join(i.waiting_for())),
+            _ago(i.updated_at),
+        )
+    c.out.print(table)
+    if page.next:
+        c.out.print(f"more: gorch list --cursor {page.next}")
+
+
+@cli.command()
+@click.argument("id")
+@json_option
+@pass_ctx
+def history(c: Context, id: str, as_json: bool) -> None:
+    """Show the history of instance ID, oldest first."""
+    try:
+        rows = c.engine.history(id)
+    except GorchError as exc:
+        _explain(exc, c.engine, id)
+    if as_json:
+        emit_json([views.history(h) for h in rows])
+        return
+    table = Table()
+    for col in ("#", "at", "kind", "name", "thread", "input", "output", "error"):
+        table.add_column(col, overflow="fold")
+    for h in rows:
+        table.add_row(
+            str(h.seq),
+            h.at.strftime("%Y-%m-%d %H:%M:%S"),
+            h.kind,
+            escape(h.name),
+            escape(h.thread),
+            escape(_short(h.input)),
+            escape(_short(h.output)),
+            f"[red]{escape(h.error)}[/]" if h.error else "",
+        )
+    c.out.print(table)
+
+
+def _short(value: Any, width: int = 60) -> str:
+    if value is None:
+        return ""
+    text = orjson.dumps(value).decode()
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@cli.command()
+@click.argument("id")
+@click.argument("name")
+@click.option("--thread", default=MAIN_THREAD, show_default=True)
+@click.option("--dry-run", is_flag=True, help="Only show what would change.")
+@click.option("--yes", "-y", is_flag=True, help="Apply without asking.")
+@json_option
+@pass_ctx
+def goto(
+    c: Context, id: str, name: str, thread: str, dry_run: bool, yes: bool, as_json: bool
+) -> None:
+    """Move a thread of instance ID to the statement NAME (repair a stuck instance).
+
+    Shows the dry run first and asks before applying, unless --yes.
+    """
+    engine = c.engine
+    try:
+        plan = engine.goto(id, name, thread, dry_run=True)
+    except GorchError as exc:
+        _explain(exc, engine, id)
+    if dry_run or not yes:
+        if as_json:
+            if dry_run:
+                emit_json(views.goto_plan(id, plan))
+                return
+        else:
+            for line in plan.describe():
+                c.out.print(escape(line))
+        if dry_run:
+            return
+        if not click.confirm("apply?", default=False, err=True):
+            raise Fail("not applied: nothing changed")
+    try:
+        plan = engine.goto(id, name, thread)
+    except GorchError as exc:
+        _explain(exc, engine, id)
+    if as_json:
+        emit_json(views.goto_plan(id, plan))
+    else:
+        c.out.print(f"[green]moved[/] {escape(thread)} of {escape(id)} to {escape(repr(name))}")
+        _print_waits(c, id)
+
+
+def _operator(action: str, verb: str, doc: str) -> None:
+    @cli.command(name=action, help=doc)
+    @click.argument("ids", nargs=-1, metavar="[ID]...")
+    @click.option("--workflow", "-w", help="With no ID: every instance of this workflow ...")
+    @click.option(
+        "--status", "-s", multiple=True, type=click.Choice(STATUSES), help="... in these statuses."
+    )
+    @click.option("--yes", "-y", is_flag=True, help="Do not ask before acting on many.")
+    @json_option
+    @pass_ctx
+    def command(
+        c: Context,
+        ids: tuple[str, ...],
+        workflow: str | None,
+        status: tuple[str, ...],
+        yes: bool,
+        as_json: bool,
+    ) -> None:
+        engine = c.engine
+        method: Callable[[str], Instance] = getattr(engine, action)
+        if ids and (workflow or status):
+            raise Fail("give instance ids, or --workflow/--status to select them, not both")
+        if not ids:
+            if not (workflow or status):
+                raise Fail(f"which instances? give ids, or --workflow/--status (gorch {action} -h)")
+            ids = tuple(_select(engine, workflow, status))
+            if not ids:
+                c.out.print("no instance matches")
+                return
+            if not yes and not click.confirm(f"{action} {len(ids)} instances?", err=True):
+                raise Fail("nothing changed")
+        results: list[dict[str, Any]] = []
+        errors: list[str] = []
+        many = len(ids) > 1 and not as_json
+        with Progress(console=Console(stderr=True), transient=True, disable=not many) as bar:
+            task = bar.add_task(f"{action}…", total=len(ids))
+            for id in ids:
+                try:
+                    results.append(views.summary(method(id)))
+                except GorchError as exc:
+                    if len(ids) == 1:
+                        _explain(exc, engine, id)
+                    errors.append(f"{id}: {exc}")
+                bar.advance(task)
+        if as_json:
+            emit_json({"done": results, "errors": errors} if len(ids) > 1 else results[0])
+        else:
+            for r in results:
+                c.out.print(f"{verb} [bold]{escape(r['id'])}[/]: {_status(r['status'])}")
+            for e in errors:
+                Console(stderr=True).print(f"[red]error:[/] {escape(e)}")
+        if errors:
+            raise SystemExit(1)
+
+    del command
+
+
+def _select(engine: Engine, workflow: str | None, status: tuple[str, ...]) -> Iterator[str]:
+    cursor = None
+    while True:
+        try:
+            page = engine.list(workflow=workflow, status=status or None, limit=500, cursor=cursor)
+        except GorchError as exc:
+            _explain(exc)
+        yield from (i.id for i in page.items)
+        if not page.next:
+            return
+        cursor = page.next
+
+
+_operator("pause", "paused", "Pause instances: no event is accepted, no timer fires.")
+_operator("unpause", "unpaused", "Let paused instances go on.")
+_operator("cancel", "cancelled", "Cancel instances for good (their state is kept).")
+_operator("retry", "retried", "Run failed instances' steps again now.")
+
+
+# -- definitions ----------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("workflow")
+@json_option
+@pass_ctx
+def graph(c: Context, workflow: str, as_json: bool) -> None:
+    """Show the statement tree of WORKFLOW, with its events, payloads and roles."""
+    workflows = c.workflows
+    if workflow not in workflows:
+        close = difflib.get_close_matches(workflow, list(workflows), n=3)
+        hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+        raise Fail(f"no workflow {workflow!r} (registered: {', '.join(workflows)}).{hint}")
+    try:
+        info = describe(workflow, workflows[workflow])
+    except GorchError as exc:
+        raise Fail(str(exc)) from None
+    tree = info.definition()
+    if as_json:
+        emit_json(_node_json(tree))
+        return
+    root = Tree(f"[bold]{escape(workflow)}[/] ({info.cls.__name__})")
+    for kid in getattr(tree, "kids", ()):
+        _add(root, kid, info.events)
+    c.out.print(root)
+
+
+def _label(node: Any, events: Mapping[str, Any]) -> str:
+    kind = type(node).__name__
+    name = getattr(node, "name", "")
+    label = f"[cyan]{kind}[/] {escape(repr(name))}" if name else f"[cyan]{kind}[/]"
+    ev = events.get(name) if kind in ("On", "Timeout") else None
+    if ev is not None:
+        if ev.timeout and ev.after is not None:
+            label += f" after {_duration(ev.after.total_seconds())}"
+        if ev.payload is not NO_PAYLOAD:
+            label += f" payload {escape(getattr(ev.payload, '__name__', repr(ev.payload)))}"
+        if ev.roles:
+            label += f" [magenta]roles {escape(', '.join(ev.roles))}[/]"
+    return label
+
+
+def _duration(seconds: float) -> str:
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            parts.append(f"{int(seconds // size)}{unit}")
+            seconds %= size
+    if seconds or not parts:
+        parts.append(f"{seconds:g}s")
+    return "".join(parts)
+
+
+def _add(parent: Tree, node: Any, events: Mapping[str, Any]) -> None:
+    branch = parent.add(_label(node, events))
+    for kid in getattr(node, "kids", ()):
+        _add(branch, kid, events)
+
+
+def _node_json(node: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"kind": type(node).__name__}
+    if getattr(node, "name", ""):
+        out["name"] = node.name
+    if getattr(node, "roles", ()):
+        out["roles"] = list(node.roles)
+    kids = getattr(node, "kids", ())
+    if kids:
+        out["body"] = [_node_json(k) for k in kids]
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The ``gorch`` console script."""
+    cli.main(args=argv, prog_name="gorch")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
