@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import inspect
 import os
+import shlex
 import sys
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import nullcontext
 from datetime import datetime
 from typing import Any, NoReturn
 
@@ -42,6 +45,7 @@ from gorch.state import MAIN_THREAD
 __all__ = ["cli", "main"]
 
 STATUSES = [s.value for s in RunStatus]
+_LIVE = (RunStatus.RUNNING, RunStatus.WAITING, RunStatus.PAUSED)
 _STYLE = {
     "running": "cyan",
     "waiting": "yellow",
@@ -52,11 +56,22 @@ _STYLE = {
 }
 
 
+_err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
 class Fail(click.ClickException):
     """A refusal: printed as ``error: ...`` on stderr, exit status 1."""
 
     def show(self, file: Any = None) -> None:
-        Console(stderr=True).print(f"[bold red]error:[/] {escape(self.message)}", highlight=False)
+        _err.print(f"[bold red]error:[/] {escape(self.message)}")
+
+
+def _confirm(question: str) -> bool:
+    """Ask on stderr; no answer (closed stdin) is no."""
+    try:
+        return click.confirm(question, default=False, err=True)
+    except click.Abort:
+        return False
 
 
 class _Group(click.Group):
@@ -145,7 +160,7 @@ def load_workflows(path: str | None) -> dict[str, type]:
         close = difflib.get_close_matches(attr, names, n=3)
         hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
         raise Fail(f"--workflows {path!r}: {module_name} has no {attr!r}.{hint}") from None
-    if callable(value) and not isinstance(value, Mapping):
+    if inspect.isfunction(value):
         value = value()
     if not isinstance(value, Mapping) or not value:
         raise Fail(
@@ -290,9 +305,7 @@ def serve(
     except AuthError as exc:
         raise Fail(str(exc)) from None
     if auth is None:
-        Console(stderr=True).print(
-            "[yellow]warning:[/] no --tokens: auth is off, every caller may do everything"
-        )
+        _err.print("[yellow]warning:[/] no --tokens: auth is off, every caller may do everything")
     asgi = create_app(c.engine, auth=auth, worker=worker, max_body=max_body)
     uvicorn.run(asgi, host=host, port=port)
 
@@ -396,9 +409,16 @@ def _print_waits(c: Context, id: str) -> None:
     if inst.status in (RunStatus.FINISHED, RunStatus.CANCELLED):
         c.out.print(f"  now {_status(inst.status)}")
         return
+    if inst.status is RunStatus.FAILED:
+        c.out.print(f"  now {_status(inst.status)}: {escape(inst.last_error or '')}")
     for w in c.engine.waits(id):
-        what = ", ".join(w.events) or "a condition"
-        c.out.print(f"  {escape(w.thread)} at {escape(repr(w.at))}: waits for {escape(what)}")
+        if w.events:
+            doing = f"waits for {', '.join(w.events)}"
+        elif w.status == "WaitingCondition":
+            doing = "waits for a condition"
+        else:
+            doing = f"{w.status.lower()} (a worker runs it)"
+        c.out.print(f"  {escape(w.thread)} at {escape(repr(w.at))}: {escape(doing)}")
 
 
 @cli.command()
@@ -486,12 +506,15 @@ def list_(
             escape(i.id),
             escape(i.workflow),
             _status(i.status),
-            escape(", ".join(i.waiting_for())),
+            escape(", ".join(i.waiting_for())) if i.status in _LIVE else "",
             _ago(i.updated_at),
         )
     c.out.print(table)
     if page.next:
-        c.out.print(f"more: gorch list --cursor {page.next}")
+        again = [*(["--workflow", workflow] if workflow else []),
+                 *(a for st in status for a in ("--status", st)),
+                 "--limit", str(limit), "--cursor", page.next]  # fmt: skip
+        c.out.print(f"more: gorch list {shlex.join(again)}", markup=False)
 
 
 @cli.command()
@@ -551,17 +574,16 @@ def goto(
         plan = engine.goto(id, name, thread, dry_run=True)
     except GorchError as exc:
         _explain(exc, engine, id)
+    if dry_run and as_json:
+        emit_json(views.goto_plan(id, plan))
+        return
     if dry_run or not yes:
-        if as_json:
-            if dry_run:
-                emit_json(views.goto_plan(id, plan))
-                return
-        else:
-            for line in plan.describe():
-                c.out.print(escape(line))
+        show = _err if as_json else c.out  # with --json, stdout is for the result only
+        for line in plan.describe():
+            show.print(escape(line))
         if dry_run:
             return
-        if not click.confirm("apply?", default=False, err=True):
+        if not _confirm("apply?"):
             raise Fail("not applied: nothing changed")
     try:
         plan = engine.goto(id, name, thread)
@@ -603,28 +625,31 @@ def _operator(action: str, verb: str, doc: str) -> None:
             if not ids:
                 c.out.print("no instance matches")
                 return
-            if not yes and not click.confirm(f"{action} {len(ids)} instances?", err=True):
+            many_word = "instance" if len(ids) == 1 else "instances"
+            if not yes and not _confirm(f"{action} {len(ids)} {many_word}?"):
                 raise Fail("nothing changed")
         results: list[dict[str, Any]] = []
         errors: list[str] = []
-        many = len(ids) > 1 and not as_json
-        with Progress(console=Console(stderr=True), transient=True, disable=not many) as bar:
-            task = bar.add_task(f"{action}…", total=len(ids))
+        single = len(ids) == 1 and not (workflow or status)
+        show = len(ids) > 1 and not as_json
+        with Progress(console=_err, transient=True) if show else nullcontext() as bar:
+            task = bar.add_task(f"{action}…", total=len(ids)) if bar else None
             for id in ids:
                 try:
                     results.append(views.summary(method(id)))
                 except GorchError as exc:
-                    if len(ids) == 1:
+                    if single:
                         _explain(exc, engine, id)
                     errors.append(f"{id}: {exc}")
-                bar.advance(task)
+                if bar and task is not None:
+                    bar.advance(task)
         if as_json:
-            emit_json({"done": results, "errors": errors} if len(ids) > 1 else results[0])
+            emit_json(results[0] if single else {"done": results, "errors": errors})
         else:
             for r in results:
                 c.out.print(f"{verb} [bold]{escape(r['id'])}[/]: {_status(r['status'])}")
             for e in errors:
-                Console(stderr=True).print(f"[red]error:[/] {escape(e)}")
+                _err.print(f"[red]error:[/] {escape(e)}")
         if errors:
             raise SystemExit(1)
 
@@ -670,7 +695,7 @@ def graph(c: Context, workflow: str, as_json: bool) -> None:
         raise Fail(str(exc)) from None
     tree = info.definition()
     if as_json:
-        emit_json(_node_json(tree))
+        emit_json(_node_json(tree, info.events))
         return
     root = Tree(f"[bold]{escape(workflow)}[/] ({info.cls.__name__})")
     for kid in getattr(tree, "kids", ()):
@@ -710,15 +735,22 @@ def _add(parent: Tree, node: Any, events: Mapping[str, Any]) -> None:
         _add(branch, kid, events)
 
 
-def _node_json(node: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {"kind": type(node).__name__}
+def _node_json(node: Any, events: Mapping[str, Any]) -> dict[str, Any]:
+    kind = type(node).__name__
+    out: dict[str, Any] = {"kind": kind}
     if getattr(node, "name", ""):
         out["name"] = node.name
-    if getattr(node, "roles", ()):
-        out["roles"] = list(node.roles)
+    ev = events.get(node.name) if kind in ("On", "Timeout") else None
+    if ev is not None:
+        if ev.roles:
+            out["roles"] = list(ev.roles)
+        if ev.payload is not NO_PAYLOAD:
+            out["payload"] = getattr(ev.payload, "__name__", repr(ev.payload))
+        if ev.after is not None:
+            out["after_seconds"] = ev.after.total_seconds()
     kids = getattr(node, "kids", ())
     if kids:
-        out["body"] = [_node_json(k) for k in kids]
+        out["body"] = [_node_json(k, events) for k in kids]
     return out
 
 

@@ -21,16 +21,21 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Mapping
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 from uuid import UUID
 
+import attrs
 import orjson
 from cattrs import transform_error
+from cattrs.cols import is_mutable_sequence, list_structure_factory
 from cattrs.gen import make_dict_structure_fn
 from cattrs.preconf.orjson import make_converter
+from cattrs.v import format_exception
 
 from gorch.errors import SerializationError
 from gorch.state import (
@@ -120,6 +125,46 @@ converter.register_unstructure_hook(UUID, str)
 converter.register_structure_hook(UUID, lambda v, _: v if isinstance(v, UUID) else UUID(str(v)))
 
 
+# Strict shapes: a record (attrs class or dataclass) only from a JSON object, a list only from a
+# JSON array. cattrs' defaults take a list as a record with every field defaulted, and a string
+# as a list of characters: a payload of the wrong shape must be refused, not reinterpreted.
+
+
+def _is_record(t: Any) -> bool:
+    return isinstance(t, type) and (attrs.has(t) or dataclasses.is_dataclass(t))
+
+
+def _record_hook(cls: Any) -> Any:
+    inner = make_dict_structure_fn(cls, converter)
+
+    def structure_record(value: Any, _: Any) -> Any:
+        if not isinstance(value, Mapping):
+            raise ValueError(f"expected an object for {cls.__name__}, got {_kind(value)}")
+        return inner(value, cls)
+
+    return structure_record
+
+
+def _list_hook(t: Any) -> Any:
+    inner = list_structure_factory(t, converter)
+
+    def structure_list(value: Any, _: Any) -> Any:
+        if not isinstance(value, list | tuple):
+            raise ValueError(f"expected an array, got {_kind(value)}")
+        return inner(value, t)
+
+    return structure_list
+
+
+def _kind(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
+
+
+converter.register_structure_hook_factory(_is_record, _record_hook)
+converter.register_structure_hook_factory(is_mutable_sequence, _list_hook)
+
+
 # A fast path for loading states, which happens on every call of the request-handler pattern:
 # build well-formed documents directly, and leave anything unusual (a missing key, a wrong
 # type, an unknown status) to cattrs' generated hook, which explains precisely what is wrong.
@@ -181,10 +226,17 @@ def structure(data: Any, cls: type[T]) -> T:
     return converter.structure(data, cls)
 
 
+def _format(exc: BaseException, type: Any) -> str:
+    """Our strict hooks say what they expected and what came; cattrs' words otherwise."""
+    if isinstance(exc, ValueError) and str(exc).startswith("expected "):
+        return str(exc)
+    return format_exception(exc, type)
+
+
 def error_details(exc: Exception, path: str = "$") -> list[str]:
     """One line per problem of a failed structuring, each with its path (``@ $.qty``)."""
     try:
-        details = transform_error(exc, path=path)
+        details = transform_error(exc, path=path, format_exception=_format)
     except Exception:
         details = []
     return details or [f"{type(exc).__name__}: {exc}"]

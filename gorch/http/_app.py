@@ -399,7 +399,8 @@ def create_app(
     ) -> Response:
         """Send any event to an instance (the typed operations under /workflows say each
         event's payload)."""
-        row = await api.call(engine.get, id)
+        api.caller(request)  # 401 before anything about the instance is told
+        row = await api.call(engine._row, id)
         api.event_roles(request, api.workflow(row.workflow), event)
         return await api.send(request, id, event, row.workflow, thread, idempotency_key)
 
