@@ -23,3 +23,40 @@ def test_bench_engine_quick_run(capsys: pytest.CaptureFixture[str]) -> None:
     for heading in ("0. raw floor", "1. durable steps", "2. send", "3. worker", "4. firing"):
         assert heading in out
     assert "x floor" in out and "events/s" in out and "timers/s" in out
+
+
+def test_bench_http_quick_run() -> None:
+    """In a process of its own, as run by hand: it starts a uvicorn process and client processes
+    (which import ``bench.http`` from the working directory)."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run(
+        [sys.executable, "-m", "bench.http", "--quick"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    out = r.stdout
+    for heading in (
+        "machine: ",
+        "1. SQLite file",
+        "2. PostgreSQL",
+        "HTTP (http.client)",
+        "engine only",
+        "HTTP - engine",
+        "1, httpx client",
+        "GET /health round trip",
+        "target, HTTP adds <= 1 ms p50 at 1 client: SQLite ",
+    ):
+        assert heading in out, heading
+    # "  4  | 1308  1.50  34.94  0 | 3128  0.29  9.24  0 | +1.21  5.14x": 1 and 4 clients, twice
+    number, count = r"\s+\d+\.\d\d", r"\s+\d+"
+    side = count + number + number + r"\s+0 "
+    row = rf"^\s+([14])\s+\|{side}\|{side}\|\s+[+-]\d+\.\d\d\s+\d+\.\d\dx$"
+    assert re.findall(row, out, re.MULTILINE) == ["1", "4", "1", "4"], out
