@@ -564,7 +564,7 @@ class Engine:
     def _row(self, id: str) -> InstanceRecord:
         if not isinstance(id, str) or not id:
             raise InputError(f"an instance id must be a non-empty string, not {id!r}")
-        row = self.store.get(id)
+        row = self.store.get(id) if "\x00" not in id else None  # start refuses NUL in ids
         if row is None:
             raise NotFoundError(f"no instance has id {id!r}", workflow_id=id)
         return row
@@ -649,8 +649,10 @@ class Engine:
             )
         if id is None:
             id = uuid.uuid4().hex
-        elif not isinstance(id, str) or not id or len(id) > 200:
-            raise InputError(f"an instance id must be a string of 1 to 200 characters: {id!r}")
+        elif not _text(id):
+            raise InputError(
+                f"an instance id must be a string of 1 to 200 characters, without NUL: {id!r}"
+            )
         now = clock.now()
         state = new_state(id, workflow)
         row = InstanceRecord(
@@ -662,7 +664,7 @@ class Engine:
             op.commit(RunStatus.RUNNING, lease=False, notify=True)
         else:
             op.run()
-        return self._instance(op.row)
+        return self._instance(op.row, timers=True)
 
     def send(
         self,
@@ -700,8 +702,10 @@ class Engine:
             raise InputError(f"an event name must be a non-empty string, not {event!r}")
         fingerprint = ""
         if key is not None:
-            if not isinstance(key, str) or not key or len(key) > 200:
-                raise InputError(f"an idempotency key must be 1 to 200 characters: {key!r}")
+            if not _text(key):
+                raise InputError(
+                    f"an idempotency key must be 1 to 200 characters, without NUL: {key!r}"
+                )
             fingerprint = _fingerprint(event, thread, payload)
 
         def body(row: InstanceRecord) -> Any:
@@ -818,6 +822,10 @@ class Engine:
                     f"unknown status in {items!r}; use one of "
                     f"{', '.join(s.value for s in RunStatus)}"
                 ) from None
+        if workflow is not None and not _text(workflow):
+            raise InputError(
+                f"a workflow name must be 1 to 200 characters, without NUL: {workflow!r}"
+            )
         after = _parse_cursor(cursor) if cursor else None
         rows = self.store.list_instances(
             workflow=workflow, status=statuses, limit=limit + 1, after=after
@@ -909,11 +917,11 @@ class Engine:
 
         def body(row: InstanceRecord) -> Instance:
             if self._require(row, "pause") is RunStatus.PAUSED:
-                return self._instance(row)
+                return self._instance(row, timers=True)
             op = _Op(self, row, leased=False)
             op.note("paused")
             op.commit(RunStatus.PAUSED, lease=False, revert=True)
-            return self._instance(op.row)
+            return self._instance(op.row, timers=True)
 
         return self._operate(id, body)  # type: ignore[no-any-return]
 
@@ -924,7 +932,7 @@ class Engine:
             self._require(row, "unpause", only=RunStatus.PAUSED)
             op = self._lease(row, "unpaused")
             op.run()
-            return self._instance(op.row)
+            return self._instance(op.row, timers=True)
 
         return self._operate(id, body)  # type: ignore[no-any-return]
 
@@ -938,7 +946,7 @@ class Engine:
             op.note("cancelled")
             op.commit(RunStatus.CANCELLED, lease=False, revert=True, timers=(),
                       next_attempt_at=None)  # fmt: skip
-            return self._instance(op.row)
+            return self._instance(op.row, timers=True)
 
         return self._operate(id, body)  # type: ignore[no-any-return]
 
@@ -952,7 +960,7 @@ class Engine:
             op.commit(RunStatus.RUNNING, lease=True, revert=True, attempts=0,
                       next_attempt_at=None, last_error=None)  # fmt: skip
             op.run()
-            return self._instance(op.row)
+            return self._instance(op.row, timers=True)
 
         return self._operate(id, body)  # type: ignore[no-any-return]
 
@@ -1011,10 +1019,16 @@ def _cursor(row: InstanceRecord) -> str:
     return f"{clock.format_time(row.created_at)}|{row.id}"
 
 
+def _text(value: Any) -> bool:
+    """Whether ``value`` is usable as an id, key or name: 1 to 200 characters, no NUL (which
+    PostgreSQL's text cannot hold)."""
+    return isinstance(value, str) and 0 < len(value) <= 200 and "\x00" not in value
+
+
 def _parse_cursor(cursor: str) -> tuple[datetime, str]:
     at, sep, id = cursor.partition("|")
     try:
-        if not sep:
+        if not sep or "\x00" in cursor:
             raise ValueError(cursor)
         return clock.parse_time(at), id
     except ValueError:

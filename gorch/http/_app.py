@@ -26,22 +26,10 @@ from gorch import serde
 from gorch.catalog import NO_PAYLOAD, EventInfo, WorkflowInfo, describe
 from gorch.engine import Engine, RunStatus, Worker
 from gorch.errors import GorchError, InputError
+from gorch.http import _schemas as schemas
 from gorch.http._auth import Auth, Caller
 from gorch.http._problems import PROBLEM, Problem, from_gorch, problem_response
-from gorch.http._schemas import (
-    MODELS,
-    REF,
-    EventOut,
-    GotoIn,
-    GotoOut,
-    HealthOut,
-    HistoryOut,
-    InstanceOut,
-    PageOut,
-    TypeSchemas,
-    WaitOut,
-    WorkflowOut,
-)
+from gorch.http._schemas import MODELS, REF, TypeSchemas
 
 __all__ = ["create_app"]
 
@@ -220,8 +208,10 @@ class _Api:
                     "waits": list(ev.waits),
                     "roles": list(ev.roles),
                     "after_seconds": ev.after.total_seconds() if ev.after else None,
-                    "payload": None if ev.payload is NO_PAYLOAD else self.types.of(ev.payload),
-                    "output": self.types.of(ev.output, "serialization"),
+                    "payload": None
+                    if ev.payload is NO_PAYLOAD
+                    else self.types.standalone(ev.payload),
+                    "output": self.types.standalone(ev.output, "serialization"),
                     "path": None if ev.timeout else _event_path(info.name, ev.name),
                 }
                 for ev in info.events.values()
@@ -293,14 +283,14 @@ def create_app(
 
     # -- workflows -----------------------------------------------------------------------
 
-    @app.get("/health", response_model=HealthOut, tags=["service"], operation_id="health")
+    @app.get("/health", response_model=schemas.Health, tags=["service"], operation_id="health")
     async def health() -> Response:
         """Whether the API is up (no token needed)."""
         return _json({"status": "ok"})
 
     @app.get(
         "/workflows",
-        response_model=list[WorkflowOut],
+        response_model=list[schemas.Workflow],
         tags=["workflows"],
         operation_id="list_workflows",
     )
@@ -311,7 +301,7 @@ def create_app(
 
     @app.get(
         "/workflows/{workflow}",
-        response_model=WorkflowOut,
+        response_model=schemas.Workflow,
         tags=["workflows"],
         operation_id="get_workflow",
     )
@@ -328,7 +318,10 @@ def create_app(
     # -- instances -----------------------------------------------------------------------
 
     @app.get(
-        "/instances", response_model=PageOut, tags=["instances"], operation_id="list_instances"
+        "/instances",
+        response_model=schemas.InstancePage,
+        tags=["instances"],
+        operation_id="list_instances",
     )
     async def list_instances(
         request: Request,
@@ -349,7 +342,7 @@ def create_app(
 
     @app.get(
         "/instances/{id}",
-        response_model=InstanceOut,
+        response_model=schemas.Instance,
         tags=["instances"],
         operation_id="get_instance",
     )
@@ -360,7 +353,7 @@ def create_app(
 
     @app.get(
         "/instances/{id}/history",
-        response_model=list[HistoryOut],
+        response_model=list[schemas.HistoryEntry],
         tags=["instances"],
         operation_id="get_history",
     )
@@ -372,7 +365,7 @@ def create_app(
 
     @app.get(
         "/instances/{id}/waits",
-        response_model=list[WaitOut],
+        response_model=list[schemas.ThreadWait],
         tags=["instances"],
         operation_id="get_waits",
     )
@@ -383,7 +376,7 @@ def create_app(
 
     @app.post(
         "/instances/{id}/events/{event}",
-        response_model=EventOut,
+        response_model=schemas.EventResult,
         tags=["instances"],
         operation_id="send_event",
         openapi_extra={"requestBody": _json_body({"description": "the payload"}, required=False)},
@@ -406,7 +399,7 @@ def create_app(
 
     @app.post(
         "/instances/{id}/goto",
-        response_model=GotoOut,
+        response_model=schemas.GotoPlan,
         tags=["operators"],
         operation_id="goto",
         openapi_extra={"requestBody": _json_body({"$ref": REF.format(model="GotoRequest")})},
@@ -416,7 +409,7 @@ def create_app(
         Needs the admin role."""
         api.admin(request, "goto")
         try:
-            body = GotoIn.model_validate(await _body(request))
+            body = schemas.GotoRequest.model_validate(await _body(request))
         except ValidationError as exc:
             errors = [f"{'.'.join(map(str, e['loc'])) or '$'}: {e['msg']}" for e in exc.errors()]
             raise InputError(
@@ -449,7 +442,7 @@ def _operator_route(app: FastAPI, api: _Api, action: str, doc: str) -> None:
         f"/instances/{{id}}/{action}",
         operate,
         methods=["POST"],
-        response_model=InstanceOut,
+        response_model=schemas.Instance,
         tags=["operators"],
         operation_id=action,
         name=action,
@@ -471,8 +464,11 @@ def _typed_routes(app: FastAPI, api: _Api, info: WorkflowInfo) -> None:
                 f'"data" (the {info.cls.__name__} to start from), got {_short(body)}'
             )
         id = body.get("id")
-        if id is not None and (not isinstance(id, str) or not 1 <= len(id) <= 200):
-            raise InputError(f'"id" must be text of 1 to 200 characters, got {id!r}')
+        if id is not None and (not isinstance(id, str) or not 1 <= len(id) <= 200 or "/" in id):
+            raise InputError(
+                f'"id" must be text of 1 to 200 characters without "/" (it is part of the '
+                f"instance's URL), got {_short(id)}"
+            )
         data = body.get("data")
         if data is None:
             wf = info.cls()
@@ -495,7 +491,7 @@ def _typed_routes(app: FastAPI, api: _Api, info: WorkflowInfo) -> None:
         start,
         methods=["POST"],
         status_code=201,
-        response_model=InstanceOut,
+        response_model=schemas.Instance,
         tags=[name],
         operation_id=f"start_{ident}",
         name=f"start_{ident}",
@@ -601,7 +597,14 @@ def _handlers(app: FastAPI) -> None:
                     headers=dict(exc.headers or {}))  # fmt: skip
         return problem_response(p, request.url.path)
 
+    async def on_bug(request: Request, exc: Exception) -> Response:
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        p = Problem(500, "server-error", "Server error", f"an unexpected {type(exc).__name__}; "
+                    "the server's log has the details")  # fmt: skip
+        return problem_response(p, request.url.path)
+
     handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
+        Exception: on_bug,
         Problem: on_problem,
         GorchError: on_gorch,
         RequestValidationError: on_invalid,
@@ -619,17 +622,15 @@ def _openapi(app: FastAPI, api: _Api) -> dict[str, Any]:
     doc = get_openapi(
         title=app.title, version=app.version, description=app.description, routes=app.routes
     )
-    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    components = doc.setdefault("components", {}).setdefault("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):
-        schemas.pop(name, None)
+        components.pop(name, None)
     for model in MODELS:
         js = model.model_json_schema(ref_template=REF)
         for n, d in js.pop("$defs", {}).items():
-            schemas.setdefault(n, d)
-        schemas.setdefault(js.get("title", model.__name__), js)
-    for info in api.catalog.values():
-        api.describe(info)  # registers every payload and output type's definitions
-    schemas.update(api.types.defs)
+            components.setdefault(n, d)
+        components.setdefault(model.__name__, js)
+    components.update(api.types.defs)
     problem = {"$ref": REF.format(model="Problem")}
     if api.auth is not None:
         doc["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}

@@ -1,5 +1,8 @@
 """The documented shapes of requests and responses, and JSON Schemas of workflow types.
 
+The models are named as the OpenAPI document shows them (``Instance``, ``Problem``, ...); they
+are distinct from the gorch classes of the same names, so import this module qualified.
+
 Responses are built as plain dicts and encoded with orjson (no per-request validation); these
 pydantic models only describe them in the OpenAPI document. The schemathesis tests check that
 every response matches.
@@ -24,10 +27,10 @@ log = logging.getLogger("gorch.http")
 REF = "#/components/schemas/{model}"
 
 
-class ProblemOut(BaseModel):
+class Problem(BaseModel):
     """An error, as RFC 9457 problem details."""
 
-    model_config = ConfigDict(extra="allow", title="Problem")
+    model_config = ConfigDict(extra="allow")
     type: str = Field(description="URI of the problem type, e.g. urn:gorch:problem:not-found")
     title: str
     status: int
@@ -39,15 +42,13 @@ class ProblemOut(BaseModel):
     waiting_for: list[str] | None = Field(None, description="the events the instance waits for")
 
 
-class TimerOut(BaseModel):
-    model_config = ConfigDict(title="Timer")
+class Timer(BaseModel):
     thread: str
     name: str
     due_at: datetime
 
 
-class ThreadOut(BaseModel):
-    model_config = ConfigDict(title="Thread")
+class Thread(BaseModel):
     id: str
     name: str
     status: str = Field(description="Executing, Resuming, WaitingEvent or WaitingCondition")
@@ -55,8 +56,7 @@ class ThreadOut(BaseModel):
     events: list[str]
 
 
-class InstanceSummaryOut(BaseModel):
-    model_config = ConfigDict(title="InstanceSummary")
+class InstanceSummary(BaseModel):
     id: str
     workflow: str
     status: RunStatus
@@ -67,24 +67,21 @@ class InstanceSummaryOut(BaseModel):
     last_error: str | None
 
 
-class InstanceOut(InstanceSummaryOut):
-    model_config = ConfigDict(title="Instance")
+class Instance(InstanceSummary):
     attempts: int
     next_attempt_at: datetime | None
-    threads: list[ThreadOut]
-    timers: list[TimerOut]
+    threads: list[Thread]
+    timers: list[Timer]
     data: Any = Field(description="the workflow's data")
     state: dict[str, Any] = Field(description="the interpreter's state")
 
 
-class PageOut(BaseModel):
-    model_config = ConfigDict(title="InstancePage")
-    items: list[InstanceSummaryOut]
+class InstancePage(BaseModel):
+    items: list[InstanceSummary]
     next: str | None = Field(description="pass as cursor for the next page; null on the last")
 
 
-class HistoryOut(BaseModel):
-    model_config = ConfigDict(title="HistoryEntry")
+class HistoryEntry(BaseModel):
     seq: int
     at: datetime
     kind: str
@@ -95,26 +92,24 @@ class HistoryOut(BaseModel):
     error: str | None
 
 
-class WaitOut(BaseModel):
-    model_config = ConfigDict(title="ThreadWait")
+class ThreadWait(BaseModel):
     thread: str
     name: str
     status: str
     at: str
     events: list[str]
     since: datetime | None
-    timers: list[TimerOut]
+    timers: list[Timer]
 
 
-class GotoIn(BaseModel):
-    model_config = ConfigDict(title="GotoRequest", extra="forbid")
+class GotoRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     to: str = Field(min_length=1, max_length=200, description="the statement to continue at")
     thread: str = Field(MAIN_THREAD, min_length=1, max_length=200)
     dry_run: bool = Field(False, description="only say what would change")
 
 
-class GotoOut(BaseModel):
-    model_config = ConfigDict(title="GotoPlan")
+class GotoPlan(BaseModel):
     instance: str
     thread: str
     from_status: str
@@ -127,15 +122,13 @@ class GotoOut(BaseModel):
     description: list[str]
 
 
-class EventOut(BaseModel):
-    model_config = ConfigDict(title="EventResult")
+class EventResult(BaseModel):
     instance: str
     event: str
     output: Any = Field(description="what the event's handler returned")
 
 
-class EventInfoOut(BaseModel):
-    model_config = ConfigDict(title="EventInfo")
+class EventInfo(BaseModel):
     name: str
     timeout: bool
     waits: list[str]
@@ -146,22 +139,20 @@ class EventInfoOut(BaseModel):
     path: str | None = Field(description="the typed operation's path (not for timeouts)")
 
 
-class WorkflowOut(BaseModel):
-    model_config = ConfigDict(title="Workflow")
+class Workflow(BaseModel):
     name: str
     doc: str
     start_roles: list[str]
-    events: list[EventInfoOut]
+    events: list[EventInfo]
 
 
-class HealthOut(BaseModel):
-    model_config = ConfigDict(title="Health")
+class Health(BaseModel):
     status: str
 
 
 MODELS: list[type[BaseModel]] = [
-    ProblemOut, TimerOut, ThreadOut, InstanceSummaryOut, InstanceOut, PageOut, HistoryOut,
-    WaitOut, GotoIn, GotoOut, EventOut, EventInfoOut, WorkflowOut, HealthOut,
+    Problem, Timer, Thread, InstanceSummary, Instance, InstancePage, HistoryEntry,
+    ThreadWait, GotoRequest, GotoPlan, EventResult, EventInfo, Workflow, Health,
 ]  # fmt: skip
 
 
@@ -175,35 +166,55 @@ class _GorchSchema(GenerateJsonSchema):
         return {"type": "string", "description": "a decimal number as text"}
 
 
+Mode = Literal["validation", "serialization"]
+
+
 class TypeSchemas:
     """JSON Schemas of payload, output and data types, sharing one ``$defs`` pool that becomes
     the OpenAPI document's ``components/schemas``."""
 
     def __init__(self) -> None:
         self.defs: dict[str, Any] = {}
-        self._done: dict[Any, dict[str, Any]] = {}
+        self._done: dict[tuple[Any, ...], dict[str, Any]] = {}
 
-    def of(
-        self, tp: Any, mode: Literal["validation", "serialization"] = "validation"
-    ) -> dict[str, Any]:
-        """The schema of ``tp`` (``{}``, meaning any JSON, where it cannot be made)."""
+    def of(self, tp: Any, mode: Mode = "validation") -> dict[str, Any]:
+        """The schema of ``tp`` for the OpenAPI document: classes as ``$ref`` to components
+        (``{}``, meaning any JSON, where no schema can be made)."""
         if tp is ANY or tp is NO_PAYLOAD:
             return {}
         if tp is None:
             return {"type": "null"}
         key = (tp, mode)
         if key not in self._done:
-            try:
-                schema = TypeAdapter(tp).json_schema(
-                    ref_template=REF,
-                    mode=mode,
-                    schema_generator=_GorchSchema,
-                )
-            except Exception as exc:
-                log.warning("no JSON Schema for %r (documented as any JSON): %s", tp, exc)
-                schema = {}
-            for name, d in schema.pop("$defs", {}).items():
+            schema = _schema(tp, mode, REF)
+            defs = schema.pop("$defs", {})
+            if isinstance(tp, type) and schema.get("type") == "object":
+                # a class gets a named component, as client generators expect
+                defs[tp.__name__] = schema
+                schema = {"$ref": REF.format(model=tp.__name__)}
+            for name, d in defs.items():
                 if self.defs.setdefault(name, d) != d:
                     log.warning("two types are named %s; the OpenAPI document shows one", name)
             self._done[key] = schema
         return self._done[key]
+
+    def standalone(self, tp: Any, mode: Mode = "validation") -> dict[str, Any]:
+        """The schema of ``tp`` on its own (with its ``$defs``), for a form or a validator."""
+        if tp is ANY or tp is NO_PAYLOAD:
+            return {}
+        if tp is None:
+            return {"type": "null"}
+        key = ("standalone", tp, mode)
+        if key not in self._done:
+            self._done[key] = _schema(tp, mode, "#/$defs/{model}")
+        return self._done[key]
+
+
+def _schema(tp: Any, mode: Mode, ref_template: str) -> dict[str, Any]:
+    try:
+        return TypeAdapter(tp).json_schema(
+            ref_template=ref_template, mode=mode, schema_generator=_GorchSchema
+        )
+    except Exception as exc:
+        log.warning("no JSON Schema for %r (documented as any JSON): %s", tp, exc)
+        return {}
