@@ -411,7 +411,7 @@ def _print_waits(c: Context, id: str) -> None:
         return
     if inst.status is RunStatus.FAILED:
         c.out.print(f"  now {_status(inst.status)}: {escape(inst.last_error or '')}")
-    for w in c.engine.waits(id):
+    for w in c.engine.waits(inst):
         if w.events:
             doing = f"waits for {', '.join(w.events)}"
         elif w.status == "WaitingCondition":
@@ -429,7 +429,7 @@ def _print_waits(c: Context, id: str) -> None:
 def show(c: Context, id: str, data: bool, as_json: bool) -> None:
     """Show instance ID: status, where every thread waits and since when, timers, data."""
     inst = _get(c, id)
-    waits = c.engine.waits(id)
+    waits = c.engine.waits(inst)
     if as_json:
         out = views.instance(inst)
         out["waits"] = [views.wait(w) for w in waits]

@@ -852,12 +852,13 @@ class Engine:
             for h in self.store.history(id)
         ]
 
-    def waits(self, id: str) -> builtins.list[ThreadWait]:
+    def waits(self, id: str | Instance) -> builtins.list[ThreadWait]:
         """Where every thread of instance ``id`` is, what it waits for, since when, and its
-        timers. Raises :class:`NotFoundError`."""
-        inst = self.get(id)
+        timers. Pass the :class:`Instance` from :meth:`get` instead of its id to save reading
+        it again. Raises :class:`NotFoundError`."""
+        inst = id if isinstance(id, Instance) else self.get(id)
         last: dict[str, datetime] = {}
-        for h in self.store.history(id):
+        for h in self.store.history(inst.id):
             if h.thread:
                 last[h.thread] = h.at
             elif h.kind == "started":

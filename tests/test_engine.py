@@ -383,6 +383,22 @@ def test_start_runs_until_blocked_and_saves(engine: Engine) -> None:
     assert engine.store.timers("d1") == []
 
 
+def test_waits_says_where_each_thread_is_from_an_id_or_an_instance(engine: Engine) -> None:
+    engine.start("pizza", PizzaOrder(), id="o1")
+    engine.send("o1", "AddToCart", {"pizza": {"name": "margherita"}})
+    engine.send("o1", "SubmitCart")
+    engine.send("o1", "ConfirmOrder", {"manager": "Giulia", "amount": 10})
+    waits = engine.waits("o1")
+    assert [(w.thread, w.at, w.events) for w in waits] == [
+        ("_main_", "for a cook", ["StartCooking"]),
+        ("payment", "for payment", ["ConfirmPayment"]),
+    ]
+    assert waits[0].since == START and waits[1].since is None  # payment has done nothing yet
+    assert engine.waits(engine.get("o1")) == waits
+    with pytest.raises(NotFoundError):
+        engine.waits("nope")
+
+
 def test_start_generates_an_id(engine: Engine) -> None:
     a = engine.start("counter", Counter())
     b = engine.start("counter", Counter())

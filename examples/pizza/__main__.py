@@ -50,7 +50,7 @@ def where(engine: Engine, order_id: str) -> str:
         return inst.status.value
     parts = [
         f"{w.thread} at {w.at!r} waits for {', '.join(w.events) or 'a condition'}"
-        for w in engine.waits(order_id)
+        for w in engine.waits(inst)
     ]
     return "; ".join(parts)
 
