@@ -37,6 +37,7 @@ from rich.tree import Tree
 
 from gorch import _views as views
 from gorch import clock, serde
+from gorch import graph as gorch_graph
 from gorch.catalog import NO_PAYLOAD, describe
 from gorch.engine import Engine, Instance, RunStatus, Worker
 from gorch.errors import GorchError, NotFoundError
@@ -680,10 +681,21 @@ _operator("retry", "retried", "Run failed instances' steps again now.")
 
 @cli.command()
 @click.argument("workflow")
+@click.option(
+    "--format", "fmt", type=click.Choice(["tree", *gorch_graph.FORMATS]), default="tree",
+    show_default=True, help="tree: the statements in the terminal; mermaid, dot, svg: a diagram.",
+)  # fmt: skip
+@click.option("--instance", "instance_id", metavar="ID",
+              help="Mark where instance ID stands now and what it already ran.")  # fmt: skip
 @json_option
 @pass_ctx
-def graph(c: Context, workflow: str, as_json: bool) -> None:
-    """Show the statement tree of WORKFLOW, with its events, payloads and roles."""
+def graph(c: Context, workflow: str, fmt: str, instance_id: str | None, as_json: bool) -> None:
+    """Draw WORKFLOW: a statement tree, or a Mermaid, Graphviz DOT or SVG diagram.
+
+    \b
+    gorch graph pizza --format mermaid > pizza.mmd
+    gorch graph pizza --format svg --instance order-1 > order-1.svg
+    """
     workflows = c.workflows
     if workflow not in workflows:
         close = difflib.get_close_matches(workflow, list(workflows), n=3)
@@ -693,14 +705,32 @@ def graph(c: Context, workflow: str, as_json: bool) -> None:
         info = describe(workflow, workflows[workflow])
     except GorchError as exc:
         raise Fail(str(exc)) from None
-    tree = info.definition()
-    if as_json:
-        emit_json(_node_json(tree, info.events))
+    if fmt == "tree":
+        if instance_id is not None:
+            raise Fail("--instance draws a diagram: add --format mermaid, dot or svg")
+        tree = info.definition()
+        if as_json:
+            emit_json(_node_json(tree, info.events))
+            return
+        root = Tree(f"[bold]{escape(workflow)}[/] ({info.cls.__name__})")
+        for kid in getattr(tree, "kids", ()):
+            _add(root, kid, info.events)
+        c.out.print(root)
         return
-    root = Tree(f"[bold]{escape(workflow)}[/] ({info.cls.__name__})")
-    for kid in getattr(tree, "kids", ()):
-        _add(root, kid, info.events)
-    c.out.print(root)
+    if as_json:
+        raise Fail("--json gives the statement tree; leave out --format, or leave out --json")
+    diagram = gorch_graph.build(workflow, info.cls)
+    marks = None
+    if instance_id is not None:
+        inst = _get(c, instance_id)
+        if inst.workflow != workflow:
+            raise Fail(
+                f"instance {instance_id!r} is a {inst.workflow!r}, not a {workflow!r}: "
+                f"run gorch graph {shlex.quote(inst.workflow)} --instance "
+                f"{shlex.quote(instance_id)}"
+            )
+        marks = gorch_graph.position(diagram, inst, c.engine.history(instance_id))
+    click.echo(gorch_graph.render(diagram, fmt, marks), nl=False)
 
 
 def _label(node: Any, events: Mapping[str, Any]) -> str:
@@ -710,23 +740,12 @@ def _label(node: Any, events: Mapping[str, Any]) -> str:
     ev = events.get(name) if kind in ("On", "Timeout") else None
     if ev is not None:
         if ev.timeout and ev.after is not None:
-            label += f" after {_duration(ev.after.total_seconds())}"
+            label += f" after {gorch_graph.duration(ev.after)}"
         if ev.payload is not NO_PAYLOAD:
             label += f" payload {escape(getattr(ev.payload, '__name__', repr(ev.payload)))}"
         if ev.roles:
             label += f" [magenta]roles {escape(', '.join(ev.roles))}[/]"
     return label
-
-
-def _duration(seconds: float) -> str:
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            parts.append(f"{int(seconds // size)}{unit}")
-            seconds %= size
-    if seconds or not parts:
-        parts.append(f"{seconds:g}s")
-    return "".join(parts)
 
 
 def _add(parent: Tree, node: Any, events: Mapping[str, Any]) -> None:
