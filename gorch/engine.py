@@ -808,8 +808,10 @@ class Engine:
         status: RunStatus | str | Sequence[RunStatus | str] | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        search: str | None = None,
     ) -> Page:
-        """Instances, newest first, filtered by workflow and status; one page at a time."""
+        """Instances, newest first, filtered by workflow, status and text in the id (``search``,
+        case-sensitive); one page at a time."""
         if not isinstance(limit, int) or not 1 <= limit <= 1000:
             raise InputError(f"limit must be an integer from 1 to 1000, not {limit!r}")
         statuses: list[str] | None = None
@@ -826,9 +828,11 @@ class Engine:
             raise InputError(
                 f"a workflow name must be 1 to 200 characters, without NUL: {workflow!r}"
             )
+        if search is not None and (len(search) > 200 or "\x00" in search):
+            raise InputError(f"a search must be at most 200 characters, without NUL: {search!r}")
         after = _parse_cursor(cursor) if cursor else None
         rows = self.store.list_instances(
-            workflow=workflow, status=statuses, limit=limit + 1, after=after
+            workflow=workflow, status=statuses, limit=limit + 1, after=after, id_contains=search
         )
         more = len(rows) > limit
         rows = rows[:limit]

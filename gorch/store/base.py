@@ -156,9 +156,11 @@ class Store(Protocol):
         status: Sequence[str] | None = None,
         limit: int = 50,
         after: tuple[datetime, str] | None = None,
+        id_contains: str | None = None,
     ) -> list[InstanceRecord]:
         """Instances, newest first (by ``created_at``, then ``id``), filtered; ``after`` is the
-        ``(created_at, id)`` of the last row of the page before."""
+        ``(created_at, id)`` of the last row of the page before; ``id_contains``: only ids that
+        contain this text (case-sensitive)."""
         ...
 
     def history(self, instance_id: str) -> list[HistoryRecord]:

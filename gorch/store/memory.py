@@ -85,12 +85,14 @@ class MemoryStore:
         status: Sequence[str] | None = None,
         limit: int = 50,
         after: tuple[datetime, str] | None = None,
+        id_contains: str | None = None,
     ) -> list[InstanceRecord]:
         with self._lock:
             rows = [
                 r
                 for r in self._rows.values()
                 if (workflow is None or r.workflow == workflow)
+                and (not id_contains or id_contains in r.id)
                 and (status is None or r.status in status)
                 and (after is None or (r.created_at, r.id) < after)
             ]

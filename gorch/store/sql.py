@@ -298,6 +298,7 @@ class _Dialect:
             "AND pc = ?"
         )
         self.list_base = f"SELECT {cols} FROM gorch_instances"
+        self.id_contains = f"strpos(id, {ph}) > 0" if pg else f"instr(id, {ph}) > 0"
         self.ph = ph
 
 
@@ -710,6 +711,7 @@ class SQLStore:
         status: Sequence[str] | None = None,
         limit: int = 50,
         after: tuple[datetime, str] | None = None,
+        id_contains: str | None = None,
     ) -> list[InstanceRecord]:
         d, ph = self.dialect, self.dialect.ph
         where: list[str] = []
@@ -717,6 +719,9 @@ class SQLStore:
         if workflow is not None:
             where.append(f"workflow = {ph}")
             params.append(workflow)
+        if id_contains:
+            where.append(d.id_contains)
+            params.append(id_contains)
         if status is not None:
             if not status:
                 return []
