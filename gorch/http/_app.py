@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import pathlib
 import re
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 import orjson
@@ -18,11 +19,12 @@ from fastapi_offline import FastAPIOffline
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gorch import _views as views
-from gorch import serde
+from gorch import graph, serde
 from gorch.catalog import NO_PAYLOAD, EventInfo, WorkflowInfo, describe
 from gorch.engine import Engine, RunStatus, Worker
 from gorch.errors import GorchError, InputError
@@ -132,6 +134,7 @@ class _Api:
             name: describe(name, cls) for name, cls in engine.workflows.items()
         }
         self.types = TypeSchemas()
+        self.graphs = {name: graph.build(name, info.cls) for name, info in self.catalog.items()}
 
     def caller(self, request: Request) -> Caller:
         if self.auth is None:
@@ -214,7 +217,35 @@ class _Api:
                 }
                 for ev in info.events.values()
             ],
+            "data": self.types.standalone(info.cls),
+            "goto_targets": [
+                {"name": n.name, "kind": n.kind, "thread": n.thread}
+                for n in self.graphs[info.name].nodes.values()
+                if n.kind in ("step", "wait", "waitfor")
+            ],
         }
+
+    def diagram(self, workflow: str, fmt: str, marks: graph.Marks | None = None) -> Response:
+        text = graph.render(self.graphs[workflow], fmt, marks)
+        return Response(text, media_type=_DIAGRAM_TYPES[fmt])
+
+
+_DIAGRAM_TYPES = {
+    "svg": "image/svg+xml",
+    "mermaid": "text/vnd.mermaid; charset=utf-8",
+    "dot": "text/vnd.graphviz; charset=utf-8",
+}
+_DIAGRAM_DOC: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "the diagram",
+        "content": {
+            t.split(";")[0]: {"schema": {"type": "string"}} for t in _DIAGRAM_TYPES.values()
+        },
+    }
+}
+Format = Annotated[
+    Literal["svg", "mermaid", "dot"], Query(description="svg (default), mermaid or dot")
+]
 
 
 def _event_path(workflow: str, event: str) -> str:
@@ -310,6 +341,22 @@ def create_app(
         api.caller(request)
         return _json(api.describe(api.workflow(workflow)))
 
+    @app.get(
+        "/workflows/{workflow}/diagram",
+        response_class=Response,
+        responses=_DIAGRAM_DOC,
+        tags=["workflows"],
+        operation_id="workflow_diagram",
+    )
+    async def workflow_diagram(
+        request: Request,
+        workflow: Annotated[str, Path(max_length=200)],
+        format: Format = "svg",
+    ) -> Response:
+        """The workflow's diagram, drawn from its code: SVG, Mermaid or Graphviz DOT."""
+        api.caller(request)
+        return api.diagram(api.workflow(workflow).name, format)
+
     for info in api.catalog.values():
         _typed_routes(app, api, info)
 
@@ -327,12 +374,21 @@ def create_app(
         status: Annotated[list[RunStatus] | None, Query()] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 50,
         cursor: Annotated[str | None, Query(max_length=400)] = None,
+        q: Annotated[
+            str | None, Query(max_length=200, description="only ids containing this text")
+        ] = None,
     ) -> Response:
-        """Instances, newest first, filtered by workflow and status; one page at a time."""
+        """Instances, newest first, filtered by workflow, status and text in the id; one page
+        at a time."""
         api.caller(request)
         try:
             page = await api.call(
-                engine.list, workflow=workflow, status=status, limit=limit, cursor=cursor
+                engine.list,
+                workflow=workflow,
+                status=status,
+                limit=limit,
+                cursor=cursor,
+                search=q or None,
             )
         except InputError as exc:
             raise Problem(400, "malformed", "Malformed query", str(exc)) from None
@@ -360,6 +416,24 @@ def create_app(
         api.caller(request)
         rows = await api.call(engine.history, id)
         return _json([views.history(h) for h in rows])
+
+    @app.get(
+        "/instances/{id}/diagram",
+        response_class=Response,
+        responses=_DIAGRAM_DOC,
+        tags=["instances"],
+        operation_id="instance_diagram",
+    )
+    async def instance_diagram(request: Request, id: Id, format: Format = "svg") -> Response:
+        """The instance's workflow diagram with where each thread is now and what already ran."""
+        api.caller(request)
+
+        def read() -> tuple[Any, list[Any]]:
+            return engine.get(id), engine.history(id)
+
+        inst, history = await api.call(read)
+        marks = graph.position(api.graphs[inst.workflow], inst, history)
+        return api.diagram(inst.workflow, format, marks)
 
     @app.get(
         "/instances/{id}/waits",
@@ -424,8 +498,37 @@ def create_app(
     ):
         _operator_route(app, api, action, doc)
 
+    _ui(app)
     app.openapi = lambda: _openapi(app, api)  # type: ignore[method-assign]
     return app
+
+
+_UI = pathlib.Path(__file__).with_name("ui")
+# The console loads nothing from elsewhere; the SVG diagrams carry their own <style>.
+_UI_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+
+
+class _Static(StaticFiles):
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        res = super().file_response(*args, **kwargs)
+        res.headers.update(_UI_HEADERS)
+        return res
+
+
+def _ui(app: FastAPI) -> None:
+    """The web console at /ui: static files (plain ES modules) over the JSON API."""
+
+    async def to_ui(request: Request) -> Response:
+        return RedirectResponse(str(request.url.replace(path=request.url.path + "/")))
+
+    app.add_api_route("/ui", to_ui, methods=["GET"], include_in_schema=False)
+    app.mount("/ui/", _Static(directory=_UI, html=True), name="ui")
 
 
 def _operator_route(app: FastAPI, api: _Api, action: str, doc: str) -> None:

@@ -139,11 +139,19 @@ class EventInfo(BaseModel):
     path: str | None = Field(description="the typed operation's path (not for timeouts)")
 
 
+class Statement(BaseModel):
+    name: str
+    kind: str = Field(description="step, wait or waitfor")
+    thread: str = Field(description="_main_, or the name of the Go whose thread runs it")
+
+
 class Workflow(BaseModel):
     name: str
     doc: str
     start_roles: list[str]
     events: list[EventInfo]
+    data: dict[str, Any] = Field(description="JSON Schema of the workflow's data")
+    goto_targets: list[Statement] = Field(description="the statements goto can move a thread to")
 
 
 class Health(BaseModel):
@@ -152,7 +160,7 @@ class Health(BaseModel):
 
 MODELS: list[type[BaseModel]] = [
     Problem, Timer, Thread, InstanceSummary, Instance, InstancePage, HistoryEntry,
-    ThreadWait, GotoRequest, GotoPlan, EventResult, EventInfo, Workflow, Health,
+    ThreadWait, GotoRequest, GotoPlan, EventResult, EventInfo, Statement, Workflow, Health,
 ]  # fmt: skip
 
 

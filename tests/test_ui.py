@@ -1,0 +1,391 @@
+"""The web console at /ui in a real headless Chromium, against the app under uvicorn on loopback.
+
+Chromium is Debian's ``chromium`` package (``scripts/ensure-system`` installs it), driven by
+Playwright through ``executable_path``: Playwright never downloads a browser here. These tests do
+not skip: without Chromium they fail and say how to install it.
+
+Screenshots are kept as artifacts in ``$GORCH_ARTIFACTS`` (default: ``artifacts/`` at the
+repository root).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+
+from examples.pizza import WORKFLOWS
+from examples.pizza.workflow import PizzaOrder
+from gorch.engine import Engine, RunStatus
+from gorch.http import Auth, create_app
+from gorch.store.sql import SQLStore
+from gorch.testing.http import LiveServer
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = Path(os.environ.get("GORCH_ARTIFACTS", ROOT / "artifacts"))
+TOKENS = {
+    "customer-t": ["Customer"],
+    "manager-t": ["Manager"],
+    "cook-t": ["Cook"],
+    "courier-t": ["Delivery"],
+    "admin-t": ["admin"],
+}
+# What Chromium needs to start as root in a container with no network (see the env notes).
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+expect.set_options(timeout=10_000)
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return found
+    pytest.fail(
+        "no chromium on PATH: the browser tests need Debian's chromium package; run "
+        "`bash scripts/ensure-system` (apt-get install chromium)"
+    )
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    b = playwright.chromium.launch(executable_path=_chromium(), args=ARGS)
+    yield b
+    b.close()
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    eng = Engine(SQLStore(f"sqlite:///{tmp_path / 'ui.db'}"), WORKFLOWS)
+    yield eng
+    eng.store.close()
+
+
+@pytest.fixture
+def url(engine: Engine) -> Iterator[str]:
+    app = create_app(engine, auth=Auth(TOKENS), worker=True)
+    with LiveServer(app) as base:
+        yield base
+
+
+@pytest.fixture
+def page(browser: Browser, url: str) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    requests: list[str] = []
+    pg.on("request", lambda r: requests.append(r.url))
+    yield pg
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+    outside = [r for r in requests if not r.startswith(url) and not r.startswith("data:")]
+    assert not outside, f"the console fetched from elsewhere (it must work offline): {outside}"
+
+
+def use_token(page: Page, token: str) -> None:
+    page.get_by_label("API token").fill(token)
+    page.get_by_role("button", name="Use token").click()
+    expect(page.locator("#flash")).to_have_text("Token set.")
+    settled(page)
+
+
+def settled(page: Page) -> None:
+    """Wait until the page has drawn its view (the console marks main busy while loading)."""
+    expect(page.locator("main")).to_have_attribute("aria-busy", "false")
+
+
+def event_form(page: Page, event: str, thread: str = "_main_") -> Any:
+    return page.locator(f"form#send-{event}-{thread}")
+
+
+def send(page: Page, event: str, fields: dict[str, str] | None = None, thread: str = "_main_"):
+    form = event_form(page, event, thread)
+    expect(form).to_be_visible()
+    for label, value in (fields or {}).items():
+        form.get_by_label(label, exact=True).fill(value)
+    form.get_by_role("button", name=f"Send {event}").click()
+    expect(page.locator("#flash")).to_contain_text(f"Sent {event}")
+
+
+def test_walk_a_pizza_order_from_start_to_finish(page: Page, url: str, engine: Engine) -> None:
+    page.goto(f"{url}/ui/#/start")
+    use_token(page, "customer-t")
+    expect(page.get_by_role("heading", name="Start an instance")).to_be_visible()
+    page.get_by_label("Workflow").select_option("pizza")
+    page.get_by_label("Id", exact=True).fill("ui-order-1")
+    page.get_by_role("button", name="Start", exact=True).click()
+    expect(page).to_have_url(f"{url}/ui/#/i/ui-order-1")
+    expect(page.get_by_role("heading", name="ui-order-1")).to_be_visible()
+
+    send(page, "AddToCart", {"Name": "Margherita", "Qty": "2"})
+    expect(page.locator("#flash")).to_have_text("Sent AddToCart; answer: 1.")
+    send(page, "SubmitCart")
+    use_token(page, "manager-t")
+    send(page, "ConfirmOrder", {"Manager": "Mia", "Amount": "21.5"})
+    use_token(page, "customer-t")
+    send(page, "ConfirmPayment", {"Amount": "21.5", "Address": "1 Main St"}, thread="payment")
+    use_token(page, "cook-t")
+    send(page, "StartCooking", {"Cook": "Carlo"})
+    send(page, "Cooked")
+    use_token(page, "courier-t")
+    send(page, "TakeForDelivery")
+    send(page, "Delivered")
+
+    expect(page.locator(".title-row .badge")).to_have_text("finished")
+    expect(page.get_by_text("The instance waits for no event now.")).to_be_visible()
+    timeline = page.locator("ol.timeline")
+    expect(timeline.locator("li.entry").first).to_contain_text("finished")
+    expect(timeline).to_contain_text("event AddToCart")
+    # the diagram shows the finished order: the end reached, every step along the way run
+    expect(page.locator(".diagram svg g.node.end")).to_have_class("node end current")
+    expect(page.locator('.diagram svg g[data-name="complete"]')).to_have_class("node step done")
+    inst = engine.get("ui-order-1")
+    assert inst.status is RunStatus.FINISHED
+    assert inst.data.status == "completed" and inst.data.cart[0].qty == 2
+    assert inst.data.paid == 21.5 and inst.data.cook == "Carlo"
+
+
+def test_a_bad_payload_shows_inline_errors_and_changes_nothing(
+    page: Page, url: str, engine: Engine
+) -> None:
+    engine.start("pizza", PizzaOrder(), "ui-bad")
+    before = engine.get("ui-bad")
+    page.goto(f"{url}/ui/#/i/ui-bad")
+    use_token(page, "customer-t")
+    form = event_form(page, "AddToCart")
+    form.get_by_label("Qty", exact=True).fill("lots")
+    form.get_by_role("button", name="Send AddToCart").click()
+
+    name, qty = form.get_by_label("Name", exact=True), form.get_by_label("Qty", exact=True)
+    expect(name).to_have_attribute("aria-invalid", "true")
+    expect(qty).to_have_attribute("aria-invalid", "true")
+    name_error = form.locator(f"#{name.get_attribute('id')}-error")
+    qty_error = form.locator(f"#{qty.get_attribute('id')}-error")
+    expect(name_error).to_have_text("required field missing")
+    expect(qty_error).to_have_text("expected int, got str 'lots'")
+    expect(page.locator("#flash")).to_contain_text("Invalid payload")
+    # the error is tied to its field for screen readers
+    assert f"{qty.get_attribute('id')}-error" in (qty.get_attribute("aria-describedby") or "")
+    after = engine.get("ui-bad")
+    assert after.version == before.version and after.data.cart == []
+
+    # fixed, it goes through and the errors go away
+    name.fill("Diavola")
+    qty.fill("1")
+    form.get_by_role("button", name="Send AddToCart").click()
+    expect(page.locator("#flash")).to_have_text("Sent AddToCart; answer: 1.")
+    assert engine.get("ui-bad").data.cart[0].name == "Diavola"
+
+    # a refusal by the workflow itself (empty cart) is shown on the form too
+    engine.send("ui-bad", "EmptyCart")
+    page.reload()
+    submit = event_form(page, "SubmitCart")
+    submit.get_by_role("button", name="Send SubmitCart").click()
+    expect(submit.locator(".errors")).to_contain_text("the cart is empty")
+
+    # and a bad start: an id with "/" is refused, with no instance created
+    page.goto(f"{url}/ui/#/start")
+    page.get_by_label("Id", exact=True).fill("a/b")
+    page.get_by_role("button", name="Start", exact=True).click()
+    expect(page.locator("form.start .errors")).to_contain_text('without "/"')
+    assert [i.id for i in engine.list().items] == ["ui-bad"]
+
+
+def test_repair_a_stuck_order_with_goto(page: Page, url: str, engine: Engine) -> None:
+    # The customer paid less than the confirmed amount: the order is stuck at the WaitFor.
+    engine.start("pizza", PizzaOrder(), "ui-stuck")
+    engine.send("ui-stuck", "AddToCart", {"pizza": {"name": "Marinara"}})
+    engine.send("ui-stuck", "SubmitCart")
+    engine.send("ui-stuck", "ConfirmOrder", {"manager": "Mia", "amount": 20})
+    engine.send("ui-stuck", "ConfirmPayment", {"amount": 15, "address": "2 Side St"})
+    for event in ("StartCooking", "Cooked", "TakeForDelivery", "Delivered"):
+        engine.send("ui-stuck", event, {"cook": "Carlo"} if event == "StartCooking" else None)
+    assert engine.waits("ui-stuck")[0].at == "payment received"
+
+    page.goto(f"{url}/ui/#/i/ui-stuck")
+    expect(page.locator("main")).to_contain_text("Unauthorized")  # no token yet
+    expect(page.locator("main")).to_contain_text("Enter a token at the top of the page.")
+    use_token(page, "customer-t")
+    expect(page.locator('.diagram svg g[data-name="payment received"]')).to_have_class(
+        "node waitfor current"
+    )
+    goto = page.locator("form.goto")
+    goto.get_by_label("Statement").select_option("complete")
+    goto.get_by_label("Thread").select_option("_main_")
+    goto.get_by_role("button", name="Preview goto").click()
+    expect(goto.locator(".error")).to_contain_text("needs the role admin")  # not an admin
+
+    use_token(page, "admin-t")
+    goto = page.locator("form.goto")
+    goto.get_by_label("Statement").select_option("complete")
+    goto.get_by_role("button", name="Preview goto").click()
+    diff = goto.locator("table.diff")
+    expect(diff.locator("tr.del")).to_contain_text("payment received")
+    expect(diff.locator("tr.add")).to_contain_text("complete")
+    assert engine.waits("ui-stuck")[0].at == "payment received"  # a dry run changed nothing
+
+    # Applying asks first; declining changes nothing
+    goto.get_by_role("button", name="Apply goto").click()
+    dialog = page.locator("dialog#confirm")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text("From payment received to complete")
+    dialog.get_by_role("button", name="Keep as is").click()
+    expect(dialog).to_be_hidden()
+    assert engine.get("ui-stuck").status is RunStatus.WAITING
+
+    goto.get_by_role("button", name="Apply goto").click()
+    dialog.get_by_role("button", name="Apply goto").click()
+    expect(page.locator("#flash")).to_contain_text("goto: thread _main_ now at complete")
+    expect(page.locator(".title-row .badge")).to_have_text("finished")
+    assert engine.get("ui-stuck").data.status == "completed"
+    expect(page.locator("ol.timeline")).to_contain_text("goto complete")
+
+
+def test_operator_actions_need_confirmation(page: Page, url: str, engine: Engine) -> None:
+    engine.start("pizza", PizzaOrder(), "ui-ops")
+    page.goto(f"{url}/ui/#/i/ui-ops")
+    use_token(page, "admin-t")
+    ops = page.locator(".ops")
+    expect(ops.get_by_role("button", name="Unpause", exact=True)).to_be_disabled()
+    ops.get_by_role("button", name="Pause", exact=True).click()
+    dialog = page.locator("dialog#confirm")
+    dialog.get_by_role("button", name="Keep as is").click()
+    assert engine.get("ui-ops").status is RunStatus.WAITING
+    ops.get_by_role("button", name="Pause", exact=True).click()
+    dialog.get_by_role("button", name="pause", exact=True).click()
+    expect(page.locator(".title-row .badge")).to_have_text("paused")
+    ops.get_by_role("button", name="Unpause", exact=True).click()
+    dialog.get_by_role("button", name="unpause", exact=True).click()
+    expect(page.locator(".title-row .badge")).to_have_text("waiting")
+    ops.get_by_role("button", name="Cancel", exact=True).click()
+    expect(dialog).to_contain_text("cannot be undone")
+    dialog.get_by_role("button", name="cancel", exact=True).click()
+    expect(page.locator(".title-row .badge")).to_have_text("cancelled")
+    assert engine.get("ui-ops").status is RunStatus.CANCELLED
+
+    # a customer cannot: the API's 403 is shown, and nothing changes
+    engine.start("pizza", PizzaOrder(), "ui-ops-2")
+    page.goto(f"{url}/ui/#/i/ui-ops-2")
+    use_token(page, "customer-t")
+    page.locator(".ops").get_by_role("button", name="Pause", exact=True).click()
+    dialog.get_by_role("button", name="pause", exact=True).click()
+    expect(page.locator("#flash")).to_contain_text("needs the role admin")
+    assert engine.get("ui-ops-2").status is RunStatus.WAITING
+
+
+def test_instance_list_filters_pages_and_refreshes_live(
+    page: Page, url: str, engine: Engine
+) -> None:
+    for n in range(23):
+        engine.start("pizza", PizzaOrder(), f"shop-{n:02d}")
+    engine.start("pizza", PizzaOrder(), "other-1")
+    engine.cancel("shop-03")
+    page.goto(f"{url}/ui/")
+    use_token(page, "customer-t")
+    rows = page.locator("table.instances tbody tr")
+    expect(rows).to_have_count(20)
+    expect(rows.first).to_contain_text("other-1")  # newest first
+    page.get_by_role("button", name="Next page").click()
+    expect(rows).to_have_count(4)
+    page.get_by_role("button", name="Previous page").click()
+    expect(rows).to_have_count(20)
+
+    page.get_by_label("Id contains").fill("shop-1")
+    page.get_by_role("button", name="Filter").click()
+    expect(rows).to_have_count(10)
+    expect(page).to_have_url(f"{url}/ui/#/?q=shop-1")
+    page.get_by_label("Status").select_option("cancelled")
+    page.get_by_label("Id contains").fill("")
+    page.get_by_role("button", name="Filter").click()
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("shop-03")
+    expect(rows.first.locator(".badge")).to_have_text("cancelled")
+
+    # live refresh: a cancellation elsewhere shows up without a reload
+    engine.cancel("shop-07")
+    expect(rows).to_have_count(2)
+    # the keyboard reaches an instance: focus its link, Enter opens it
+    rows.first.get_by_role("link").focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="shop-07")).to_be_focused()
+
+
+def test_accessible_offline_and_readable_on_a_phone(browser: Browser, url: str, engine: Engine):
+    engine.start("pizza", PizzaOrder(), "ui-phone")
+    engine.send("ui-phone", "AddToCart", {"pizza": {"name": "Funghi"}})
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+    )
+    page = context.new_page()
+    try:
+        page.goto(f"{url}/ui/#/i/ui-phone")
+        page.get_by_label("API token").fill("customer-t")
+        page.get_by_label("API token").press("Enter")
+        expect(page.locator(".diagram svg")).to_be_visible()
+        # on a fresh load (the token is kept for the tab), the first Tab stop is the skip link
+        page.reload()
+        settled(page)
+        page.keyboard.press("Tab")
+        expect(page.locator("a.skip")).to_be_focused()
+        page.keyboard.press("Enter")
+        expect(page.locator("main")).to_be_focused()
+        expect(page).to_have_url(f"{url}/ui/#/i/ui-phone")  # the route is kept
+        # nothing but the diagram and wide tables scroll sideways: the page itself fits
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"the page is {width}px wide on a 390px phone"
+        # every form control has a label
+        unlabelled = page.evaluate(
+            """() => [...document.querySelectorAll('input, select, textarea')]
+                .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label'))
+                .map(e => e.outerHTML)"""
+        )
+        assert unlabelled == []
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shot = ARTIFACTS / "ui-instance-phone.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    finally:
+        context.close()
+
+
+def test_screenshot_of_the_instance_page_is_kept(page: Page, url: str, engine: Engine) -> None:
+    engine.start("pizza", PizzaOrder(), "ui-shot")
+    engine.send("ui-shot", "AddToCart", {"pizza": {"name": "Quattro", "qty": 2}})
+    engine.send("ui-shot", "SubmitCart")
+    engine.send("ui-shot", "ConfirmOrder", {"manager": "Mia", "amount": 30})
+    page.goto(f"{url}/ui/#/i/ui-shot")
+    use_token(page, "cook-t")
+    expect(page.locator('.diagram svg g[data-name="for a cook"]')).to_have_class(
+        "node wait current"
+    )
+    expect(page.locator('.diagram svg g[data-name="for payment"]')).to_have_class(
+        "node wait current"
+    )
+    expect(page.locator(".diagram svg g.node.done")).not_to_have_count(0)
+    expect(page.locator("section[aria-labelledby=s-threads] tbody tr")).to_have_count(2)
+    expect(page.locator("section[aria-labelledby=s-threads]")).to_contain_text("for payment")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "ui-instance.png"
+    page.screenshot(path=str(shot), full_page=True)
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
