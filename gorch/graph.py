@@ -37,6 +37,7 @@ Example:
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
@@ -168,10 +169,16 @@ class Marks:
     current: Mapping[str, tuple[str, ...]] = {}
     done: frozenset[str] = frozenset()
     failed: frozenset[str] = frozenset()
+    untaken: frozenset[tuple[str, str, str]] = frozenset()  # (src, dst, label) passed by
 
     def edge_done(self, e: Edge) -> bool:
-        """Whether control went along ``e`` (both ends ran, or it leads to a thread now)."""
-        return e.src in self.done and (e.dst in self.done or e.dst in self.current)
+        """Whether control went along ``e``: both ends ran (or it leads to a thread now), and
+        it is not the way around a branch that was taken."""
+        return (
+            e.src in self.done
+            and (e.dst in self.done or e.dst in self.current)
+            and (e.src, e.dst, e.label) not in self.untaken
+        )
 
 
 # -- building ------------------------------------------------------------------------------
@@ -196,7 +203,7 @@ def duration(d: timedelta | float) -> str:
             parts.append(f"{int(seconds // size)}{unit}")
             seconds %= size
     if seconds or not parts:
-        parts.append(f"{seconds:g}s")
+        parts.append(f"{seconds:.6f}".rstrip("0").rstrip(".") + "s")
     return "".join(parts)
 
 
@@ -224,7 +231,7 @@ class _Builder:
     ) -> str:
         nid = f"n{self.count}"
         self.count += 1
-        node = Node(nid, kind, name, tuple(lines), thread, parent)
+        node = Node(nid, kind, name, tuple(map(_printable, lines)), thread, parent)
         if later:
             self.tail.append(node)
         else:
@@ -282,6 +289,12 @@ class _Builder:
             return self.seq(s.kids, exits, out, thread, parent, end, loop)
         if k in (K_STEP, K_WAITFOR, K_RETURN, K_BREAK, K_CONTINUE):
             kind, lines = _simple(s)
+            # where a jump goes, said in its label (the SVG draws no edge for it)
+            if k == K_RETURN:
+                lines.append("ends the workflow" if thread == MAIN_THREAD else f"ends {thread}")
+            elif loop is not None and k in (K_BREAK, K_CONTINUE):
+                what = "leaves" if k == K_BREAK else "next turn of"
+                lines.append(f"{what} {self.nodes[loop[0]].name}")
             nid = self.new(kind, getattr(s, "name", ""), lines, thread, parent)
             self.link(exits, nid)
             out.items.append(nid)
@@ -359,6 +372,15 @@ class _Builder:
         raise TypeError(f"not a statement: {s!r}")  # validate() refused it already
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ufffe\uffff]")
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters shown as escapes (``\\n``, ``\\x07``): a label is
+    one line, and XML cannot hold most of them at all."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
+
 def _kids(tree: Any) -> Sequence[Any]:
     return tree.kids if getattr(tree, "_kind", None) == K_SECTION else (tree,)
 
@@ -408,6 +430,7 @@ def position(graph: Graph, instance: Any, history: Iterable[Any]) -> Marks:
     ``state``); ``history`` its :class:`gorch.engine.HistoryEntry` list, oldest first.
     Statements the code no longer has are left out.
     """
+    history = list(history)
     done: set[str] = set()
     failed: set[str] = set()
     for h in history:
@@ -444,11 +467,49 @@ def position(graph: Graph, instance: Any, history: Iterable[Any]) -> Marks:
         while parent and parent not in done:
             done.add(parent)
             parent = graph.nodes[parent].parent
+    # and, unless a goto jumped, what comes before it in its sequence (a WaitFor, an If)
+    if not any(h.kind == "goto" for h in history):
+        _before(graph, graph.tree, done, current)
     for nid in list(done) + list(current):
         if graph.nodes[nid].thread == MAIN_THREAD:
             done.add(graph.start)
             break
-    return Marks({k: tuple(v) for k, v in current.items()}, frozenset(done), frozenset(failed))
+    # a Go thread that ran and stands nowhere now has ended
+    live = {t.name for t in threads}
+    for n in graph.nodes.values():
+        if n.kind == "thread-end" and n.parent in done and n.thread not in live:
+            done.add(n.id)
+    # the way around a branch (its "otherwise", an empty case) was not taken if a branch was
+    untaken = set()
+    for e in graph.edges:
+        src = graph.nodes[e.src]
+        if src.kind not in ("if", "switch") or graph.nodes[e.dst].parent == src.id:
+            continue
+        branches = (x.dst for x in graph.edges if x.src == src.id)
+        if any(graph.nodes[d].parent == src.id and d in done for d in branches):
+            untaken.add((e.src, e.dst, e.label))
+    return Marks(
+        {k: tuple(v) for k, v in current.items()},
+        frozenset(done),
+        frozenset(failed),
+        frozenset(untaken),
+    )
+
+
+def _before(graph: Graph, seq: _Seq, done: set[str], current: Mapping[str, Any]) -> None:
+    """Mark done every item of ``seq`` (and of the sequences in it) before the last one
+    reached: control enters a sequence at its start, so whatever precedes a reached item ran.
+    The end is not reached that way: a Return jumps there."""
+    heads = [it if isinstance(it, str) else it.head for it in seq.items]
+    reached = [
+        i for i, nid in enumerate(heads) if (nid in done or nid in current) and nid != graph.end
+    ]
+    if reached:
+        done.update(heads[: reached[-1]])
+    for it in seq.items:
+        if not isinstance(it, str):
+            for lane in it.lanes:
+                _before(graph, lane.body, done, current)
 
 
 def render(graph: Graph, fmt: str, marks: Marks | None = None) -> str:
@@ -483,14 +544,14 @@ _MERMAID_SHAPES = {
     "wait": ('[/"', '"/]'),
     "on": ('>"', '"]'),
     "timeout": ('>"', '"]'),
-    "waitfor": ('[\\"', '"\\]'),
+    "waitfor": ('[/"', '"\\]'),
     "go": ('[["', '"]]'),
     "return": ('(["', '"])'),
     "break": ('(["', '"])'),
     "continue": ('(["', '"])'),
 }
 
-_MERMAID_ARROWS = {"flow": "-->", "back": "-->", "go": "-.->", "jump": "-.->"}
+_MERMAID_ARROWS = {"flow": "-->", "back": "-.->", "go": "-.->", "jump": "-.->"}
 
 _STYLE = {  # fill, stroke for the marks; shared by every renderer
     "current": ("#fde68a", "#b45309"),
@@ -512,7 +573,7 @@ def mermaid(graph: Graph, marks: Marks | None = None) -> str:
         pad = "    "
         if thread != MAIN_THREAD:
             tid = nodes[0].parent or nodes[0].id
-            lines.append(f'    subgraph {tid}_thread["thread: {_mm(thread)}"]')
+            lines.append(f'    subgraph {tid}_thread["thread: {_mm(_printable(thread))}"]')
             pad = "        "
         for n in nodes:
             a, b = _MERMAID_SHAPES[n.kind]
@@ -523,8 +584,8 @@ def mermaid(graph: Graph, marks: Marks | None = None) -> str:
     for e in graph.edges:
         arrow = _MERMAID_ARROWS[e.kind]
         if marks is not None and marks.edge_done(e):
-            arrow = "==>" if e.kind in ("flow", "back") else arrow
-        label = f'|"{_mm(e.label)}"|' if e.label else ""
+            arrow = "==>" if e.kind == "flow" else arrow
+        label = f'|"{_mm(_printable(e.label))}"|' if e.label else ""
         lines.append(f"    {e.src} {arrow}{label} {e.dst}")
     if marks is not None:
         for cls, (fill, stroke) in _STYLE.items():
@@ -573,7 +634,7 @@ def dot(graph: Graph, marks: Marks | None = None) -> str:
     lines = [
         f"digraph {_dq(graph.workflow)} {{",
         f"    graph [rankdir=TB, labelloc=t, label={_dq(graph.workflow)}, fontname=Helvetica];",
-        '    node [fontname=Helvetica, fontsize=11, style="rounded,filled", fillcolor="#ffffff"];',
+        '    node [fontname=Helvetica, fontsize=11, style=filled, fillcolor="#ffffff"];',
         "    edge [fontname=Helvetica, fontsize=10];",
     ]
     for thread, nodes in graph.threads().items():
@@ -581,11 +642,13 @@ def dot(graph: Graph, marks: Marks | None = None) -> str:
         if thread != MAIN_THREAD:
             tid = nodes[0].parent or nodes[0].id
             lines.append(f"    subgraph cluster_{tid} {{")
-            lines.append(f"        label={_dq('thread: ' + thread)}; style=dashed;")
+            lines.append(f"        label={_dq('thread: ' + _printable(thread))}; style=dashed;")
             pad = "        "
         for n in nodes:
             attrs = [f"label={_dq(chr(10).join(_with_threads(n, marks)))}"]
             attrs.append(f"shape={_DOT_SHAPES[n.kind]}")
+            if n.kind == "step":
+                attrs.append('style="rounded,filled"')
             state = _state_of(n.id, marks)
             if state:
                 fill, stroke = _STYLE[state]
@@ -598,7 +661,7 @@ def dot(graph: Graph, marks: Marks | None = None) -> str:
     for e in graph.edges:
         attrs = []
         if e.label:
-            attrs.append(f"label={_dq(e.label)}")
+            attrs.append(f"label={_dq(_printable(e.label))}")
         if e.kind == "back":
             attrs.append("constraint=false")
         if e.kind in ("go", "jump"):
@@ -802,7 +865,7 @@ def _svg_node(n: Node, x: float, y: float, w: float, h: float, lines: Sequence[s
         shape = _poly([(x + e, y), (x + w, y), (x + w - e, y + h), (x, y + h)])
     elif k == "waitfor":
         e = 10
-        shape = _poly([(x, y), (x + w, y), (x + w - e, y + h), (x + e, y + h)])
+        shape = _poly([(x + e, y), (x + w - e, y), (x + w, y + h), (x, y + h)])
     elif k in ("on", "timeout"):
         e = 12
         shape = _poly([(x, y), (x + w - e, y), (x + w, y + h / 2), (x + w - e, y + h),
@@ -862,14 +925,14 @@ def svg(graph: Graph, marks: Marks | None = None) -> str:
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="gorch-graph" role="img" '
         f'width="{width:.0f}" height="{height:.0f}" viewBox="0 0 {width:.0f} {height:.0f}" '
-        f'aria-label="{html.escape(f"diagram of workflow {graph.workflow}")}">',
-        f"<title>{html.escape(f'workflow {graph.workflow}')}</title>",
+        f'aria-label="{html.escape(f"diagram of workflow {_printable(graph.workflow)}")}">',
+        f"<title>{html.escape(f'workflow {_printable(graph.workflow)}')}</title>",
         f"<style>{_SVG_CSS}</style>",
         '<defs><marker id="gorch-arrow" viewBox="0 0 10 10" refX="9" refY="5" '
         'markerWidth="7" markerHeight="7" orient="auto-start-reverse">'
         '<path d="M0,0L10,5L0,10z" fill="#64748b"/></marker></defs>',
         f'<text class="title" x="{margin:.0f}" y="{margin + 4:.0f}">'
-        f"{html.escape(graph.workflow)}</text>",
+        f"{html.escape(_printable(graph.workflow))}</text>",
     ]
     nodes, edges = [], []
     for kind, p in body.place(margin, margin + title_h):
@@ -878,8 +941,8 @@ def svg(graph: Graph, marks: Marks | None = None) -> str:
             n = graph.nodes[nid]
             state = _state_of(nid, marks)
             cls = f"node {n.kind}" + (f" {state}" if state else "")
-            name = f' data-name="{html.escape(n.name)}"' if n.name else ""
-            tip = f"{n.kind} {n.name}".strip()
+            name = f' data-name="{html.escape(_printable(n.name))}"' if n.name else ""
+            tip = f"{n.kind} {_printable(n.name)}".strip()
             if marks is not None and marks.current.get(nid):
                 tip += " — now: " + ", ".join(marks.current[nid])
             nodes.append(
@@ -897,14 +960,14 @@ def svg(graph: Graph, marks: Marks | None = None) -> str:
             x, y, s, anchor = p
             edges.append(
                 f'<text class="label" x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}">'
-                f"{html.escape(s)}</text>"
+                f"{html.escape(_printable(s))}</text>"
             )
         elif kind == "frame":
             x, y, w, h, label = p
             edges.append(
                 f'<rect class="frame" x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" '
                 f'height="{h:.1f}" rx="6"/><text class="label" x="{x + 8:.1f}" '
-                f'y="{y + h - 7:.1f}">{html.escape(label)}</text>'
+                f'y="{y + h - 7:.1f}">{html.escape(_printable(label))}</text>'
             )
     out += edges + nodes + ["</svg>"]
     return "\n".join(out) + "\n"
