@@ -476,6 +476,7 @@ def show(c: Context, id: str, data: bool, as_json: bool) -> None:
 )
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--cursor", help="Continue after this cursor (printed below a full page).")
+@click.option("--search", "-q", help="Only instances whose id contains this text.")
 @json_option
 @pass_ctx
 def list_(
@@ -484,11 +485,14 @@ def list_(
     status: tuple[str, ...],
     limit: int,
     cursor: str | None,
+    search: str | None,
     as_json: bool,
 ) -> None:
     """List instances, newest first."""
     try:
-        page = c.engine.list(workflow=workflow, status=status or None, limit=limit, cursor=cursor)
+        page = c.engine.list(
+            workflow=workflow, status=status or None, limit=limit, cursor=cursor, search=search
+        )
     except GorchError as exc:
         _explain(exc)
     if as_json:
@@ -514,6 +518,7 @@ def list_(
     if page.next:
         again = [*(["--workflow", workflow] if workflow else []),
                  *(a for st in status for a in ("--status", st)),
+                 *(["--search", search] if search else []),
                  "--limit", str(limit), "--cursor", page.next]  # fmt: skip
         c.out.print(f"more: gorch list {shlex.join(again)}", markup=False)
 

@@ -5,8 +5,9 @@ the customer fills the cart, the manager confirms, the cook cooks while the paym
 its own thread, the courier delivers. It prints who sent what and where the order waits after
 each event, and ends with the order's history from the store.
 
-``serve`` serves the shop's HTTP API (docs at /docs) with a worker in the same process, so the
-24-hour cart timeout fires; the demo tokens in ``examples/pizza/tokens.toml`` hold one role each.
+``serve`` serves the shop's HTTP API (docs at /docs, the web console at /ui/) with a worker in
+the same process, so the 24-hour cart timeout fires; the demo tokens in
+``examples/pizza/tokens.toml`` hold one role each.
 """
 
 from __future__ import annotations
@@ -92,7 +93,8 @@ def serve(db: Path, host: str, port: int) -> None:
     from gorch.http import Auth, create_app
 
     app = create_app(engine_for(db), auth=Auth.from_file(TOKENS), worker=True, title="Pizza shop")
-    print(f"pizza shop on http://{host}:{port}/docs (store {db}; tokens in {TOKENS})")
+    print(f"pizza shop: console http://{host}:{port}/ui/, API docs http://{host}:{port}/docs")
+    print(f"store {db}; tokens in {TOKENS}")
     uvicorn.run(app, host=host, port=port)
 
 

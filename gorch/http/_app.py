@@ -317,6 +317,19 @@ def create_app(
         """Whether the API is up (no token needed)."""
         return _json({"status": "ok"})
 
+    @app.get("/me", response_model=schemas.Me, tags=["service"], operation_id="me")
+    async def me(request: Request) -> Response:
+        """Who the token is: its roles, and whether it may do operator actions."""
+        caller = api.caller(request)
+        admin = api.auth.admin if api.auth else "admin"
+        return _json(
+            {
+                "roles": sorted(caller.roles),
+                "admin": caller.holds((admin,)),
+                "auth": api.auth is not None,
+            }
+        )
+
     @app.get(
         "/workflows",
         response_model=list[schemas.Workflow],
@@ -525,7 +538,7 @@ def _ui(app: FastAPI) -> None:
     """The web console at /ui: static files (plain ES modules) over the JSON API."""
 
     async def to_ui(request: Request) -> Response:
-        return RedirectResponse(str(request.url.replace(path=request.url.path + "/")))
+        return RedirectResponse("ui/")  # relative: right behind a proxy or a path prefix
 
     app.add_api_route("/ui", to_ui, methods=["GET"], include_in_schema=False)
     app.mount("/ui/", _Static(directory=_UI, html=True), name="ui")

@@ -158,9 +158,15 @@ class Health(BaseModel):
     status: str
 
 
+class Me(BaseModel):
+    roles: list[str] = Field(description="the roles the token holds")
+    admin: bool = Field(description="whether it may goto, pause, unpause, cancel and retry")
+    auth: bool = Field(description="false: auth is off and every caller may do everything")
+
+
 MODELS: list[type[BaseModel]] = [
     Problem, Timer, Thread, InstanceSummary, Instance, InstancePage, HistoryEntry,
-    ThreadWait, GotoRequest, GotoPlan, EventResult, EventInfo, Statement, Workflow, Health,
+    ThreadWait, GotoRequest, GotoPlan, EventResult, EventInfo, Statement, Workflow, Health, Me,
 ]  # fmt: skip
 
 

@@ -13,6 +13,7 @@ const LIVE_MS = 2000;
 let stop = () => {}; // ends the current view's live refresh
 let gen = 0; // counts routes: a view whose route was left while it loaded draws nothing
 let catalog = null; // GET /workflows, cached
+let me = null; // GET /me: the token's roles, cached until the token changes
 
 // -- plumbing --------------------------------------------------------------------------------
 
@@ -33,6 +34,31 @@ function explain(err) {
 async function workflows() {
   catalog ??= await api("/workflows");
   return catalog;
+}
+
+async function whoami() {
+  if (!me) {
+    try {
+      me = await api("/me");
+    } catch {
+      me = { roles: [], admin: false, auth: true, unknown: true };
+    }
+    const who = document.getElementById("who");
+    who.textContent = me.unknown ? "no valid token" : !me.auth ? "auth is off"
+      : `roles: ${me.roles.join(", ") || "none"}`;
+  }
+  return me;
+}
+
+// Why the token may not do something ("" when it may): the API decides; this only says so early.
+function lacks(roles) {
+  if (!me || !me.auth || !roles.length || roles.some((r) => me.roles.includes(r))) return "";
+  return `Needs the role ${roles.join(" or ")}; your token holds ${me.roles.join(", ") || "no role"}.`;
+}
+
+function lacksAdmin() {
+  if (!me || !me.auth || me.admin) return "";
+  return `Needs the admin role; your token holds ${me.roles.join(", ") || "no role"}.`;
 }
 
 function badge(status) {
@@ -85,6 +111,7 @@ async function route(moveFocus = false) {
   stop = () => {};
   const mine = ++gen;
   main.setAttribute("aria-busy", "true");
+  await whoami();
   const hash = location.hash.replace(/^#/, "") || "/";
   const [path, query = ""] = hash.split("?");
   for (const a of document.querySelectorAll("[data-nav]")) a.removeAttribute("aria-current");
@@ -280,7 +307,8 @@ async function instanceView(mine, id) {
   function eventForm(inst, thread, ev) {
     const form = new SchemaForm(ev.payload);
     const id = `send-${ev.name}-${thread}`.replace(/[^\w-]/g, "_");
-    const button = h("button", { type: "submit" }, `Send ${ev.name}`);
+    const why = lacks(ev.roles);
+    const button = h("button", { type: "submit", disabled: Boolean(why) }, `Send ${ev.name}`);
     const el = h("form", { class: "card event", id, novalidate: true, "aria-labelledby": `${id}-title`,
       onsubmit: async (e) => {
         e.preventDefault();
@@ -309,7 +337,8 @@ async function instanceView(mine, id) {
       h("h3", { id: `${id}-title` }, ev.name, thread !== "_main_" ? h("span", { class: "muted" }, ` (thread ${thread})`) : ""),
       ev.roles.length ? h("p", { class: "muted" }, `Sent by: ${ev.roles.join(" or ")}`) : "",
       form.element,
-      button);
+      button,
+      why ? h("p", { class: "why" }, why) : "");
     return el;
   }
 
@@ -327,8 +356,9 @@ async function instanceView(mine, id) {
       cancel: "The instance ends for good; its state is kept for inspection. This cannot be undone.",
       retry: "The failed step runs again now.",
     };
+    const why = lacksAdmin();
     const buttons = Object.keys(what).map((action) => h("button", {
-      type: "button", class: action === "cancel" ? "danger" : "", disabled: !allowed[action],
+      type: "button", class: action === "cancel" ? "danger" : "", disabled: !allowed[action] || Boolean(why),
       onclick: async () => {
         const title = `${action[0].toUpperCase()}${action.slice(1)} ${id}?`;
         if (!(await confirmAction(title, h("p", {}, what[action]), action))) return;
@@ -342,7 +372,7 @@ async function instanceView(mine, id) {
         }
       } }, action[0].toUpperCase() + action.slice(1)));
     ops.replaceChildren(
-      h("p", { class: "muted" }, "These need the admin role."),
+      h("p", { class: why ? "why" : "muted" }, why || "These need the admin role."),
       h("div", { class: "buttons" }, buttons),
       gotoForm(inst));
   }
@@ -401,7 +431,7 @@ async function instanceView(mine, id) {
       } },
       h("h3", { id: "goto-title" }, "Go to a statement (repair)"),
       labelled("Statement", to), labelled("Thread", thread),
-      h("button", { type: "submit" }, "Preview goto"),
+      h("button", { type: "submit", disabled: Boolean(lacksAdmin()) }, "Preview goto"),
       plan);
     return form;
   }
@@ -493,6 +523,7 @@ tokenForm.addEventListener("submit", (e) => {
   e.preventDefault();
   setToken(tokenInput.value.trim(), document.getElementById("remember").checked);
   catalog = null;
+  me = null;
   say(tokenInput.value.trim() ? "Token set." : "Token cleared.", "ok");
   route();
 });
