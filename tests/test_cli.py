@@ -30,6 +30,8 @@ from _cli_workflows import Flaky
 from click.testing import CliRunner, Result
 from freezegun import freeze_time
 
+from examples.pizza import PizzaOrder
+from gorch import graph as gorch_graph
 from gorch.cli import cli
 from gorch.engine import Engine, RunStatus
 from gorch.store.sql import SQLStore
@@ -524,6 +526,18 @@ def test_list_more_hint_keeps_the_filters(g: Gorch) -> None:
     assert "cancelled-1" not in follow
 
 
+def test_list_search_finds_ids_containing_a_text_and_keeps_it_in_the_hint(g: Gorch) -> None:
+    for id in ("shop-a1", "shop-a2", "shop-b1", "SHOP-a3"):
+        order(g, id)
+    ids = [i["id"] for i in g.json("list", "--search", "shop-a")["items"]]
+    assert ids == ["shop-a2", "shop-a1"]  # newest first; case-sensitive
+    out = g("list", "-q", "shop-a", "--limit", "1").stdout
+    hint = next(x for x in out.splitlines() if x.startswith("more: gorch "))
+    follow = g(*shlex.split(hint.removeprefix("more: gorch "))).stdout
+    assert "shop-a1" in follow and "shop-b1" not in follow and "SHOP" not in follow
+    assert "at most 200 characters" in g.fail("list", "--search", "x" * 201)
+
+
 # -- history --------------------------------------------------------------------------------
 
 
@@ -975,6 +989,76 @@ def test_graph_json(g: Gorch) -> None:
 def test_graph_of_an_unknown_workflow(g: Gorch) -> None:
     message = g.fail("graph", "piza")
     assert message == "error: no workflow 'piza' (registered: pizza). Did you mean 'pizza'?"
+    message = g.fail("graph", "piza", "--format", "svg")
+    assert message == "error: no workflow 'piza' (registered: pizza). Did you mean 'pizza'?"
+
+
+@pytest.mark.parametrize("fmt", gorch_graph.FORMATS)
+def test_graph_diagram_formats(g: Gorch, fmt: str) -> None:
+    out = g("graph", "pizza", "--format", fmt).stdout
+    assert out == gorch_graph.render(gorch_graph.build("pizza", PizzaOrder), fmt)
+    assert "for the cart" in out and "complete" in out
+
+
+def test_graph_default_format_is_the_tree(g: Gorch) -> None:
+    tree = g("graph", "pizza").stdout
+    assert tree.splitlines()[0] == "pizza (PizzaOrder)"
+    assert g("graph", "pizza", "--format", "tree").stdout == tree
+    assert "[default: tree]" in flat(g("graph", "--help").stdout)
+    message = g("graph", "pizza", "--format", "png", code=2).stderr
+    assert "'png' is not one of 'tree', 'mermaid', 'dot', 'svg'" in flat(message)
+
+
+@pytest.mark.parametrize("fmt", gorch_graph.FORMATS)
+def test_graph_of_an_instance_marks_where_it_stands(g: Gorch, fmt: str) -> None:
+    order(g, "order-1", *CONFIRMED)
+    out = g("graph", "pizza", "--instance", "order-1", "--format", fmt).stdout
+    diagram = gorch_graph.build("pizza", PizzaOrder)
+    with g.engine() as e:
+        marks = gorch_graph.position(diagram, e.get("order-1"), e.history("order-1"))
+    assert dict(marks.current) == {
+        diagram.by_name["for a cook"]: ("_main_",),
+        diagram.by_name["for payment"]: ("payment",),
+    }
+    assert out == gorch_graph.render(diagram, fmt, marks)
+    assert out != gorch_graph.render(diagram, fmt)
+    assert "▶ _main_" in out and "▶ payment" in out
+    if fmt == "mermaid":
+        assert "classDef current" in out and "classDef done" in out
+    if fmt == "svg":
+        cook = diagram.by_name["for a cook"]
+        assert f'<g class="node wait current" id="gorch-{cook}"' in out
+
+
+def test_graph_of_an_instance_of_another_workflow(flaky: Gorch) -> None:
+    g = flaky
+    g("start", "flaky", "--id", "f1")
+    message = g.fail("graph", "pizza", "--instance", "f1", "--format", "mermaid")
+    assert message == (
+        "error: instance 'f1' is a 'flaky', not a 'pizza': run gorch graph flaky --instance f1"
+    )
+    out = g("graph", "flaky", "--instance", "f1", "--format", "mermaid").stdout
+    assert "class n2 failed" in out  # the step that failed: 'charge card'
+
+
+def test_graph_of_an_unknown_instance(g: Gorch) -> None:
+    order(g, "order-1")
+    message = g.fail("graph", "pizza", "--instance", "order-l", "--format", "dot")
+    assert "no instance has id 'order-l'. Did you mean 'order-1'?" in message
+    assert "Did you mean" not in g.fail("graph", "pizza", "--instance", "zzz", "--format", "svg")
+
+
+def test_graph_refuses_instance_without_a_diagram_format_and_json_with_one(g: Gorch) -> None:
+    order(g, "order-1")
+    message = g.fail("graph", "pizza", "--instance", "order-1")
+    assert message == "error: --instance draws a diagram: add --format mermaid, dot or svg"
+    message = g.fail("graph", "pizza", "--instance", "order-1", "--format", "tree")
+    assert "--instance draws a diagram" in message
+    for fmt in gorch_graph.FORMATS:
+        message = g.fail("graph", "pizza", "--format", fmt, "--json")
+        assert message == (
+            "error: --json gives the statement tree; leave out --format, or leave out --json"
+        )
 
 
 # -- usage ----------------------------------------------------------------------------------

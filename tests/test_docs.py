@@ -146,3 +146,48 @@ def test_docs_http_example_runs(tmp_path: Path, monkeypatch: Any, capsys: Any) -
     monkeypatch.chdir(tmp_path)  # the example makes shop.db in the working directory
     exec(compile(code, "docs/http.md", "exec", dont_inherit=True), {})
     assert "needs the role Manager; your token holds Customer" in capsys.readouterr().out
+
+
+# docs/diagrams.md: its example runs, and its pictures are what gorch.graph draws today.
+
+PIZZA_SVG_COMMAND = (
+    'python -c "from examples.pizza.workflow import PizzaOrder; '
+    "from gorch.graph import build, svg; open('docs/pizza.svg', 'w', encoding='utf-8')"
+    ".write(svg(build('pizza', PizzaOrder)))\""
+)
+
+
+def doc_blocks(name: str, lang: str) -> list[str]:
+    return re.findall(rf"```{lang}\n(.*?)```", (ROOT / "docs" / name).read_text(), re.S)
+
+
+def test_docs_diagrams_example_runs(tmp_path: Path, monkeypatch: Any, capsys: Any) -> None:
+    monkeypatch.chdir(tmp_path)  # the example writes pizza.svg and order-7.svg here
+    for code in doc_blocks("diagrams.md", "python"):
+        exec(compile(code, "docs/diagrams.md", "exec", dont_inherit=True), {})
+    out = capsys.readouterr().out
+    assert out.startswith('    n0(("start"))\n')
+    assert "for a cook ('_main_',)\nfor payment ('payment',)\n" in out
+    assert out.endswith("    class n0,n2,n3,n4,n5,n7,n11,n12,n13 done\n")
+    assert 'class="node wait current"' in (tmp_path / "order-7.svg").read_text(encoding="utf-8")
+    assert (tmp_path / "pizza.svg").read_text(encoding="utf-8").startswith("<svg ")
+
+
+def test_docs_diagrams_mermaid_block_is_the_pizza_diagram() -> None:
+    from examples.pizza.workflow import PizzaOrder
+    from gorch.graph import build, mermaid
+
+    blocks = doc_blocks("diagrams.md", "mermaid")
+    assert len(blocks) == 1
+    same = blocks[0] == mermaid(build("pizza", PizzaOrder))
+    assert same, "paste the output of `gorch graph pizza --format mermaid` into docs/diagrams.md"
+
+
+def test_docs_pizza_svg_is_the_current_drawing() -> None:
+    from examples.pizza.workflow import PizzaOrder
+    from gorch.graph import build, svg
+
+    committed = (ROOT / "docs" / "pizza.svg").read_text(encoding="utf-8")
+    same = committed == svg(build("pizza", PizzaOrder))
+    assert same, f"docs/pizza.svg is out of date; from the repository root run\n{PIZZA_SVG_COMMAND}"
+    assert "](pizza.svg)" in (ROOT / "docs" / "diagrams.md").read_text()  # shown there

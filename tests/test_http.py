@@ -18,6 +18,7 @@ import re
 import threading
 import time
 import uuid
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from datetime import timedelta
@@ -31,7 +32,7 @@ from _http_workflows import FIXED, GATES, Flaky, Gated
 from freezegun import freeze_time
 
 from examples.pizza.workflow import CART_TIMEOUT, PizzaOrder
-from gorch import Engine, Worker, clock, serde
+from gorch import Engine, Worker, clock, graph, serde
 from gorch.catalog import describe
 from gorch.http import PROBLEM, Auth, create_app
 from gorch.retry import RetryPolicy
@@ -320,6 +321,18 @@ def test_pizza_roles_are_as_documented() -> None:
 def test_health_needs_no_token(shop: Shop) -> None:
     r = shop.client.get("/health")
     assert r.status_code == 200 and r.json() == {"status": "ok"}
+
+
+def test_me_says_the_tokens_roles(make_shop: Callable[..., Shop]) -> None:
+    shop = make_shop()
+    assert shop.read("/me", "Customer") == {"roles": ["Customer"], "admin": False, "auth": True}
+    assert shop.read("/me", "admin") == {"roles": ["admin"], "admin": True, "auth": True}
+    r = shop.client.get("/me")
+    assert r.status_code == 401 and r.headers["content-type"] == "application/problem+json"
+    r = shop.client.get("/me", headers={"Authorization": "Bearer not-a-token"})
+    assert r.status_code == 401
+    open_ = make_shop(auth=None)
+    assert open_.client.get("/me").json() == {"roles": [], "admin": True, "auth": False}
 
 
 @pytest.mark.parametrize("route", ["typed", "generic"])
@@ -620,6 +633,8 @@ GUARDED: list[tuple[str, str, Any]] = [
     ("GET", "/instances/{id}", None),
     ("GET", "/instances/{id}/history", None),
     ("GET", "/instances/{id}/waits", None),
+    ("GET", "/workflows/pizza/diagram", None),
+    ("GET", "/instances/{id}/diagram", None),
     ("POST", "/workflows/pizza/instances", {"id": "intruder"}),
     ("POST", "/workflows/pizza/instances/{id}/events/AddToCart", MARGHERITA),
     ("POST", "/instances/{id}/events/AddToCart", MARGHERITA),
@@ -793,6 +808,7 @@ def test_a_bad_query_is_malformed(shop: Shop, query: dict[str, Any]) -> None:
         ("GET", "/instances/ghost", None),
         ("GET", "/instances/ghost/history", None),
         ("GET", "/instances/ghost/waits", None),
+        ("GET", "/instances/ghost/diagram", None),
         ("POST", "/instances/ghost/events/AddToCart", MARGHERITA),
         ("POST", "/instances/ghost/goto", GOTO_BODY),
         ("POST", "/instances/ghost/pause", None),
@@ -1128,6 +1144,170 @@ def test_list_filter_and_page(shop: Shop) -> None:
         assert created == sorted(created, reverse=True)  # newest first
 
 
+def test_list_searches_ids(shop: Shop) -> None:
+    pizzas = ["order-1", "order-10", "Order-2", "shop-order-3", "a%b", "a_b", "axb"]
+    for id in pizzas:
+        shop.start(id)
+    flaky = shop.start("flaky-order", workflow="flaky", data={"name": "f"})["id"]
+    shop.operate("order-10", "pause")
+
+    def ids(**query: Any) -> list[str]:
+        page = shop.read("/instances", role="Delivery", **query)
+        return [i["id"] for i in page["items"]]
+
+    assert ids(q="order") == [flaky, "shop-order-3", "order-10", "order-1"]  # newest first
+    assert ids(q="Order") == ["Order-2"]  # case-sensitive
+    assert ids(q="ORDER") == []
+    assert ids(q="order-1") == ["order-10", "order-1"]
+    assert ids(q="%") == ["a%b"] and ids(q="_") == ["a_b"]  # no wildcards
+    assert ids(q="a_b") == ["a_b"]
+    assert set(ids(q="")) == set(ids()) == {*pizzas, flaky}  # empty: no filter
+    assert ids(q="order", workflow="pizza") == ["shop-order-3", "order-10", "order-1"]
+    assert ids(q="order", workflow="flaky") == [flaky]
+    assert ids(q="order", status="paused") == ["order-10"]
+    assert ids(q="order", status=["waiting", "failed"]) == [flaky, "shop-order-3", "order-1"]
+    assert ids(q="nothing like it") == []
+
+    # the search holds across pages: the cursor goes on with the same query
+    seen: list[str] = []
+    params: dict[str, Any] = {"q": "order", "limit": 1}
+    while True:
+        page = shop.read("/instances", **params)
+        seen += [i["id"] for i in page["items"]]
+        if page["next"] is None:
+            break
+        params["cursor"] = page["next"]
+    assert seen == [flaky, "shop-order-3", "order-10", "order-1"]
+
+
+@pytest.mark.parametrize("q", ["x" * 201, "a\x00b"])
+def test_a_bad_search_is_malformed(shop: Shop, q: str) -> None:
+    shop.start("o")
+    r = shop.client.get("/instances", params={"q": q}, headers=bearer("admin"))
+    body = assert_problem(r, 400, "malformed")
+    assert "query.q" in body["detail"] or "a search must be" in body["detail"]
+    r = shop.client.get("/instances", params={"q": "x" * 200}, headers=bearer("admin"))
+    assert r.status_code == 200 and r.json()["items"] == []
+
+
+# --------------------------------------------------------------------------------------------
+# Diagrams
+
+DIAGRAM_TYPES = {
+    "svg": "image/svg+xml",
+    "mermaid": "text/vnd.mermaid",
+    "dot": "text/vnd.graphviz",
+}
+SVG_NS = "http://www.w3.org/2000/svg"
+
+
+def _media_type(r: httpx.Response) -> str:
+    return r.headers["content-type"].split(";")[0].strip()
+
+
+def _svg_groups(text: str) -> dict[str, Any]:
+    """The SVG's node groups by their data-name (the statement or event name)."""
+    root = ET.fromstring(text)
+    assert root.tag == f"{{{SVG_NS}}}svg"
+    return {g.get("data-name"): g for g in root.iter(f"{{{SVG_NS}}}g") if g.get("data-name")}
+
+
+def test_the_workflow_diagram(shop: Shop) -> None:
+    pizza = graph.build("pizza", PizzaOrder)
+    r = shop.client.get("/workflows/pizza/diagram", headers=bearer("Cook"))
+    assert r.status_code == 200, r.text
+    assert _media_type(r) == "image/svg+xml"  # SVG by default
+    assert r.text == graph.svg(pizza)
+    groups = _svg_groups(r.text)
+    assert {"setup", "for the cart", "for payment", "complete"} <= set(groups)
+    assert not any("current" in (g.get("class") or "") for g in groups.values())
+    for fmt, media_type in DIAGRAM_TYPES.items():
+        r = shop.client.get(
+            "/workflows/pizza/diagram", params={"format": fmt}, headers=bearer("Delivery")
+        )
+        assert r.status_code == 200, r.text
+        assert _media_type(r) == media_type
+        assert r.text == graph.render(pizza, fmt)
+    flaky = shop.client.get("/workflows/flaky/diagram", params={"format": "mermaid"},
+                            headers=bearer("Customer"))  # fmt: skip
+    assert flaky.text == graph.mermaid(graph.build("flaky", Flaky))
+
+
+@pytest.mark.parametrize("fmt", ["png", "SVG", "", "mermaid,dot"])
+def test_a_diagram_in_an_unknown_format_is_malformed(shop: Shop, fmt: str) -> None:
+    id = shop.start("o")["id"]
+    for path in ("/workflows/pizza/diagram", f"/instances/{id}/diagram"):
+        r = shop.client.get(path, params={"format": fmt}, headers=bearer("admin"))
+        body = assert_problem(r, 400, "malformed")
+        assert "format" in body["detail"]
+
+
+def test_the_diagram_of_an_unknown_workflow_is_not_found(shop: Shop) -> None:
+    r = shop.client.get("/workflows/pizzza/diagram", headers=bearer("Cook"))
+    problem = assert_problem(r, 404, "not-found")
+    assert "'pizza'" in problem["detail"]  # did you mean
+
+
+def test_the_instance_diagram_marks_where_it_stands(shop: Shop) -> None:
+    shop.position("order-1", "StartCooking")  # main at 'for a cook', payment at 'for payment'
+    before = shop.snapshot("order-1")
+    r = shop.client.get("/instances/order-1/diagram", headers=bearer("Customer"))
+    assert r.status_code == 200, r.text
+    assert _media_type(r) == "image/svg+xml"
+    groups = _svg_groups(r.text)
+    classes = {name: set((g.get("class") or "").split()) for name, g in groups.items()}
+    assert classes["for a cook"] == {"node", "wait", "current"}
+    assert classes["for payment"] == {"node", "wait", "current"}
+    assert "done" in classes["setup"] and "done" in classes["ConfirmOrder"]
+    assert classes["StartCooking"] == {"node", "on"} and classes["complete"] == {"node", "step"}
+
+    pizza = graph.build("pizza", PizzaOrder)
+    marks = graph.position(pizza, shop.engine.get("order-1"), shop.engine.history("order-1"))
+    assert r.text == graph.svg(pizza, marks)
+    for fmt, media_type in DIAGRAM_TYPES.items():
+        r = shop.client.get(
+            "/instances/order-1/diagram", params={"format": fmt}, headers=bearer("Cook")
+        )
+        assert r.status_code == 200, r.text
+        assert _media_type(r) == media_type
+        assert r.text == graph.render(pizza, fmt, marks)
+    assert shop.snapshot("order-1") == before  # a read
+
+
+def test_the_instance_diagram_of_another_workflow_and_of_a_finished_one(shop: Shop) -> None:
+    id = shop.start(workflow="flaky", data={"name": "never fixed"})["id"]
+    r = shop.client.get(f"/instances/{id}/diagram", headers=bearer("admin"))
+    assert r.status_code == 200, r.text
+    classes = set((_svg_groups(r.text)["flaky step"].get("class") or "").split())
+    assert classes == {"node", "step", "failed"}
+
+    shop.start("done")
+    shop.send("done", TIMEOUT, role="admin", generic=True)
+    r = shop.client.get("/instances/done/diagram", params={"format": "mermaid"},
+                        headers=bearer("admin"))  # fmt: skip
+    assert r.status_code == 200, r.text
+    assert "    class n1 current" in r.text  # the end
+
+
+def test_the_diagrams_are_open_to_every_valid_token(
+    positioned: tuple[Shop, dict[str, str]],
+) -> None:
+    shop, at = positioned
+    for role in ROLES:
+        for path in ("/workflows/pizza/diagram", f"/instances/{at['Cooked']}/diagram"):
+            r = shop.client.get(path, headers=bearer(role))
+            assert r.status_code == 200, (role, path, r.text)
+
+
+def test_the_diagrams_without_auth(make_shop: Callable[..., Shop]) -> None:
+    shop = make_shop(auth=None)
+    shop.client.post("/workflows/pizza/instances", json={"id": "anon"})
+    for path in ("/workflows/pizza/diagram", "/instances/anon/diagram"):
+        r = shop.client.get(path)
+        assert r.status_code == 200, r.text
+        ET.fromstring(r.text)
+
+
 # --------------------------------------------------------------------------------------------
 # Operator actions
 
@@ -1435,6 +1615,71 @@ def test_the_workflow_description(shop: Shop) -> None:
     flaky = {e["name"]: e for e in shop.read("/workflows/flaky")["events"]}
     assert flaky["Anything"]["payload"] == {} and flaky["Anything"]["output"] == {}
     assert flaky["Close"]["payload"] is None and flaky["Note"]["roles"] == []
+
+
+PIZZA_GOTO_TARGETS = [
+    {"name": "setup", "kind": "step", "thread": "_main_"},
+    {"name": "for the cart", "kind": "wait", "thread": "_main_"},
+    {"name": "expire order", "kind": "step", "thread": "_main_"},
+    {"name": "for the manager", "kind": "wait", "thread": "_main_"},
+    {"name": "for payment", "kind": "wait", "thread": "payment"},
+    {"name": "for a cook", "kind": "wait", "thread": "_main_"},
+    {"name": "for the oven", "kind": "wait", "thread": "_main_"},
+    {"name": "for a courier", "kind": "wait", "thread": "_main_"},
+    {"name": "for delivery", "kind": "wait", "thread": "_main_"},
+    {"name": "payment received", "kind": "waitfor", "thread": "_main_"},
+    {"name": "refund the difference", "kind": "step", "thread": "_main_"},
+    {"name": "complete", "kind": "step", "thread": "_main_"},
+]
+"""The pizza's Steps, Waits and WaitFors in definition order, with their threads."""
+
+
+def test_the_workflow_description_lists_the_goto_targets(shop: Shop) -> None:
+    pizza = shop.read("/workflows/pizza", role="Cook")
+    assert pizza["goto_targets"] == PIZZA_GOTO_TARGETS
+    flaky = shop.read("/workflows/flaky")
+    assert flaky["goto_targets"] == [
+        {"name": "flaky step", "kind": "step", "thread": "_main_"},
+        {"name": "for notes", "kind": "wait", "thread": "_main_"},
+    ]
+    # every target is one goto accepts, on an instance with both threads alive
+    shop.position("order-1", "StartCooking")
+    before = shop.snapshot("order-1")
+    for target in PIZZA_GOTO_TARGETS:
+        body = {"to": target["name"], "thread": target["thread"], "dry_run": True}
+        r = shop.operate("order-1", "goto", **body)
+        assert r.status_code == 200, (target, r.text)
+        assert r.json()["to_step"] == target["name"]
+    assert shop.snapshot("order-1") == before
+    doc = shop.client.get("/openapi.json").json()
+    workflow = doc["components"]["schemas"]["Workflow"]
+    assert {"goto_targets", "data"} <= set(workflow["required"])
+
+
+def test_the_workflow_description_has_the_schema_of_the_data(shop: Shop) -> None:
+    pizza = shop.read("/workflows/pizza", role="Cook")
+    assert "data" in pizza, (
+        "GET /workflows/pizza has no 'data' (the JSON Schema of the workflow's data) yet"
+    )
+    schema = pizza["data"]
+    assert schema["type"] == "object"
+    assert set(schema["properties"]) == {
+        "cart", "status", "amount", "paid", "address", "manager", "cook", "log",
+    }  # fmt: skip
+    assert schema["properties"]["amount"]["type"] == "number"
+    assert schema["properties"]["log"] == {"type": "array", "items": {"type": "string"}} or (
+        schema["properties"]["log"]["items"] == {"type": "string"}
+    )
+    cart_items = schema["properties"]["cart"]["items"]
+    pizza_item = schema["$defs"][cart_items["$ref"].removeprefix("#/$defs/")]
+    assert set(pizza_item["properties"]) == {"name", "size", "qty"}
+    assert pizza_item["required"] == ["name"]
+    assert schema.get("required", []) == []  # every field has a default
+    refs = set(_refs(schema))
+    assert refs and all(r.startswith("#/$defs/") for r in refs)  # standalone
+    assert {r.removeprefix("#/$defs/") for r in refs} <= set(schema["$defs"])
+    flaky = shop.read("/workflows/flaky")["data"]
+    assert set(flaky["properties"]) == {"name", "notes", "extra", "ran", "closed"}
 
 
 @pytest.mark.parametrize("page", ["/docs", "/redoc"])

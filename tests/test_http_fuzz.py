@@ -137,8 +137,11 @@ def seed(engine: Engine, kind: str) -> str:
 
 
 def aim(case: Any, engine: Engine, kind: str | None) -> None:
-    """Point the example at a fresh instance of ``kind`` (if the operation takes an id)."""
+    """Point the example at a fresh instance of ``kind`` (if the operation takes an id), or at a
+    registered workflow (if it takes a workflow name: its description and diagram)."""
     params = case.path_parameters
+    if kind is not None and params and "workflow" in params:
+        params["workflow"] = "flaky" if kind.startswith("flaky") else "pizza"
     if kind is None or not params or "id" not in params:
         return
     path = case.operation.path
@@ -208,7 +211,7 @@ def test_the_served_document_is_the_fuzzed_one(
     operations = [
         (method, path) for path, item in SCHEMA_AUTH.raw_schema["paths"].items() for method in item
     ]
-    assert len(operations) == 27  # 2 starts, 9 pizza events, 3 flaky ones and 13 others
+    assert len(operations) == 30  # 2 starts, 9 pizza events, 3 flaky ones and 16 others
 
 
 @pytest.mark.parametrize(

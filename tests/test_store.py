@@ -673,6 +673,108 @@ def test_list_instances_after_a_row_sharing_its_created_at(store: Store) -> None
     assert store.list_instances(after=(at(0), "zzz")) == []
 
 
+def _search_rows(store: Store) -> list[InstanceRecord]:
+    """Ids to search in: cases, LIKE's wildcards and escape, non-ASCII; newest last."""
+    specs = [
+        ("order-1", "pizza", "waiting"),
+        ("Order-2", "pizza", "waiting"),
+        ("order-10", "burger", "finished"),
+        ("shop-order-3", "pizza", "failed"),
+        ("shop-7", "pizza", "waiting"),
+        ("a%b", "pizza", "running"),
+        ("axb", "pizza", "running"),
+        ("a_b", "burger", "waiting"),
+        ("abb", "pizza", "waiting"),
+        ("a\\b", "pizza", "waiting"),
+        ("café-1", "pizza", "waiting"),
+        ("CAFÉ-2", "burger", "waiting"),
+    ]
+    rows = []
+    for i, (id, wf, status) in enumerate(specs):
+        row = inst(id, workflow=wf, status=status, created_at=at(i))
+        insert(store, row)
+        rows.append(attrs.evolve(row, version=1))
+    return rows
+
+
+def test_list_instances_id_contains(store: Store) -> None:
+    _search_rows(store)
+
+    def ids(text: str | None, **filters: Any) -> list[str]:
+        return [r.id for r in store.list_instances(id_contains=text, **filters)]
+
+    assert ids("order") == ["shop-order-3", "order-10", "order-1"]  # newest first
+    assert ids("Order") == ["Order-2"]  # case-sensitive
+    assert ids("ORDER") == []
+    assert ids("order-1") == ["order-10", "order-1"]
+    assert ids("order-10") == ["order-10"]
+    assert ids("shop-") == ["shop-7", "shop-order-3"]
+    assert ids("-3") == ["shop-order-3"]
+    assert ids("s") == ["shop-7", "shop-order-3"]  # anywhere in the id
+    assert ids("café-1") == ["café-1"]
+    assert ids("é") == ["café-1"] and ids("É") == ["CAFÉ-2"]
+    assert ids("CAF") == ["CAFÉ-2"]
+    assert ids("nope") == [] and ids("order-1-") == []
+    everything = ids(None)
+    assert len(everything) == 12
+    assert ids("") == everything  # an empty text filters nothing
+
+
+def test_list_instances_id_contains_takes_wildcards_literally(store: Store) -> None:
+    _search_rows(store)
+
+    def ids(text: str) -> list[str]:
+        return [r.id for r in store.list_instances(id_contains=text)]
+
+    assert ids("%") == ["a%b"]
+    assert ids("_") == ["a_b"]
+    assert ids("a%b") == ["a%b"]
+    assert ids("a_b") == ["a_b"]
+    assert ids("\\") == ["a\\b"]
+    assert ids("a\\b") == ["a\\b"]
+    assert ids("%%") == [] and ids("__") == [] and ids("a%") == ["a%b"]
+    assert ids("[a]") == [] and ids("*") == [] and ids(".") == [] and ids("'") == []
+
+
+def test_list_instances_id_contains_with_filters_and_pages(store: Store) -> None:
+    rows = _newest_first(_search_rows(store))
+
+    def ids(rs: Sequence[InstanceRecord]) -> list[str]:
+        return [r.id for r in rs]
+
+    assert ids(store.list_instances(id_contains="order", workflow="pizza")) == [
+        "shop-order-3",
+        "order-1",
+    ]
+    assert ids(store.list_instances(id_contains="order", workflow="burger")) == ["order-10"]
+    assert ids(store.list_instances(id_contains="order", status=["waiting"])) == ["order-1"]
+    assert ids(store.list_instances(id_contains="a", status=["waiting", "running"])) == [
+        "café-1", "a\\b", "abb", "a_b", "axb", "a%b",
+    ]  # fmt: skip
+    assert ids(
+        store.list_instances(id_contains="a", status=["waiting"], workflow="pizza", limit=2)
+    ) == ["café-1", "a\\b"]
+    assert store.list_instances(id_contains="order", status=[]) == []
+    assert store.list_instances(id_contains="order", workflow="nope") == []
+    assert store.list_instances(id_contains="order", limit=0) == []
+    full = [r for r in rows if "a" in r.id]
+    assert store.list_instances(id_contains="a") == full  # whole records, in order
+    for page in (1, 2, 3, 5):
+        walked = _walk(store, page, id_contains="a")
+        assert [r for p in walked for r in p] == full
+        assert all(len(p) == page for p in walked[:-1])
+        pizza = _walk(store, page, id_contains="b", workflow="pizza", status=["waiting"])
+        assert [r.id for p in pizza for r in p] == ["a\\b", "abb"]
+    # the position of a row the search would not match is a position all the same
+    after = (at(5), "a%b")
+    assert ids(store.list_instances(id_contains="order", after=after)) == [
+        "shop-order-3",
+        "order-10",
+        "order-1",
+    ]
+    assert ids(store.list_instances(id_contains="order", after=(at(2), "order-10"))) == ["order-1"]
+
+
 def test_list_instances_after_in_another_zone(store: Store) -> None:
     _listing_rows(store)
     plus9 = timezone(timedelta(hours=9))

@@ -230,14 +230,16 @@ def test_repair_a_stuck_order_with_goto(page: Page, url: str, engine: Engine) ->
         "node waitfor current"
     )
     goto = page.locator("form.goto")
-    goto.get_by_label("Statement").select_option("complete")
-    goto.get_by_label("Thread").select_option("_main_")
-    goto.get_by_role("button", name="Preview goto").click()
-    expect(goto.locator(".error")).to_contain_text("needs the role admin")  # not an admin
+    expect(goto.get_by_role("button", name="Preview goto")).to_be_disabled()  # not an admin
+    expect(page.locator(".ops .why")).to_have_text(
+        "Needs the admin role; your token holds Customer."
+    )
+    expect(page.locator("#who")).to_have_text("roles: Customer")
 
     use_token(page, "admin-t")
     goto = page.locator("form.goto")
     goto.get_by_label("Statement").select_option("complete")
+    goto.get_by_label("Thread").select_option("_main_")
     goto.get_by_role("button", name="Preview goto").click()
     diff = goto.locator("table.diff")
     expect(diff.locator("tr.del")).to_contain_text("payment received")
@@ -283,13 +285,16 @@ def test_operator_actions_need_confirmation(page: Page, url: str, engine: Engine
     expect(page.locator(".title-row .badge")).to_have_text("cancelled")
     assert engine.get("ui-ops").status is RunStatus.CANCELLED
 
-    # a customer cannot: the API's 403 is shown, and nothing changes
+    # a customer's token cannot: the console says so (and the API would refuse with 403)
     engine.start("pizza", PizzaOrder(), "ui-ops-2")
     page.goto(f"{url}/ui/#/i/ui-ops-2")
     use_token(page, "customer-t")
-    page.locator(".ops").get_by_role("button", name="Pause", exact=True).click()
-    dialog.get_by_role("button", name="pause", exact=True).click()
-    expect(page.locator("#flash")).to_contain_text("needs the role admin")
+    expect(page.locator(".ops").get_by_role("button", name="Pause", exact=True)).to_be_disabled()
+    # and an admin's token may not send a customer's event
+    use_token(page, "admin-t")
+    add = event_form(page, "AddToCart")
+    expect(add.get_by_role("button", name="Send AddToCart")).to_be_disabled()
+    expect(add.locator(".why")).to_have_text("Needs the role Customer; your token holds admin.")
     assert engine.get("ui-ops-2").status is RunStatus.WAITING
 
 
