@@ -76,6 +76,28 @@ function section(title, ...kids) {
   return h("section", { "aria-labelledby": id }, h("h2", { id }, title), ...kids);
 }
 
+// Read a generated form and send it; the server's errors go next to the fields they name.
+async function submit(form, button, send) {
+  let value;
+  try {
+    value = form.value();
+  } catch (err) {
+    if (!(err instanceof FieldError)) throw err;
+    form.show([err.line]);
+    return;
+  }
+  button.disabled = true;
+  try {
+    await send(value);
+  } catch (err) {
+    if (err instanceof ApiError && err.problem.errors) form.show(err.problem.errors);
+    else form.show([], explain(err));
+    say(explain(err), "error");
+  } finally {
+    button.disabled = false;
+  }
+}
+
 function labelled(label, control, extra = null) {
   return h("div", { class: "field" }, h("label", { for: control.id }, label), control, extra);
 }
@@ -310,29 +332,15 @@ async function instanceView(mine, id) {
     const why = lacks(ev.roles);
     const button = h("button", { type: "submit", disabled: Boolean(why) }, `Send ${ev.name}`);
     const el = h("form", { class: "card event", id, novalidate: true, "aria-labelledby": `${id}-title`,
-      onsubmit: async (e) => {
+      onsubmit: (e) => {
         e.preventDefault();
-        let payload;
-        try {
-          payload = form.value();
-        } catch (err) {
-          if (err instanceof FieldError) return form.show([err.line]);
-          throw err;
-        }
-        button.disabled = true;
-        try {
+        submit(form, button, async (payload) => {
           const qs = thread === "_main_" ? "" : `?thread=${enc(thread)}`;
           const res = await api(`${path}/events/${enc(ev.name)}${qs}`, { method: "POST", body: payload });
           say(`Sent ${ev.name}${res.output !== null ? `; answer: ${JSON.stringify(res.output)}` : ""}.`, "ok");
           eventsKey = null;
           await refresh();
-        } catch (err) {
-          if (err instanceof ApiError && err.problem.errors) form.show(err.problem.errors);
-          else form.show([], explain(err));
-          say(explain(err), "error");
-        } finally {
-          button.disabled = false;
-        }
+        });
       } },
       h("h3", { id: `${id}-title` }, ev.name, thread !== "_main_" ? h("span", { class: "muted" }, ` (thread ${thread})`) : ""),
       ev.roles.length ? h("p", { class: "muted" }, `Sent by: ${ev.roles.join(" or ")}`) : "",
@@ -482,30 +490,16 @@ async function startView(mine, params) {
   if (mine !== gen) return;
   main.replaceChildren(
     heading("Start an instance"),
-    h("form", { class: "card start", novalidate: true, onsubmit: async (e) => {
+    h("form", { class: "card start", novalidate: true, onsubmit: (e) => {
       e.preventDefault();
-      let data;
-      try {
-        data = form.value();
-      } catch (err) {
-        if (err instanceof FieldError) return form.show([err.line]);
-        throw err;
-      }
-      const body = {};
-      if (idInput.value.trim()) body.id = idInput.value.trim();
-      if (data && Object.keys(data).length) body.data = data;
-      button.disabled = true;
-      try {
+      submit(form, button, async (data) => {
+        const body = {};
+        if (idInput.value.trim()) body.id = idInput.value.trim();
+        if (data && Object.keys(data).length) body.data = data;
         const inst = await api(`/workflows/${enc(sel.value)}/instances`, { method: "POST", body });
         say(`Started ${inst.id}.`, "ok");
         location.hash = `#/i/${enc(inst.id)}`;
-      } catch (err) {
-        if (err instanceof ApiError && err.problem.errors) form.show(err.problem.errors);
-        else form.show([], explain(err));
-        say(explain(err), "error");
-      } finally {
-        button.disabled = false;
-      }
+      });
     } },
     labelled("Workflow", sel, doc),
     labelled("Id", idInput, h("small", { class: "hint", id: "start-id-hint" }, "up to 200 characters, no \"/\"")),
