@@ -161,9 +161,11 @@ class Marks:
 
     Attributes:
         current: node id -> the ids of the threads standing there now.
-        done: the nodes already run (from history), with the loops, branches and threads
-            that contain them.
+        done: the nodes already run: from history, with the loops, branches and threads that
+            contain them, and (unless a goto jumped) what comes before them in a sequence.
         failed: nodes whose step failed and was not yet run successfully since.
+        untaken: ``(src, dst, label)`` of the edges around a branch that was taken (an
+            ``otherwise``), which :meth:`edge_done` does not count even though both ends ran.
     """
 
     current: Mapping[str, tuple[str, ...]] = {}
