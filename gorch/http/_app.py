@@ -29,7 +29,7 @@ from gorch.catalog import NO_PAYLOAD, EventInfo, WorkflowInfo, describe
 from gorch.engine import Engine, RunStatus, Worker
 from gorch.errors import GorchError, InputError
 from gorch.http import _schemas as schemas
-from gorch.http._auth import Auth, Caller
+from gorch.http._auth import ADMIN, Auth, Caller
 from gorch.http._problems import PROBLEM, Problem, from_gorch, problem_response
 from gorch.http._schemas import MODELS, REF, TypeSchemas
 
@@ -163,8 +163,12 @@ class _Api:
             )
         return caller
 
+    @property
+    def admin_role(self) -> str:
+        return self.auth.admin if self.auth else ADMIN
+
     def admin(self, request: Request, doing: str) -> Caller:
-        return self.require(request, (self.auth.admin if self.auth else "admin",), doing)
+        return self.require(request, (self.admin_role,), doing)
 
     def workflow(self, name: str) -> WorkflowInfo:
         if name not in self.catalog:
@@ -321,11 +325,10 @@ def create_app(
     async def me(request: Request) -> Response:
         """Who the token is: its roles, and whether it may do operator actions."""
         caller = api.caller(request)
-        admin = api.auth.admin if api.auth else "admin"
         return _json(
             {
                 "roles": sorted(caller.roles),
-                "admin": caller.holds((admin,)),
+                "admin": caller.holds((api.admin_role,)),
                 "auth": api.auth is not None,
             }
         )
