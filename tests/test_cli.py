@@ -27,6 +27,7 @@ import _cli_workflows
 import httpx
 import pytest
 from _cli_workflows import Flaky
+from _pizza_names import PIZZA_NAMES
 from click.testing import CliRunner, Result
 from freezegun import freeze_time
 
@@ -912,39 +913,11 @@ def test_worker_once_leaves_a_paused_instance_alone(g: Gorch) -> None:
 
 # -- graph ----------------------------------------------------------------------------------
 
-STATEMENTS = {
-    "setup",
-    "cart is open",
-    "for the cart",
-    "AddToCart",
-    "EmptyCart",
-    "SubmitCart",
-    "cart timed out",
-    "expire order",
-    "for the manager",
-    "ConfirmOrder",
-    "payment",
-    "for payment",
-    "ConfirmPayment",
-    "for a cook",
-    "StartCooking",
-    "for the oven",
-    "Cooked",
-    "for a courier",
-    "TakeForDelivery",
-    "for delivery",
-    "Delivered",
-    "payment received",
-    "overpaid",
-    "refund the difference",
-    "complete",
-}
-
 
 def test_graph_tree(g: Gorch) -> None:
     out = g("graph", "pizza").stdout
     assert out.splitlines()[0] == "pizza (PizzaOrder)"
-    for name in STATEMENTS:
+    for name in PIZZA_NAMES:
         assert f"'{name}'" in out, name
     lines = out.splitlines()
 
@@ -976,7 +949,7 @@ def test_graph_json(g: Gorch) -> None:
             walk(kid)
 
     walk(tree)
-    assert names == STATEMENTS
+    assert names == PIZZA_NAMES
     assert roles["AddToCart"] == ["Customer"] and roles["ConfirmOrder"] == ["Manager"]
     assert roles["TakeForDelivery"] == ["Delivery"]
     kinds = [n["kind"] for n in tree["body"]]

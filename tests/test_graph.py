@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from _pizza_names import PIZZA_NAMES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -88,34 +89,6 @@ def check_golden(name: str, text: str) -> None:
 
 # --------------------------------------------------------------------------------------------
 # The workflows drawn
-
-PIZZA_NAMES = {
-    "setup",
-    "cart is open",
-    "for the cart",
-    "AddToCart",
-    "EmptyCart",
-    "SubmitCart",
-    "cart timed out",
-    "expire order",
-    "for the manager",
-    "ConfirmOrder",
-    "payment",
-    "for payment",
-    "ConfirmPayment",
-    "for a cook",
-    "StartCooking",
-    "for the oven",
-    "Cooked",
-    "for a courier",
-    "TakeForDelivery",
-    "for delivery",
-    "Delivered",
-    "payment received",
-    "overpaid",
-    "refund the difference",
-    "complete",
-}
 
 
 @dataclass
