@@ -53,6 +53,8 @@ __all__ = [
 K_SECTION, K_STEP, K_IF, K_SWITCH, K_CASE, K_FOR, K_BREAK, K_CONTINUE, K_RETURN = range(9)
 K_WAIT, K_ON, K_TIMEOUT, K_WAITFOR, K_GO = range(9, 14)
 
+_ZERO = timedelta(0)
+
 
 @runtime_checkable
 class Handler(Protocol):
@@ -283,7 +285,8 @@ class On(Stmt):
 class Timeout(Stmt):
     """An event case of a :class:`Wait` that fires by itself ``after`` the wait began.
 
-    ``after`` is a ``timedelta`` or a number of seconds. The timeout is its own handler: its
+    ``after`` is a ``timedelta`` or a number of seconds; it may be computed from the workflow's
+    data, and a negative one means "due now". The timeout is its own handler: its
     setup records the absolute due time (from :func:`gorch.clock.now`, as ISO-8601 UTC text) in
     ``setup_data``; the engine fires it then. At the interpreter level a test delivers it by
     hand with ``handle_callback``.
@@ -305,9 +308,23 @@ class Timeout(Stmt):
 
     @property
     def delay(self) -> timedelta:
-        """``after`` as a ``timedelta``."""
+        """``after`` as a ``timedelta``; a negative one (a deadline computed from data that
+        has passed already) is zero: the timeout is due at once.
+
+        Raises:
+            TypeError: ``after`` is neither a ``timedelta`` nor a number of seconds.
+        """
         after = self.after
-        return after if isinstance(after, timedelta) else timedelta(seconds=after)
+        if isinstance(after, timedelta):
+            delay = after
+        elif isinstance(after, int | float) and not isinstance(after, bool):
+            delay = timedelta(seconds=after)
+        else:
+            raise TypeError(
+                f"Timeout {self.name!r}: after must be a timedelta or a number of seconds, "
+                f"got {after!r}"
+            )
+        return delay if delay > _ZERO else _ZERO
 
     def setup(self, req: CallbackRequest) -> str:
         """Return the due time: now plus ``after``, as ISO-8601 UTC text."""

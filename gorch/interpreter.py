@@ -68,6 +68,7 @@ from gorch.errors import (
     StepLimitExceeded,
     WorkflowFinishedError,
 )
+from gorch.samples import sample
 from gorch.state import (
     MAIN_THREAD,
     CallbackRequest,
@@ -84,6 +85,8 @@ __all__ = [
     "DEFAULT_MAX_STEPS",
     "GotoError",
     "GotoPlan",
+    "cancel",
+    "class_problems",
     "find_statement",
     "goto",
     "handle_callback",
@@ -211,8 +214,47 @@ def _is_lifecycle(handler: object) -> bool:
     return all(callable(getattr(cls, m, None)) for m in ("setup", "handle", "teardown"))
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+_ASYNC = (
+    "is a coroutine function (async def); gorch does not run coroutines yet, so its body would "
+    "never run. Define it with def (call async code with asyncio.run inside it if you must)"
+)
+
+
+def _is_async(fn: object) -> bool:
+    """Whether calling ``fn`` gives a coroutine or async generator instead of running it."""
+    target = getattr(fn, "func", fn)  # functools.partial
+    if not (inspect.isfunction(target) or inspect.ismethod(target)):
+        target = getattr(type(target), "__call__", None)  # noqa: B004 - a callable object
+    return inspect.iscoroutinefunction(target) or inspect.isasyncgenfunction(target)
+
+
+def _value_problems(prog: _Program, tree: Any) -> list[str]:
+    """What is wrong with the values of one tree (a Timeout's ``after``, a Go's ``id``): these
+    may come from the workflow's data, so they are checked on the tree at hand, not compiled
+    into the class's program."""
+    problems = []
+    for info in prog.by_name.values():
+        if info.kind == K_TIMEOUT or info.kind == K_GO:
+            try:
+                _checked_value(_node_at(tree, info), info)
+            except DefinitionError as exc:
+                problems.extend(exc.problems)
+    return problems
+
+
+def _checked_value(node: Any, info: _Info, workflow_id: str = "") -> Any:
+    """A Timeout's delay or a Go's thread id, or a DefinitionError saying what is wrong."""
+    if info.kind == K_TIMEOUT:
+        try:
+            return node.delay
+        except TypeError:
+            problem = f"after must be a timedelta or a number of seconds, got {node.after!r}"
+    else:
+        gid = node.id
+        if gid is None or isinstance(gid, str):
+            return gid or node.name
+        problem = f"id must be a string, got {gid!r}"
+    raise DefinitionError([f"{info.label}: {problem}"], workflow_id=workflow_id)
 
 
 def _compile(tree: Any) -> tuple[_Program, list[str]]:
@@ -252,6 +294,8 @@ def _compile(tree: Any) -> tuple[_Program, list[str]]:
                     f"{where}: the action must be callable (a method or function), "
                     f"got {node.action!r}; pass self.method, not self.method()"
                 )
+            elif _is_async(node.action):
+                problems.append(f"{where}: the action {_ASYNC}")
         elif kind in (K_BREAK, K_CONTINUE) and loop is None:
             word = "Break" if kind == K_BREAK else "Continue"
             problems.append(f"{where}: {word}() must be inside a For loop of the same thread")
@@ -260,31 +304,29 @@ def _compile(tree: Any) -> tuple[_Program, list[str]]:
                 problems.append(
                     f"{where}: the handler must be callable or None, got {node.handler!r}"
                 )
+            elif node.handler is not None and _is_async(node.handler):
+                problems.append(f"{where}: the handler {_ASYNC}")
         elif kind == K_ON:
             h = node.handler
             if h is not None:
                 if _is_lifecycle(h):
                     info.lifecycle = True
+                    problems.extend(
+                        f"{where}: the handler's {method} {_ASYNC}"
+                        for method in ("setup", "handle", "teardown")
+                        if _is_async(getattr(h, method))
+                    )
                 elif not callable(h):
                     problems.append(
                         f"{where}: the handler must be a Handler (with setup, handle and "
                         f"teardown), a callable or None, got {h!r}"
                     )
+                elif _is_async(h):
+                    problems.append(f"{where}: the handler {_ASYNC}")
             if not all(isinstance(r, str) and r for r in node.roles):
                 problems.append(
                     f"{where}: roles must be non-empty strings, got {list(node.roles)!r}"
                 )
-        elif kind == K_TIMEOUT:
-            after = node.after
-            seconds = after.total_seconds() if hasattr(after, "total_seconds") else after
-            if not _is_number(seconds):
-                problems.append(
-                    f"{where}: after must be a timedelta or a number of seconds, got {after!r}"
-                )
-            elif seconds < 0:
-                problems.append(f"{where}: after must not be negative, got {after!r}")
-        elif kind == K_GO and node.id is not None and not isinstance(node.id, str):
-            problems.append(f"{where}: id must be a string, got {node.id!r}")
 
         kids = node.kids if hasattr(node, "kids") else ()
         if kind == K_FOR:
@@ -386,17 +428,24 @@ def _node_at(tree: Any, info: _Info) -> Any:
     return n
 
 
-def validate(section: Any) -> None:
-    """Check a definition against every rule of the DSL; raise once, listing every problem.
+def validate(definition: Any) -> None:
+    """Check a workflow class, or a definition, against every rule; raise once, listing every
+    problem.
 
     Problems found: a name used twice (every named statement shares one namespace), ``Break``
     or ``Continue`` outside a loop, a non-callable step action, an ``On`` handler that is
-    neither a ``Handler`` nor callable, a ``Case`` outside a ``Switch``, an event outside a
-    ``Wait``, a loop body that can never change its condition, and more. Each problem starts
-    with its path in the tree.
+    neither a ``Handler`` nor callable, a coroutine function (``async def``) where gorch would
+    call a function, a ``Case`` outside a ``Switch``, an event outside a ``Wait``, a loop body
+    that can never change its condition, a ``Timeout`` whose ``after`` is not a duration, and
+    more. Each problem starts with its path in the tree.
+
+    Given a class, the rules are checked on its code, not on one instance's data: the
+    definition is read from a stand-in instance (:func:`gorch.samples.sample`), and the types
+    of the class's fields are checked to round-trip through JSON (:func:`gorch.serde.check_type`).
+    This is what ``Engine(...)`` does for every workflow it registers.
 
     Args:
-        section: what a workflow's ``definition()`` returned.
+        definition: a workflow class, or what a workflow's ``definition()`` returned.
 
     Raises:
         DefinitionError: with ``.problems``, one sentence per problem.
@@ -409,9 +458,35 @@ def validate(section: Any) -> None:
         ...     print(len(e.problems))
         2
     """
-    _, problems = _compile(section)
+    if isinstance(definition, type):
+        problems = [f"{definition.__name__}: {p}" for p in class_problems(definition)]
+    else:
+        prog, problems = _compile(definition)
+        problems += _value_problems(prog, definition)
     if problems:
         raise DefinitionError(problems)
+
+
+def class_problems(cls: type) -> list[str]:
+    """Every problem of workflow class ``cls``: its definition's (read from a stand-in
+    instance) and its fields' types'; empty if there is none."""
+    if not callable(getattr(cls, "definition", None)):
+        return ["the class has no definition() method; a workflow class defines one"]
+    try:
+        tree = sample(cls).definition()
+    except Exception as exc:
+        return [
+            f"cannot read the definition: {cls.__name__}.definition() on a stand-in instance "
+            f"raised {_describe(exc)}. definition() must only build statements from the data "
+            f"(conditions and durations), and the class must be constructible; give its "
+            f"fields defaults if it needs them"
+        ]
+    prog, problems = _compile(tree)
+    problems += _value_problems(prog, tree)
+    check_type = getattr(serde, "check_type", None)
+    if check_type is not None:
+        problems += check_type(cls)
+    return problems
 
 
 # --------------------------------------------------------------------------------------------
@@ -671,15 +746,25 @@ class _Run:
     def end_waits(self, t: Thread, fired: WaitEvent | None = None) -> None:
         """The wait of ``t`` ended: mark its events for teardown (or drop the ones that need
         none: functions, timeouts, and events whose setup never succeeded)."""
+        keep, ending = self.wait_end(t.wait_events)
+        for e in ending:
+            e.status = _PENDING_TEARDOWN
+            e.handled = e is fired
+        t.wait_events = keep
+
+    def wait_end(self, events: list[WaitEvent]) -> tuple[list[WaitEvent], list[WaitEvent]]:
+        """What ending a wait does to its ``events``, without doing it: the events that stay
+        (teardowns pending or failed before, and ``ending``: set-up Handler events, which must
+        now be torn down); the others need no teardown and go."""
         keep = []
-        for e in t.wait_events:
+        ending = []
+        for e in events:
             if e.status in _TEARING_DOWN:
                 keep.append(e)
             elif e.status is _SETUP and self.prog.by_name[e.req.name].lifecycle:
-                e.status = _PENDING_TEARDOWN
-                e.handled = e is fired
                 keep.append(e)
-        t.wait_events = keep
+                ending.append(e)
+        return keep, ending
 
     def new_events(self, wait: _Info, t: Thread, pc: int) -> list[WaitEvent]:
         """The events of a wait that begins now, at ``pc``."""
@@ -689,6 +774,7 @@ class _Run:
             req = CallbackRequest(wid, t.id, ev.name, pc, "")
             if ev.kind == K_TIMEOUT:
                 node = self.node(ev, fresh=True)
+                _checked_value(node, ev, wid)
                 req.setup_data = node.setup(req)
                 events.append(WaitEvent(Timeout.type, req, _SETUP))
             elif ev.lifecycle:
@@ -822,7 +908,7 @@ class _Run:
                     passes = bool(self.node(s, True).cond)
                     break
                 elif k == K_GO:
-                    gid = self.node(s, True).id or s.name
+                    gid = _checked_value(self.node(s, True), s, state.id)
                     if state.thread(gid) is not None or any(x.id == gid for x in spawned):
                         raise DefinitionError(
                             [
@@ -1059,7 +1145,9 @@ def _awaited(threads: Iterable[Thread]) -> list[str]:
     })  # fmt: skip
 
 
-def _find_event(req: CallbackRequest, state: State) -> tuple[Thread, WaitEvent]:
+def _find_event(
+    req: CallbackRequest, state: State, prog: _Program | None = None
+) -> tuple[Thread, WaitEvent]:
     """The waiting thread and event that ``req`` is for; refuses with a precise error."""
     name = req.name
     if req.thread_id:
@@ -1087,9 +1175,16 @@ def _find_event(req: CallbackRequest, state: State) -> tuple[Thread, WaitEvent]:
     ]
     if not candidates:
         waiting = _awaited(threads)
-        close = difflib.get_close_matches(name, waiting, n=3)
-        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
         listing = ", ".join(map(repr, waiting)) if waiting else "no event at all"
+        known = prog.by_name.get(name) if prog is not None else None
+        if known is not None and known.kind in (K_ON, K_TIMEOUT):
+            # The event exists; it is just not awaited now: say so rather than suggest another.
+            hint = (
+                f" {name!r} is an event of this workflow (a case of {known.parent.label}), "
+                f"but no thread waits there now."
+            )
+        else:
+            hint = _did_you_mean(difflib.get_close_matches(name, waiting, n=3))
         raise CallbackNotFound(
             f"workflow {state.id!r} ({state.workflow}): {where} waiting for event "
             f"{name!r}; {it} for {listing}.{hint}",
@@ -1159,8 +1254,8 @@ def handle_callback(req: CallbackRequest, wf: Any, state: State, input: Any = No
             workflow_id=state.id,
             statement=req.name,
         )
-    t, e = _find_event(req, state)
     run = _Run(wf, state)
+    t, e = _find_event(req, state, run.prog)
     run.check_thread(t)
     info = run.prog.by_name[e.req.name]
     handler = run.node(info).handler
@@ -1280,85 +1375,140 @@ def goto(
             workflow_id=state.id,
         )
     run = _Run(wf, state)
-    by_name = run.prog.by_name
+    t, info = _goto_target(run, name, thread)
+    move = _GotoMove(run, t, info)
+    if dry_run:
+        return move.plan
+    move.apply()
+    if run.teardowns(t) and checkpoint is not None:
+        checkpoint(CheckpointType.AFTER_TEARDOWN)
+    move.plan.applied = True
+    return move.plan
+
+
+_GOTO_TARGETS = {K_STEP: _EXECUTING, K_WAIT: _WAITING_EVENT, K_WAITFOR: _WAITING_CONDITION}
+
+
+def _goto_target(run: _Run, name: str, thread: str) -> tuple[Thread, _Info]:
+    """The thread to move and the statement it moves to; refuses anything else."""
+    state, by_name = run.state, run.prog.by_name
     t = state.thread(thread)
     if t is None:
         ids = [x.id for x in state.threads]
         close = difflib.get_close_matches(thread, ids, n=3)
-        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
         raise GotoError(
             f"workflow {state.id!r} ({state.workflow}) has no thread {thread!r}; its threads "
-            f"are {', '.join(map(repr, ids)) or 'none'}.{hint}",
+            f"are {', '.join(map(repr, ids)) or 'none'}.{_did_you_mean(close)}",
             workflow_id=state.id,
             thread=thread,
             suggestions=close,
         )
     info = by_name.get(name)
-    if info is None or info.kind not in (K_STEP, K_WAIT, K_WAITFOR) or info.thread != t.name:
-        targets = sorted(
-            n
-            for n, i in by_name.items()
-            if i.kind in (K_STEP, K_WAIT, K_WAITFOR) and i.thread == t.name
-        )
-        close = difflib.get_close_matches(name, targets, n=3, cutoff=0.4)
-        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-        if info is None:
-            why = f"{type(wf).__name__}.definition() has no statement named {name!r}."
-        elif info.thread != t.name:
-            owner = "the main body" if info.thread == MAIN_THREAD else f"Go {info.thread!r}"
-            why = (
-                f"{name!r} belongs to {owner}, not to thread {thread!r}; goto moves a "
-                f"thread within its own body."
-            )
-        else:
-            why = (
-                f"{info.label} is not a Step, Wait or WaitFor; goto can only continue at "
-                f"one of those."
-            )
-        raise GotoError(
-            f"workflow {state.id!r} ({state.workflow}): goto refused: {why}{hint}",
-            workflow_id=state.id,
-            thread=thread,
-            statement=name,
-            suggestions=close,
-        )
-    to_status = {K_STEP: _EXECUTING, K_WAIT: _WAITING_EVENT, K_WAITFOR: _WAITING_CONDITION}[
-        info.kind
-    ]
-    active = [e for e in t.wait_events if e.status in _ACTIVE] if t.status is _WAITING_EVENT else []
-    plan = GotoPlan(
-        workflow_id=state.id,
-        thread=t.id,
-        from_status=t.status,
-        from_step=t.cur_step,
-        to_status=to_status,
-        to_step=name,
-        teardown=[
-            e.req.name
-            for e in active
-            if e.status is _SETUP and e.req.name in by_name and by_name[e.req.name].lifecycle
-        ],
-        setup=[k.name for k in info.kids] if info.kind == K_WAIT else [],
+    if info is not None and info.kind in _GOTO_TARGETS and info.thread == t.name:
+        return t, info
+    targets = sorted(
+        n for n, i in by_name.items() if i.kind in _GOTO_TARGETS and i.thread == t.name
     )
-    if dry_run:
-        return plan
-    events = run.new_events(info, t, t.pc + 1) if info.kind == K_WAIT else []
-    # Events of the old wait that the code no longer has cannot be torn down: drop them.
-    t.wait_events = [
-        e
-        for e in t.wait_events
-        if e.req.name in by_name and by_name[e.req.name].kind in (K_ON, K_TIMEOUT)
-    ]
-    if t.status is _WAITING_EVENT:
+    close = difflib.get_close_matches(name, targets, n=3, cutoff=0.4)
+    if info is None:
+        why = f"{type(run.wf).__name__}.definition() has no statement named {name!r}."
+    elif info.thread != t.name:
+        owner = "the main body" if info.thread == MAIN_THREAD else f"Go {info.thread!r}"
+        why = (
+            f"{name!r} belongs to {owner}, not to thread {thread!r}; goto moves a thread "
+            f"within its own body."
+        )
+    else:
+        why = (
+            f"{info.label} is not a Step, Wait or WaitFor; goto can only continue at one of those."
+        )
+    raise GotoError(
+        f"workflow {state.id!r} ({state.workflow}): goto refused: {why}{_did_you_mean(close)}",
+        workflow_id=state.id,
+        thread=thread,
+        statement=name,
+        suggestions=close,
+    )
+
+
+def _did_you_mean(names: Iterable[str]) -> str:
+    names = list(names)
+    return f" Did you mean {', '.join(map(repr, names))}?" if names else ""
+
+
+class _GotoMove:
+    """A goto worked out before anything changes: the dry run reports it, the goto applies it,
+    so the two cannot disagree."""
+
+    __slots__ = ("ending", "info", "keep", "plan", "run", "thread")
+
+    def __init__(self, run: _Run, t: Thread, info: _Info) -> None:
+        self.run, self.thread, self.info = run, t, info
+        by_name = run.prog.by_name
+        # Events the code no longer has cannot be torn down: they go.
+        known = [
+            e
+            for e in t.wait_events
+            if e.req.name in by_name and by_name[e.req.name].kind in (K_ON, K_TIMEOUT)
+        ]
+        if t.status is _WAITING_EVENT:
+            self.keep, self.ending = run.wait_end(known)
+        else:
+            self.keep, self.ending = known, []
+        self.plan = GotoPlan(
+            workflow_id=run.state.id,
+            thread=t.id,
+            from_status=t.status,
+            from_step=t.cur_step,
+            to_status=_GOTO_TARGETS[info.kind],
+            to_step=info.name,
+            teardown=[
+                e.req.name for e in self.keep if e.status in _TEARING_DOWN or e in self.ending
+            ],
+            setup=[k.name for k in info.kids] if info.kind == K_WAIT else [],
+        )
+
+    def apply(self) -> None:
+        """Move the thread; the caller then runs the teardowns the plan lists."""
+        run, t, info = self.run, self.thread, self.info
+        events = run.new_events(info, t, t.pc + 1) if info.kind == K_WAIT else []
+        for e in self.ending:
+            e.status = _PENDING_TEARDOWN
+            e.handled = False
+        t.wait_events = [*self.keep, *events]
+        t.status = self.plan.to_status
+        t.cur_step = info.name
+        t.cur_callback = ""
+        t.pc += 1
+        run.state.pc += 1
+        run.state.status = WorkflowStatus.RESUMING
+
+
+def cancel(wf: Any, state: State, *, before: Before | None = None) -> list[WaitEvent]:
+    """End every thread's wait for good, tearing down its Handler events (as goto does for one
+    thread); nothing else runs. The threads keep their positions, for inspection.
+
+    Events the code no longer has are dropped (they cannot be torn down). A teardown that
+    raises is kept in the state with its error.
+
+    Args:
+        wf: the workflow object.
+        state: the state; changed in place.
+        before: as for :func:`resume`, called before each teardown.
+
+    Returns:
+        The wait events whose teardown failed (each with ``.error``).
+    """
+    run = _Run(wf, state, before)
+    by_name = run.prog.by_name
+    failed = []
+    for t in state.threads:
+        t.wait_events = [
+            e
+            for e in t.wait_events
+            if e.req.name in by_name and by_name[e.req.name].kind in (K_ON, K_TIMEOUT)
+        ]
         run.end_waits(t)
-    t.status = to_status
-    t.cur_step = name
-    t.cur_callback = ""
-    t.pc += 1
-    state.pc += 1
-    t.wait_events.extend(events)
-    state.status = WorkflowStatus.RESUMING
-    if run.teardowns(t) and checkpoint is not None:
-        checkpoint(CheckpointType.AFTER_TEARDOWN)
-    plan.applied = True
-    return plan
+        run.teardowns(t)
+        failed += [e for e in t.wait_events if e.status is _TEARDOWN_ERROR]
+    return failed

@@ -243,3 +243,51 @@ def test_goto_on_a_finished_workflow_is_refused() -> None:
     state.threads = []
     with pytest.raises(WorkflowFinishedError):
         goto(wf, state, "deliver")
+
+
+class FlakyTeardown(Recorder):
+    """Its teardown fails while ``fail`` holds."""
+
+    def __init__(self, calls: list[str], fail: list[bool]) -> None:
+        super().__init__(calls)
+        self.fail = fail
+
+    def teardown(self, req: CallbackRequest, handled: bool) -> None:
+        super().teardown(req, handled)
+        if self.fail[0]:
+            raise RuntimeError("teardown down")
+
+
+@dataclass
+class TwoWaits:
+    calls: list[str] = field(default_factory=list)
+    fail: list[bool] = field(default_factory=lambda: [True])
+
+    def definition(self) -> Any:
+        return S(
+            Wait("first", On("A", FlakyTeardown(self.calls, self.fail))),
+            Wait("second", On("B", Recorder(self.calls))),
+            Wait("third", On("C", Recorder(self.calls))),
+        )
+
+
+def test_the_dry_run_lists_exactly_the_teardowns_the_goto_runs() -> None:
+    wf, state = TwoWaits(), new_state("t-1", "two")
+    resume(wf, state)
+    handle_callback(CallbackRequest(name="A"), wf, state)
+    resume(wf, state)  # A's teardown fails and stays pending; the thread waits for B
+    main = state.thread(MAIN_THREAD)
+    assert main is not None
+    assert [(e.req.name, e.status.value) for e in main.wait_events] == [
+        ("A", "TeardownError"),
+        ("B", "Setup"),
+    ]
+    before = dumps(state)
+    dry = goto(wf, state, "third", dry_run=True)
+    assert dumps(state) == before
+    wf.fail[0] = False
+    del wf.calls[:]
+    plan = goto(wf, state, "third")
+    ran = [c.split()[1] for c in wf.calls if c.startswith("teardown")]
+    assert dry.teardown == plan.teardown == ran == ["A", "B"]
+    assert plan.setup == dry.setup == ["C"]

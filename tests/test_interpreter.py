@@ -905,6 +905,24 @@ def test_unknown_event_lists_what_is_awaited_and_suggests_a_close_name():
     assert ei.value.workflow_id == "1"
 
 
+@dataclass
+class Decision:
+    def definition(self):
+        return S(Wait("for a request", On("Request")), Wait("for a decision", On("Decide")))
+
+
+def test_an_event_the_workflow_has_but_does_not_await_now_is_named_as_such():
+    wf = Decision()
+    state = start(wf)
+    with pytest.raises(CallbackNotFound) as ei:
+        send(wf, state, "Decide")
+    message = str(ei.value)
+    assert "the workflow waits for 'Request'" in message
+    assert "'Decide' is an event of this workflow (a case of S > Wait 'for a decision')" in message
+    assert "but no thread waits there now" in message
+    assert "Did you mean" not in message
+
+
 def test_unknown_event_for_a_named_thread_says_the_thread_does_not_wait_for_it():
     """Errors must say what happened (DESIGN.md 2); the message must not claim the opposite."""
     wf = TwoWorkers()
@@ -1719,16 +1737,14 @@ class AsyncStep:
         pass
 
 
-def test_async_step_is_refused_with_a_hint_to_use_def():
+def test_async_step_is_refused_before_anything_runs():
     wf = AsyncStep()
     state = new_state("1", "async")
-    with pytest.raises(StepError) as ei:
+    before = state.pc
+    with pytest.raises(DefinitionError) as ei:
         resume(wf, state)
-    assert ei.value.step == "async step"
-    assert "async def" in str(ei.value)
-    t = main_thread(state)
-    assert t.status is ThreadStatus.EXECUTING
-    assert t.cur_step == "async step"
+    assert "Step 'async step': the action is a coroutine function (async def)" in str(ei.value)
+    assert state.pc == before and main_thread(state).cur_step == ""
 
 
 @dataclass
