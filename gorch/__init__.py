@@ -56,12 +56,15 @@ from gorch.errors import StaleCallback as StaleCallback
 from gorch.errors import StateMismatchError as StateMismatchError
 from gorch.errors import StepError as StepError
 from gorch.errors import StepLimitExceeded as StepLimitExceeded
+from gorch.errors import UnreadableInstanceError as UnreadableInstanceError
 from gorch.errors import WorkflowFinishedError as WorkflowFinishedError
 from gorch.interpreter import GotoError as GotoError
 from gorch.interpreter import GotoPlan as GotoPlan
+from gorch.interpreter import Outcome as Outcome
 from gorch.interpreter import goto as goto
 from gorch.interpreter import handle_callback as handle_callback
 from gorch.interpreter import resume as resume
+from gorch.interpreter import run as run
 from gorch.interpreter import validate as validate
 from gorch.interpreter import waiting_for as waiting_for
 from gorch.retry import RetryPolicy as RetryPolicy
@@ -112,6 +115,7 @@ __all__ = [
     "Listener",
     "NotFoundError",
     "On",
+    "Outcome",
     "Page",
     "RetryPolicy",
     "Return",
@@ -131,6 +135,7 @@ __all__ = [
     "ThreadStatus",
     "ThreadWait",
     "Timeout",
+    "UnreadableInstanceError",
     "Wait",
     "WaitEvent",
     "WaitFor",
@@ -143,6 +148,7 @@ __all__ = [
     "loads",
     "new_state",
     "resume",
+    "run",
     "validate",
     "waiting_for",
 ]

@@ -50,7 +50,7 @@ from types import FrameType
 from typing import Any
 
 import orjson
-from attrs import define, field
+from attrs import define, field, frozen
 
 from gorch import clock, serde
 from gorch.errors import (
@@ -69,18 +69,21 @@ from gorch.errors import (
     StateMismatchError,
     StepError,
     StepLimitExceeded,
+    UnreadableInstanceError,
     WorkflowFinishedError,
 )
 from gorch.interpreter import (
     DEFAULT_MAX_STEPS,
     GotoPlan,
     _awaited,
+    class_problems,
     find_statement,
     goto,
     handle_callback,
     resume,
     waiting_for,
 )
+from gorch.interpreter import cancel as interpreter_cancel
 from gorch.retry import RetryPolicy
 from gorch.state import (
     MAIN_THREAD,
@@ -137,6 +140,8 @@ class Instance:
         next_attempt_at: when the next retry is due (or None).
         last_error: the last step failure (or None).
         timers: the instance's due timers, soonest first.
+        load_error: why the stored row does not load, for a row listed as it is (its
+            ``data`` is then None and its ``state`` has no threads); None for a sound row.
     """
 
     id: str
@@ -151,6 +156,7 @@ class Instance:
     next_attempt_at: datetime | None = None
     last_error: str | None = None
     timers: list[TimerRecord] = field(factory=list)
+    load_error: str | None = None
 
     def waiting_for(self) -> list[str]:
         """The events the instance waits for now, sorted."""
@@ -229,6 +235,28 @@ class _Retry(Exception):
     """The instance changed under an operation that had not yet done anything: read again."""
 
 
+class _Unsaved(Exception):
+    """A checkpoint after user code could not be written; ``cause`` says why."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+@frozen
+class _Attempts:
+    """An instance's retry bookkeeping: consecutive failed attempts of the statement it is at,
+    when the next one is due, and the last error."""
+
+    count: int = 0
+    next_at: datetime | None = None
+    error: str | None = None
+
+
+_NO_ATTEMPTS = _Attempts()
+_UNCHANGED: Any = object()  # timers=_UNCHANGED: keep the stored timers
+
+
 def _timers(state: State) -> tuple[TimerRecord, ...]:
     """The timers a state implies: one per set-up Timeout event of every thread."""
     out = []
@@ -246,19 +274,34 @@ def _owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+def _status_of(row: InstanceRecord) -> RunStatus | None:
+    """The row's status, or None if its text is no status this gorch knows."""
+    try:
+        return RunStatus(row.status)
+    except ValueError:
+        return None
+
+
 class _Op:
     """One operation on one instance: the row as last committed, the live objects, and the
-    commits that bring the store up to date with them."""
+    commits that bring the store up to date with them.
+
+    Two kinds of write: :meth:`save` writes the live state and data (with the timers they
+    imply); :meth:`keep` writes status, lease, history and retry bookkeeping but keeps the
+    committed state and data (a refused or failed unit of work, an operator's mark).
+    """
 
     __slots__ = (
-        "cls",
+        "committed",
         "dirty",
         "effect",
         "engine",
+        "exists",
         "history",
         "key",
         "leased",
         "owner",
+        "ran",
         "row",
         "state",
         "status",
@@ -275,70 +318,105 @@ class _Op:
         leased: bool,
         new: bool = False,
         live: tuple[State, Any] | None = None,
+        load: bool = True,
     ):
         self.engine = engine
         self.row = row
         # Each operation leases under a name of its own, so that two threads of one process
         # exclude each other as two processes do.
         self.owner = row.lease_owner if leased and row.lease_owner else engine._lease_name()
-        self.cls = engine._class(row.workflow, row.id)
-        if live is None:
-            self.state: State = _load(row.state, State, row.id, "state")
-            self.wf: Any = _load(row.data, self.cls, row.id, "data")
-        else:  # the objects the row was just written from
+        self.state: Any
+        self.wf: Any
+        if live is not None:  # the objects the row was just written from
             self.state, self.wf = live
+        elif load:
+            self.state, self.wf = engine._read(row)
+        else:  # only status, lease and history change: the stored texts are written back
+            self.state = self.wf = None
         self.leased = leased
+        self.exists = not new  # the row is in the store (a commit updates it)
+        self.committed = False  # this operation committed: what it accepted is durable
         self.dirty = new  # changes not yet committed that a replay would not reproduce
-        self.effect: tuple[str, str] | None = None  # (thread, step) of user code running now
+        self.effect: tuple[str, str] | None = None  # (thread, name) of user code running now
+        self.ran: tuple[str, str] | None = None  # user code whose checkpoint is pending
         self.succeeded = False  # a step succeeded since the last commit: its retry count ends
         self.history: list[HistoryRecord] = []
         self.key: KeyRecord | None = None
-        self.timers: tuple[TimerRecord, ...] | None = None if new else _timers(self.state)
-        self.status: RunStatus | None = None if new else RunStatus(row.status)
+        self.timers: tuple[TimerRecord, ...] | None = (
+            None if new or self.state is None else _timers(self.state)
+        )
+        self.status: RunStatus | None = None if new else _status_of(row)
 
     # -- committing --------------------------------------------------------------------------
 
     def note(self, kind: str, name: str = "", thread: str = "", **kw: Any) -> None:
         self.history.append(HistoryRecord(self.row.id, clock.now(), kind, name, thread, **kw))
 
-    def commit(
+    def save(
         self,
         status: RunStatus,
         *,
         lease: bool,
-        revert: bool = False,
         notify: bool = False,
-        timers: tuple[TimerRecord, ...] | None = None,
-        **changes: Any,
+        attempts: _Attempts | None = None,
     ) -> None:
-        """Write the live state and data (or, with ``revert``, keep the committed ones) with
-        ``status`` and the pending history; take or renew the lease, or release it."""
+        """Commit the live state and data, the timers they imply and the pending history with
+        ``status``; take or renew the lease, or release it. ``attempts``: the retry
+        bookkeeping to write (default: cleared if a step succeeded, else as stored)."""
+        state, data = serde.dumps(self.state), serde.dumps(self.wf)
+        self._write(status, lease, state, data, _timers(self.state), notify, attempts)
+
+    def keep(
+        self,
+        status: RunStatus,
+        *,
+        lease: bool,
+        notify: bool = False,
+        timers: tuple[TimerRecord, ...] | None = _UNCHANGED,
+        attempts: _Attempts | None = None,
+    ) -> None:
+        """As :meth:`save`, but keep the committed state and data (and, unless given, the
+        stored timers)."""
+        row = self.row
+        timers = self.timers if timers is _UNCHANGED else timers
+        self._write(status, lease, row.state, row.data, timers, notify, attempts)
+
+    def _write(
+        self,
+        status: RunStatus,
+        lease: bool,
+        state: str,
+        data: str,
+        timers: tuple[TimerRecord, ...] | None,
+        notify: bool,
+        attempts: _Attempts | None,
+    ) -> None:
         eng, row = self.engine, self.row
         now = clock.now()
+        if attempts is None:
+            attempts = (
+                _NO_ATTEMPTS
+                if self.succeeded
+                else _Attempts(row.attempts, row.next_attempt_at, row.last_error)
+            )
         new = InstanceRecord(
             row.id,
             row.workflow,
             status.value,
-            row.state,
-            row.data,
+            state,
+            data,
             row.created_at,
             now,
             row.version,
             self.owner if lease else None,
             now + eng.lease if lease else None,
-            changes.get("attempts", 0 if self.succeeded else row.attempts),
-            changes.get("next_attempt_at", None if self.succeeded else row.next_attempt_at),
-            changes.get("last_error", None if self.succeeded else row.last_error),
+            attempts.count,
+            attempts.next_at,
+            attempts.error,
         )
-        if not revert:
-            new.state = serde.dumps(self.state)
-            new.data = serde.dumps(self.wf)
-            timers = _timers(self.state)
-        elif timers is None:
-            timers = self.timers
         write = Write(
             new,
-            None if self.timers is None else row.version,
+            row.version if self.exists else None,
             timers=None if timers == self.timers else timers,
             history=self.history,
             key=self.key,
@@ -358,15 +436,29 @@ class _Op:
         old = self.status
         self.row, self.timers, self.status = new, timers, status
         self.history, self.key, self.dirty, self.succeeded = [], None, False, False
-        self.leased = lease
+        self.leased, self.exists, self.committed, self.ran = lease, True, True, None
         if old is not status:
             eng._status(row.id, row.workflow, old, status)
+
+    def save_progress(self, status: RunStatus, *, lease: bool, **kw: Any) -> None:
+        """:meth:`save`, where a failure after user code ran is that code's failure: raised as
+        :class:`_Unsaved` for :meth:`run` to record like a failing step. Anything else (no
+        user code ran since the last commit, or nothing of this operation is durable yet) is
+        raised as it is: the caller's call fails and changes nothing."""
+        try:
+            self.save(status, lease=lease, **kw)
+        except (ConflictError, _Retry):
+            raise
+        except Exception as exc:
+            if self.ran is None or not self.leased:
+                raise
+            raise _Unsaved(exc) from exc
 
     # -- running -----------------------------------------------------------------------------
 
     def before(self, t: Thread, name: str) -> None:
         if self.dirty or not self.leased:
-            self.commit(RunStatus.RUNNING, lease=True, notify=False)
+            self.save_progress(RunStatus.RUNNING, lease=True)
         self.effect = (t.id, name)
         self.engine._each("before_step", self.row.id, self.row.workflow, t.id, name)
 
@@ -377,17 +469,18 @@ class _Op:
         # with the run's outcome.
         if kind is CheckpointType.AFTER_RESUME:
             return  # replaying from the last commit reproduces it
+        effect, self.effect = self.effect, None
         if kind is CheckpointType.AFTER_STEP or kind is CheckpointType.AFTER_CONDITION:
-            if self.effect is None:
+            if effect is None:
                 return  # a WaitFor without a handler passed: reproducible
-            thread, name = self.effect
-            self.effect = None
+            thread, name = effect
             self.note("step", name, thread)
             self.dirty = self.succeeded = True
+            self.ran = effect
             self.engine._each("after_step", self.row.id, self.row.workflow, thread, name, None)
             return
-        self.effect = None  # a Handler's setup or teardown ran
-        self.dirty = True
+        self.dirty = True  # a Handler's setup or teardown ran
+        self.ran = effect or self.ran
 
     def run(self) -> None:
         """Resume until every thread is blocked; commit the outcome and release the lease."""
@@ -398,11 +491,14 @@ class _Op:
         except (StepError, HandlerError) as exc:
             self.failed(exc)
             return
+        except _Unsaved as exc:
+            self.unsaved(exc.cause)
+            return
         except StepLimitExceeded as exc:
             log.info("%s", exc, extra={"gorch_instance": self.row.id})
-            self.commit(RunStatus.RUNNING, lease=False, notify=True)
+            self.finish(RunStatus.RUNNING, notify=True, attempts=None)
             return
-        except (StateMismatchError, DefinitionError, SerializationError) as exc:
+        except (StateMismatchError, DefinitionError) as exc:
             if not self.leased:
                 raise  # this call committed nothing: refuse it, nothing changed
             self.broken(exc)
@@ -415,60 +511,84 @@ class _Op:
         status = RunStatus.FINISHED if done else RunStatus.WAITING
         if self.state.status is WorkflowStatus.FINISHED and self.state.threads:
             status = RunStatus.RUNNING  # teardowns failed: retried like a step
-        self.commit(status, lease=False, attempts=0, next_attempt_at=None, last_error=None)
+        self.finish(status, attempts=_NO_ATTEMPTS)
+
+    def run_accepted(self, what: str) -> None:
+        """:meth:`run`, for a call whose change is accepted once it is committed: a failure of
+        the run after that commit (the lease taken over by another process, a database fault
+        while recording a failure) does not make the call fail — a worker carries the run on
+        (the instance is left leased or runnable, and its lease expires)."""
+        try:
+            self.run()
+        except _Retry:
+            raise
+        except Exception as exc:
+            if not self.committed:
+                raise
+            log.warning(
+                "%s: %s was committed, but the run after it did not finish (%s: %s); a worker "
+                "carries it on", self.row.id, what, type(exc).__name__, exc,
+                extra={"gorch_instance": self.row.id},
+            )  # fmt: skip
+
+    def finish(
+        self, status: RunStatus, *, notify: bool = False, attempts: _Attempts | None
+    ) -> None:
+        """The run's last commit, which releases the lease."""
+        try:
+            self.save_progress(status, lease=False, notify=notify, attempts=attempts)
+        except _Unsaved as exc:
+            self.unsaved(exc.cause)
 
     def failed(self, exc: GorchError) -> None:
         """A step (or WaitFor handler) raised: keep the state of the last checkpoint, count the
         attempt, and schedule a retry or give up."""
         thread, name = self.effect or (exc.thread, exc.statement)
         self.effect = None
-        eng = self.engine
         cause = exc.__cause__ or exc
-        error = f"{type(cause).__name__}: {cause}"
-        eng._each("after_step", self.row.id, self.row.workflow, thread, name, cause)
+        self.engine._each("after_step", self.row.id, self.row.workflow, thread, name, cause)
+        self.count_failure(thread, name, f"{type(cause).__name__}: {cause}")
+
+    def unsaved(self, cause: Exception) -> None:
+        """The checkpoint after user code could not be written: that code's work is undone
+        (the committed state is kept), and counted as a failed attempt of it."""
+        thread, name = self.ran or ("", "")
+        error = (
+            f"the checkpoint after {name!r} could not be written ({type(cause).__name__}: "
+            f"{cause}); what ran since the last checkpoint will run again"
+        )
+        self.count_failure(thread, name, error)
+
+    def count_failure(self, thread: str, name: str, error: str) -> None:
+        """Record a failed attempt at ``name``: retry it with backoff, or give up past its
+        retry policy. The committed state and data are kept."""
+        eng = self.engine
         policy = eng.policy(self.wf, name)
         attempts = self.row.attempts + 1
-        attempt = serde.dumps({"attempt": attempts})
-        self.note("step_failed", name, thread, error=error, output=attempt)
+        self.note("step_failed", name, thread, error=error,
+                  output=serde.dumps({"attempt": attempts}))  # fmt: skip
+        extra = {"gorch_instance": self.row.id, "gorch_step": name}
         if attempts >= policy.max_attempts:
             self.note("failed", name, thread, error=error)
-            log.error(
-                "%s: step %r failed for good after %d attempts: %s",
-                self.row.id, name, attempts, error,
-                extra={"gorch_instance": self.row.id, "gorch_step": name},
-            )  # fmt: skip
-            self.commit(RunStatus.FAILED, lease=False, revert=True, attempts=attempts,
-                        next_attempt_at=None, last_error=error)  # fmt: skip
+            log.error("%s: %r failed for good after %d attempts: %s", self.row.id, name,
+                      attempts, error, extra=extra)  # fmt: skip
+            self.keep(RunStatus.FAILED, lease=False, attempts=_Attempts(attempts, None, error))
             return
         due = clock.now() + policy.delay(attempts, eng.rng)
         log.warning(
-            "%s: step %r failed (attempt %d of %d), retrying at %s: %s",
-            self.row.id, name, attempts, policy.max_attempts, clock.format_time(due), error,
-            extra={"gorch_instance": self.row.id, "gorch_step": name},
+            "%s: %r failed (attempt %d of %d), retrying at %s: %s", self.row.id, name,
+            attempts, policy.max_attempts, clock.format_time(due), error, extra=extra,
         )  # fmt: skip
-        self.commit(RunStatus.RUNNING, lease=False, revert=True, notify=True, attempts=attempts,
-                    next_attempt_at=due, last_error=error)  # fmt: skip
+        self.keep(RunStatus.RUNNING, lease=False, notify=True,
+                  attempts=_Attempts(attempts, due, error))  # fmt: skip
 
     def broken(self, exc: GorchError) -> None:
         """The code no longer fits the state: nothing can run until an operator repairs it."""
         error = f"{type(exc).__name__}: {exc}"
         self.note("failed", exc.statement, exc.thread, error=error)
         log.error("%s: %s", self.row.id, error, extra={"gorch_instance": self.row.id})
-        # The interpreter leaves a consistent state behind these errors (what ran is kept);
-        # only data that cannot be written is dropped for the last committed one.
-        self.commit(RunStatus.FAILED, lease=False, revert=isinstance(exc, SerializationError),
-                    next_attempt_at=None, last_error=error)  # fmt: skip
-
-
-def _load(text: str, cls: type, instance_id: str, what: str) -> Any:
-    try:
-        return serde.loads(text, cls)
-    except SerializationError as exc:
-        raise SerializationError(
-            f"instance {instance_id!r}: the stored {what} cannot be read as {cls.__name__}: "
-            f"{exc}. Repair the row, or deploy code whose types match it.",
-            details=exc.details,
-        ) from exc
+        # The interpreter leaves a consistent state behind these errors (what ran is kept).
+        self.finish(RunStatus.FAILED, attempts=_Attempts(self.row.attempts, None, error))
 
 
 class Engine:
@@ -486,6 +606,11 @@ class Engine:
         max_steps: steps one resume may run before yielding the instance to a worker.
         listeners: :class:`Listener` objects.
         owner: this engine's name in leases (default: host, pid and a random suffix).
+
+    Raises:
+        DefinitionError: a registered class breaks a rule of the DSL, or one of its fields has
+            a type that cannot round-trip through JSON (every problem listed; see
+            :func:`gorch.validate`).
 
     Example::
 
@@ -506,11 +631,15 @@ class Engine:
         listeners: Iterable[Listener] = (),
         owner: str | None = None,
     ) -> None:
+        problems = []
         for name, cls in workflows.items():
             if not isinstance(name, str) or not name:
                 raise ValueError(f"workflow names must be non-empty strings, not {name!r}")
-            if not callable(getattr(cls, "definition", None)):
+            if not isinstance(cls, type) or not callable(getattr(cls, "definition", None)):
                 raise ValueError(f"workflow {name!r}: {cls!r} has no definition() method")
+            problems += [f"workflow {name!r} ({cls.__name__}): {p}" for p in class_problems(cls)]
+        if problems:
+            raise DefinitionError(problems)
         self.store = store
         self.workflows = dict(workflows)
         self.retry_policy = retry or RetryPolicy()
@@ -569,21 +698,68 @@ class Engine:
             raise NotFoundError(f"no instance has id {id!r}", workflow_id=id)
         return row
 
-    def _instance(self, row: InstanceRecord, timers: bool = False) -> Instance:
-        cls = self._class(row.workflow, row.id)
+    def _read(self, row: InstanceRecord) -> tuple[State, Any]:
+        """The row's state and workflow object; :class:`UnreadableInstanceError` naming what
+        does not load."""
+        for defect in getattr(row, "defects", ()):
+            column, _, reason = defect.partition(": ")
+            raise self._unreadable(row, column, reason)
+        if _status_of(row) is None:
+            known = ", ".join(s.value for s in RunStatus)
+            raise self._unreadable(row, "status", f"{row.status!r} is not a status ({known})")
+        cls = self.workflows.get(row.workflow)
+        if cls is None:
+            known = ", ".join(map(repr, sorted(self.workflows))) or "none"
+            raise self._unreadable(
+                row, "workflow", f"workflow {row.workflow!r} is not registered here ({known})"
+            )
+        loaded: builtins.list[Any] = []
+        for what, text, into in (("state", row.state, State), ("data", row.data, cls)):
+            try:
+                loaded.append(serde.loads(text, into))
+            except SerializationError as exc:
+                reason = f"it does not load as {into.__name__}: {'; '.join(exc.details)}"
+                raise self._unreadable(row, what, reason) from exc
+        return loaded[0], loaded[1]
+
+    def _unreadable(self, row: InstanceRecord, field: str, reason: str) -> UnreadableInstanceError:
+        return UnreadableInstanceError(
+            f"instance {row.id!r} cannot be read: its {field} is unreadable: {reason}. Nothing "
+            f"was changed. Repair the row, or deploy code whose types match it; it can still "
+            f"be paused or cancelled.",
+            workflow_id=row.id,
+            field=field,
+            reason=reason,
+        )
+
+    def _instance(
+        self, row: InstanceRecord, timers: bool | list[TimerRecord] = False, tolerant: bool = False
+    ) -> Instance:
+        """The row as an :class:`Instance`. ``tolerant``: a row that does not load is shown
+        with what is known and ``load_error`` (else it raises UnreadableInstanceError)."""
+        try:
+            state, data = self._read(row)
+            error = None
+        except UnreadableInstanceError as exc:
+            if not tolerant:
+                raise
+            state, data, error = State(row.id, row.workflow, threads=[]), None, str(exc)
+        if timers is True:
+            timers = self.store.timers(row.id)
         return Instance(
             id=row.id,
             workflow=row.workflow,
-            status=RunStatus(row.status),
-            data=_load(row.data, cls, row.id, "data"),
-            state=_load(row.state, State, row.id, "state"),
+            status=_status_of(row) or RunStatus.FAILED,
+            data=data,
+            state=state,
             created_at=row.created_at,
             updated_at=row.updated_at,
             version=row.version,
             attempts=row.attempts,
             next_attempt_at=row.next_attempt_at,
             last_error=row.last_error,
-            timers=self.store.timers(row.id) if timers else [],
+            timers=timers or [],
+            load_error=error,
         )
 
     def _free_row(self, id: str, waited: list[float]) -> InstanceRecord:
@@ -653,18 +829,24 @@ class Engine:
             raise InputError(
                 f"an instance id must be a string of 1 to 200 characters, without NUL: {id!r}"
             )
+        try:
+            text = serde.dumps(data)
+        except SerializationError as exc:
+            raise InputError(
+                f"start({workflow!r}): the data cannot be stored: {exc}", details=exc.details
+            ) from exc
         now = clock.now()
         state = new_state(id, workflow)
         row = InstanceRecord(
-            id, workflow, RunStatus.RUNNING.value, serde.dumps(state), serde.dumps(data), now, now
+            id, workflow, RunStatus.RUNNING.value, serde.dumps(state), text, now, now
         )
         op = _Op(self, row, leased=False, new=True, live=(state, data))
         op.note("started", workflow, input=row.data)
         if defer:
-            op.commit(RunStatus.RUNNING, lease=False, notify=True)
+            op.save(RunStatus.RUNNING, lease=False, notify=True)
         else:
-            op.run()
-        return self._instance(op.row, timers=True)
+            op.run_accepted(f"start of {id!r}")
+        return self._instance(op.row, list(op.timers or ()))
 
     def send(
         self,
@@ -724,20 +906,39 @@ class Engine:
                             workflow_id=id,
                             key=key,
                         )
-                    return orjson.loads(done.output)
+                    try:
+                        return orjson.loads(done.output)
+                    except orjson.JSONDecodeError as exc:
+                        raise UnreadableInstanceError(
+                            f"instance {id!r}: the answer stored for idempotency key {key!r} "
+                            f"is not JSON ({exc}); nothing was applied again. Repair or delete "
+                            f"the key's row (gorch_keys) to send with this key.",
+                            workflow_id=id,
+                            field="idempotency key",
+                            reason=str(exc),
+                        ) from None
             self._check_open(row, f"send {event!r} to")
             op = _Op(self, row, leased=False)
             out = handle_callback(
                 CallbackRequest(workflow_id=id, thread_id=thread, name=event), op.wf, op.state,
                 payload,
             )  # fmt: skip
-            out_json = serde.dumps(out)
-            op.dirty = True
-            op.note("event", event, _thread_of(op.state, event, thread),
-                    input=_json_or_none(payload), output=out_json)  # fmt: skip
-            if key is not None:
-                op.key = KeyRecord(id, key, fingerprint, out_json, clock.now())
-            op.run()
+            try:
+                out_json = serde.dumps(out)
+                op.dirty = True
+                op.note("event", event, _thread_of(op.state, event, thread),
+                        input=_json_or_none(payload), output=out_json)  # fmt: skip
+                if key is not None:
+                    op.key = KeyRecord(id, key, fingerprint, out_json, clock.now())
+                op.run_accepted(f"event {event!r} for {id!r}")
+            except SerializationError as exc:  # raised only while nothing was committed
+                raise HandlerError(
+                    f"workflow {id!r}: the event {event!r} was not applied: its handler left a "
+                    f"value that cannot be stored ({exc}). Fix the handler; nothing changed.",
+                    workflow_id=id,
+                    statement=event,
+                    event=event,
+                ) from exc
             return orjson.loads(out_json)
 
         return self._operate(id, body)
@@ -765,7 +966,10 @@ class Engine:
         return self.send(id, event, payload, key=key, thread=thread, workflow=workflow)
 
     def _check_open(self, row: InstanceRecord, doing: str) -> None:
-        status = RunStatus(row.status)
+        status = _status_of(row)
+        if status is None:
+            self._read(row)  # raises: the status text is unknown
+            raise AssertionError("unreachable")  # pragma: no cover
         if status is RunStatus.FINISHED:
             raise WorkflowFinishedError(
                 f"cannot {doing} instance {row.id!r}: it has finished", workflow_id=row.id
@@ -785,8 +989,8 @@ class Engine:
 
     def _require(self, row: InstanceRecord, doing: str, only: RunStatus | None = None) -> RunStatus:
         """The row's status, if ``doing`` is allowed in it: only in ``only`` if given, else in
-        any status but finished and cancelled."""
-        status = RunStatus(row.status)
+        any status but finished and cancelled. An unknown status text counts as failed."""
+        status = _status_of(row) or RunStatus.FAILED
         if only is not None and status is not only:
             why = f"it is {status.value}, not {only.value}"
         elif only is None and status in (RunStatus.FINISHED, RunStatus.CANCELLED):
@@ -837,7 +1041,7 @@ class Engine:
         more = len(rows) > limit
         rows = rows[:limit]
         nxt = _cursor(rows[-1]) if more else None
-        return Page([self._instance(r) for r in rows], nxt)
+        return Page([self._instance(r, tolerant=True) for r in rows], nxt)
 
     def history(self, id: str) -> builtins.list[HistoryEntry]:
         """The instance's history, oldest first. Raises :class:`NotFoundError`."""
@@ -884,7 +1088,7 @@ class Engine:
         """Take the lease on a free row, committing a history entry (for operator calls)."""
         op = _Op(self, row, leased=False)
         op.note(kind)
-        op.commit(RunStatus(row.status), lease=True, revert=True)
+        op.keep(op.status or RunStatus.FAILED, lease=True)
         return op
 
     def goto(
@@ -903,15 +1107,14 @@ class Engine:
             if dry_run:
                 return plan
             op = _Op(self, row, leased=False)
-            op.commit(op.status or status, lease=True)  # hold it while teardowns run
+            op.keep(status, lease=True)  # hold it while teardowns run
             plan = goto(op.wf, op.state, name, thread)
             op.note("goto", name, thread, input=serde.dumps({"plan": plan.describe()}))
             if status is RunStatus.PAUSED:
-                op.commit(RunStatus.PAUSED, lease=False)
+                op.save(RunStatus.PAUSED, lease=False)
             else:
-                op.commit(RunStatus.RUNNING, lease=True, attempts=0, next_attempt_at=None,
-                          last_error=None)  # fmt: skip
-                op.run()
+                op.save(RunStatus.RUNNING, lease=True, attempts=_NO_ATTEMPTS)
+                op.run_accepted(f"goto {name!r} in {id!r}")
             return plan
 
         plan: GotoPlan = self._operate(id, body)
@@ -922,11 +1125,11 @@ class Engine:
 
         def body(row: InstanceRecord) -> Instance:
             if self._require(row, "pause") is RunStatus.PAUSED:
-                return self._instance(row, timers=True)
-            op = _Op(self, row, leased=False)
+                return self._instance(row, timers=True, tolerant=True)
+            op = _Op(self, row, leased=False, load=False)
             op.note("paused")
-            op.commit(RunStatus.PAUSED, lease=False, revert=True)
-            return self._instance(op.row, timers=True)
+            op.keep(RunStatus.PAUSED, lease=False)
+            return self._instance(op.row, timers=True, tolerant=True)
 
         return self._operate(id, body)  # type: ignore[no-any-return]
 
@@ -936,22 +1139,39 @@ class Engine:
         def body(row: InstanceRecord) -> Instance:
             self._require(row, "unpause", only=RunStatus.PAUSED)
             op = self._lease(row, "unpaused")
-            op.run()
+            op.run_accepted(f"unpause of {id!r}")
             return self._instance(op.row, timers=True)
 
         return self._operate(id, body)  # type: ignore[no-any-return]
 
     def cancel(self, id: str) -> Instance:
-        """End the instance for good: its timers are deleted and nothing more runs. Its state
-        is kept as it was, for inspection."""
+        """End the instance for good: its waits are torn down (Handler teardowns run, as for
+        goto), its timers are deleted and nothing more runs. The threads keep their
+        positions, for inspection. A teardown that fails is recorded in the history; an
+        instance whose row does not load is cancelled without teardowns."""
 
         def body(row: InstanceRecord) -> Instance:
             self._require(row, "cancel")
-            op = _Op(self, row, leased=False)
-            op.note("cancelled")
-            op.commit(RunStatus.CANCELLED, lease=False, revert=True, timers=(),
-                      next_attempt_at=None)  # fmt: skip
-            return self._instance(op.row, timers=True)
+            done = _Attempts(row.attempts, None, row.last_error)
+            try:
+                op = _Op(self, row, leased=False)
+            except UnreadableInstanceError as exc:
+                op = _Op(self, row, leased=False, load=False)
+                op.note("cancelled", error=f"no teardowns ran: {exc}")
+                op.keep(RunStatus.CANCELLED, lease=False, timers=(), attempts=done)
+                return self._instance(op.row, [], tolerant=True)
+            if any(t.wait_events for t in op.state.threads):
+                op.keep(op.status or RunStatus.FAILED, lease=True)  # teardowns are user code
+            try:
+                failed = interpreter_cancel(op.wf, op.state)
+            except GorchError as exc:  # the code cannot tear this state down: keep it as it is
+                op.note("cancelled", error=f"no teardowns ran: {exc}")
+                op.keep(RunStatus.CANCELLED, lease=False, timers=(), attempts=done)
+                return self._instance(op.row, [])
+            errors = [f"teardown of {e.req.name!r} failed: {e.error}" for e in failed]
+            op.note("cancelled", error="; ".join(errors) or None)
+            op.save(RunStatus.CANCELLED, lease=False, attempts=done)
+            return self._instance(op.row, [])
 
         return self._operate(id, body)  # type: ignore[no-any-return]
 
@@ -962,22 +1182,37 @@ class Engine:
             self._require(row, "retry", only=RunStatus.FAILED)
             op = _Op(self, row, leased=False)
             op.note("retry", error=row.last_error)
-            op.commit(RunStatus.RUNNING, lease=True, revert=True, attempts=0,
-                      next_attempt_at=None, last_error=None)  # fmt: skip
-            op.run()
+            op.keep(RunStatus.RUNNING, lease=True, attempts=_NO_ATTEMPTS)
+            op.run_accepted(f"retry of {id!r}")
             return self._instance(op.row, timers=True)
 
         return self._operate(id, body)  # type: ignore[no-any-return]
 
     # -- for the worker ----------------------------------------------------------------------
 
+    def _claimed(self, row: InstanceRecord) -> _Op | None:
+        """The operation on a row a worker claimed; None if the row does not load, which then
+        is marked failed with the reason (so one bad row never stops a worker)."""
+        try:
+            return _Op(self, row, leased=True)
+        except UnreadableInstanceError as exc:
+            op = _Op(self, row, leased=True, load=False)
+            op.note("failed", error=str(exc))
+            log.error("%s", exc, extra={"gorch_instance": row.id})
+            op.keep(RunStatus.FAILED, lease=False,
+                    attempts=_Attempts(row.attempts, None, str(exc)))  # fmt: skip
+            return None
+
     def _run_claimed(self, row: InstanceRecord) -> None:
-        op = _Op(self, row, leased=True)
-        op.run()
+        op = self._claimed(row)
+        if op is not None:
+            op.run()
 
     def _fire_claimed(self, timer: TimerRecord, row: InstanceRecord) -> bool:
         """Fire a due timer on a claimed instance; False if it was stale (and is deleted)."""
-        op = _Op(self, row, leased=True)
+        op = self._claimed(row)
+        if op is None:
+            return True
         req = CallbackRequest(row.id, timer.thread_id, timer.name, timer.pc)
         try:
             handle_callback(req, op.wf, op.state)

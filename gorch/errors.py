@@ -31,6 +31,7 @@ __all__ = [
     "StateMismatchError",
     "StepError",
     "StepLimitExceeded",
+    "UnreadableInstanceError",
     "WorkflowFinishedError",
 ]
 
@@ -300,3 +301,23 @@ class IdempotencyKeyError(GorchError):
     def __init__(self, message: str, *, workflow_id: str = "", key: str = "") -> None:
         super().__init__(message, workflow_id=workflow_id)
         self.key = key
+
+
+class UnreadableInstanceError(GorchError):
+    """An instance's stored row cannot be read by this code: its state or data does not load
+    into the registered types, its status is unknown, a column is damaged, or its workflow is
+    not registered with this engine. Nothing changed.
+
+    Only that instance is affected: lists and histories show it with the reason, and a worker
+    marks it failed. Repair the row, deploy code whose types match it, or cancel it.
+
+    Attributes:
+        field: what does not load: ``"state"``, ``"data"``, ``"status"``, ``"workflow"``, or a
+            damaged column's name.
+        reason: why, in a sentence.
+    """
+
+    def __init__(self, message: str, *, workflow_id: str = "", field: str = "", reason: str = ""):
+        super().__init__(message, workflow_id=workflow_id)
+        self.field = field
+        self.reason = reason

@@ -22,6 +22,7 @@ from gorch.errors import (
     NotFoundError,
     StaleCallback,
     StateMismatchError,
+    UnreadableInstanceError,
     WorkflowFinishedError,
 )
 from gorch.interpreter import GotoError
@@ -45,6 +46,7 @@ _KINDS: list[tuple[type[GorchError], int, str, str]] = [
     (ConflictError, 409, "conflict", "Conflict"),
     (HandlerError, 409, "refused", "The workflow refused the event"),
     (StateMismatchError, 409, "state-mismatch", "Stored state does not match the code"),
+    (UnreadableInstanceError, 409, "unreadable", "The stored instance cannot be read"),
     (BusyError, 503, "busy", "Instance busy"),
     (IdempotencyKeyError, 422, "idempotency-key-reused", "Idempotency key reused"),
     (InputError, 422, "invalid-payload", "Invalid payload"),
@@ -59,6 +61,7 @@ _EXTRAS = {
     "threads": "threads",
     "status": "instance_status",
     "key": "idempotency_key",
+    "field": "field",
 }
 
 

@@ -1,0 +1,155 @@
+"""One bad row hurts only itself (every store).
+
+A row whose state or data no longer loads (hand-edited, or written by code whose types have
+changed), whose status text is unknown, or whose workflow is not registered: lists and
+histories show it with what is known and why it does not load; ``get`` and ``send`` raise one
+precise ``UnreadableInstanceError`` naming the instance and the field; pause and cancel still
+work; a worker marks it failed with that reason and goes on with the others.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import attrs
+import pytest
+
+from gorch import Engine, On, RunStatus, S, Step, UnreadableInstanceError, Wait, Worker
+from gorch.store import Store, Write
+
+
+@dataclass
+class Ticket:
+    title: str = "t"
+    log: list[str] = field(default_factory=list)
+
+    def definition(self) -> Any:
+        return S(
+            Wait("for triage", On("Triage", self.triage)),
+            Step("file", lambda: self.log.append("filed")),
+            Wait("for close", On("Close")),
+        )
+
+    def triage(self, who: str) -> None:
+        self.log.append(f"triaged by {who}")
+
+
+def corrupt(store: Store, id: str, **columns: str) -> None:
+    """Replace some columns of the row, as a hand edit would (the SQL stores' own UPDATE
+    never writes ``workflow``, so they are edited with SQL)."""
+    row = store.get(id)
+    assert row is not None
+    dialect = getattr(store, "dialect", None)
+    if dialect is None:
+        store.commit(Write(attrs.evolve(row, **columns), row.version))
+        return
+    with store._conn() as cur:  # type: ignore[attr-defined]
+        for column, value in columns.items():
+            cast = "::json" if dialect.name == "postgresql" and column in ("state", "data") else ""
+            cur.execute(
+                f"UPDATE gorch_instances SET {column} = {dialect.ph}{cast} WHERE id = {dialect.ph}",
+                (value, id),
+            )
+
+
+BAD = {
+    "data": {"data": '{"title": 5, "log": "not a list"}'},
+    "state": {"state": '{"id": "b", "threads": "nope"}'},
+    "status": {"status": "snoozing"},
+    "workflow": {"workflow": "retired"},
+}
+
+
+@pytest.fixture
+def engine(store: Store) -> Engine:
+    engine = Engine(store, {"ticket": Ticket})
+    for id in ("g1", "b", "g2"):
+        engine.start("ticket", Ticket(), id)
+    return engine
+
+
+@pytest.mark.parametrize("what", list(BAD))
+def test_a_row_that_does_not_load_is_listed_with_the_reason(engine: Engine, what: str) -> None:
+    corrupt(engine.store, "b", **BAD[what])
+    page = engine.list()
+    by_id = {i.id: i for i in page.items}
+    assert set(by_id) == {"g1", "b", "g2"}
+    assert by_id["g1"].load_error is None and by_id["g1"].waiting_for() == ["Triage"]
+    bad = by_id["b"]
+    assert bad.load_error is not None
+    assert f"its {what} is unreadable" in bad.load_error
+    assert bad.data is None and bad.state.threads == []
+    assert [h.kind for h in engine.history("b")] == ["started"]
+
+
+@pytest.mark.parametrize("what", list(BAD))
+def test_get_and_send_name_the_instance_and_the_field(engine: Engine, what: str) -> None:
+    corrupt(engine.store, "b", **BAD[what])
+    before = engine.store.get("b")
+    with pytest.raises(UnreadableInstanceError) as info:
+        engine.get("b")
+    assert info.value.field == what and info.value.workflow_id == "b"
+    assert "instance 'b' cannot be read" in str(info.value)
+    with pytest.raises(UnreadableInstanceError) as info:
+        engine.send("b", "Triage", "ana")
+    assert info.value.field == what
+    assert engine.store.get("b") == before  # nothing changed
+    engine.send("g1", "Triage", "ana")  # the others are fine
+    assert engine.get("g1").data.log == ["triaged by ana", "filed"]
+
+
+@pytest.mark.parametrize("what", list(BAD))
+def test_pause_and_cancel_still_work(engine: Engine, what: str) -> None:
+    corrupt(engine.store, "b", **BAD[what])
+    engine.pause("b")
+    assert engine.store.get("b").status == "paused"  # type: ignore[union-attr]
+    inst = engine.cancel("b")
+    assert inst.status is RunStatus.CANCELLED
+    [last] = engine.history("b")[-1:]
+    assert last.kind == "cancelled"
+    if what == "status":  # pausing wrote a status this gorch knows: the row reads again
+        assert last.error is None
+    else:
+        assert f"no teardowns ran: instance 'b' cannot be read: its {what}" in (last.error or "")
+
+
+@pytest.mark.parametrize("what", ["data", "state"])
+def test_a_worker_marks_a_row_that_does_not_load_failed_and_goes_on(
+    engine: Engine, what: str
+) -> None:
+    for id in ("g1", "b", "g2"):
+        engine.start("ticket", Ticket(), f"run-{id}", defer=True)
+    corrupt(engine.store, "run-b", **BAD[what])
+    Worker(engine).run_once()
+    for id in ("run-g1", "run-g2"):
+        assert engine.get(id).waiting_for() == ["Triage"]
+    bad = engine.store.get("run-b")
+    assert bad is not None and bad.status == "failed"
+    assert bad.last_error is not None and f"its {what} is unreadable" in bad.last_error
+    assert bad.lease_owner is None
+    assert engine.history("run-b")[-1].kind == "failed"
+    assert Worker(engine).run_once() == 0  # not claimed again
+
+
+def test_an_unknown_status_is_never_claimed(engine: Engine) -> None:
+    corrupt(engine.store, "b", status="snoozing")
+    assert Worker(engine).run_once() == 0
+    assert engine.store.get("b").status == "snoozing"  # type: ignore[union-attr]
+
+
+def test_a_stored_answer_that_is_not_json_refuses_only_that_key(engine: Engine) -> None:
+    engine.send("g1", "Triage", "ana", key="k1")
+    if not hasattr(engine.store, "dialect"):  # the memory store: edit its record directly
+        engine.store._keys[("g1", "k1")].output = "{oops"  # type: ignore[attr-defined]
+    elif engine.store.dialect.name == "sqlite":  # type: ignore[attr-defined]
+        with engine.store._conn() as cur:  # type: ignore[attr-defined]
+            cur.execute("UPDATE gorch_keys SET output = '{oops' WHERE key = 'k1'")
+    else:
+        pytest.skip("PostgreSQL's json column cannot hold text that is not JSON")
+    with pytest.raises(UnreadableInstanceError) as info:
+        engine.send("g1", "Triage", "ana", key="k1")
+    assert info.value.field == "idempotency key"
+    assert engine.get("g1").data.log == ["triaged by ana", "filed"]  # nothing applied again
+    engine.send("g1", "Close", key="k2")
+    assert engine.get("g1").status is RunStatus.FINISHED
