@@ -85,12 +85,14 @@ __all__ = [
     "DEFAULT_MAX_STEPS",
     "GotoError",
     "GotoPlan",
+    "Outcome",
     "cancel",
     "class_problems",
     "find_statement",
     "goto",
     "handle_callback",
     "resume",
+    "run",
     "validate",
     "waiting_for",
 ]
@@ -1101,6 +1103,75 @@ def resume(
         if x.status is _WAITING_EVENT:
             run.setups(x, checkpoint)
     state.status = WorkflowStatus.WAITING
+
+
+@define
+class Outcome:
+    """What one :func:`run` did, and what to save.
+
+    Attributes:
+        output: the event handler's output (None without an event).
+        state: the state to save, as JSON text: as of the last checkpoint.
+        data: the workflow data to save, as JSON text: as of the last checkpoint (without the
+            half-done changes of a step that raised).
+        status: the workflow's status after the run.
+        error: what stopped the run after the event was applied — a ``StepError`` or a
+            ``WaitFor`` handler's ``HandlerError`` (save, and resume later to retry it), a
+            ``StepLimitExceeded`` (save, resume again), a ``StateMismatchError`` or a
+            ``DefinitionError`` (save; repair with goto) — or None.
+    """
+
+    output: object
+    state: str
+    data: str
+    status: WorkflowStatus
+    error: GorchError | None = None
+
+
+def run(
+    wf: Any,
+    state: State,
+    req: CallbackRequest | None = None,
+    input: Any = None,
+    *,
+    max_steps: int = DEFAULT_MAX_STEPS,
+) -> Outcome:
+    """Deliver an event (if ``req`` is given), resume until every thread is blocked, and say
+    what to save: the load-resume-save pattern, safe by construction.
+
+    A refused event raises, as :func:`handle_callback` does, and nothing changed: save
+    nothing. Once the event is applied it is never lost: whatever happens in the run after it
+    — a step that raises, the step bound — is returned in ``Outcome.error``, with the state and
+    data *as of the last checkpoint* to save (as the engine does: a failed step's half-done
+    changes are not kept, and a later resume runs the step again).
+
+    Example (a request handler)::
+
+        state = loads(db.get_state(order_id), State)
+        order = loads(db.get_data(order_id), PizzaOrder)
+        out = run(order, state, CallbackRequest(name=event), payload)  # refused: raises
+        db.save(order_id, out.state, out.data)                          # accepted: save
+        if out.error:
+            log.warning("%s", out.error)      # resume later (with run) to retry the step
+
+    Raises:
+        The refusals of :func:`handle_callback` (``CallbackNotFound``, ``InputError``,
+        ``HandlerError``, ...), and ``WorkflowFinishedError`` for a finished workflow without
+        an event. None of them changes anything.
+    """
+    output = None if req is None else handle_callback(req, wf, state, input)
+    saved: list[str] = []
+
+    def before(t: Thread, name: str) -> None:
+        # User code is about to run: the data as it is now is the last checkpoint's.
+        saved[:] = [serde.dumps(wf)]
+
+    try:
+        resume(wf, state, max_steps=max_steps, before=before)
+    except (StepError, HandlerError, StepLimitExceeded, StateMismatchError, DefinitionError) as exc:
+        data = saved[0] if saved and not isinstance(exc, StepLimitExceeded) else serde.dumps(wf)
+        return Outcome(output, serde.dumps(state), data, state.status, exc)
+    return Outcome(output, serde.dumps(state), serde.dumps(wf), state.status)
 
 
 def _next_runnable(threads: list[Thread]) -> Thread | None:

@@ -60,6 +60,35 @@ def test_readme_workflow_and_load_resume_save_run() -> None:
     assert CallbackRequest  # the README's imports are gorch's
 
 
+def test_readme_run_saves_as_of_the_last_checkpoint_when_a_step_fails() -> None:
+    workflow_code, handler_code, _ = readme_blocks()
+    ns: dict[str, Any] = {}
+    exec(compile(workflow_code, "README.md", "exec", dont_inherit=True), ns)
+    db = FakeDb()
+    ns["db"] = db
+    exec(compile(handler_code, "README.md", "exec", dont_inherit=True), ns)
+    PizzaOrder = ns["PizzaOrder"]
+    calls = []
+
+    def start_cooking(self: Any) -> None:  # the step after SubmitCart's loop: fails once
+        calls.append(1)
+        self.status = "half done"
+        if len(calls) == 1:
+            raise RuntimeError("oven offline")
+        self.status = "cooking"
+
+    PizzaOrder.setup = start_cooking
+    order, state = PizzaOrder(), new_state("order-2", "pizza")
+    out = ns["run"](order, state)
+    assert out.error is not None and "oven offline" in str(out.error)
+    db.save("order-2", out.state, out.data)
+    assert loads(db.get_data("order-2"), PizzaOrder).status == ""  # not the half-done change
+    # a later run (what on_event does, with no event) retries the failed step
+    stored = loads(db.get_data("order-2"), PizzaOrder), loads(db.get_state("order-2"), State)
+    again = ns["run"](*stored)
+    assert again.error is None and loads(again.data, PizzaOrder).status == "cooking"
+
+
 def quick_start_commands() -> list[str]:
     section = (ROOT / "README.md").read_text().split("## Quick start", 1)[1].split("\n## ", 1)[0]
     return [c.strip() for c in re.findall(r"```sh\n(.*?)```", section, re.S)]

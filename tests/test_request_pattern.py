@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import pytest
 from _workflows import PAYMENT_THREAD, Payment, Pizza, PizzaOrder
 from freezegun import freeze_time
@@ -27,12 +28,15 @@ from hypothesis import strategies as st
 
 from gorch import (
     MAIN_THREAD,
+    CallbackNotFound,
     CallbackRequest,
     GorchError,
     InputError,
     On,
     S,
     State,
+    Step,
+    StepError,
     ThreadStatus,
     Timeout,
     Wait,
@@ -43,6 +47,7 @@ from gorch import (
     loads,
     new_state,
     resume,
+    run,
 )
 
 FROZEN_AT = "2026-01-01T00:00:00Z"  # Timeout due times must not differ between the two runs
@@ -555,3 +560,82 @@ def test_payload_as_an_instance_of_the_annotated_type_is_taken_as_is() -> None:
         assert wf.cart[0] is pizza
         resume(wf, state)
         assert state.threads[0].status is ThreadStatus.WAITING_EVENT
+
+
+# --------------------------------------------------------------------------------------------
+# run(): the pattern safe by construction; the pure API and the engine agree
+
+
+@dataclass
+class Checkout:
+    """An event, then a step that changes data before it raises (while ``broken``)."""
+
+    items: list[str] = field(default_factory=list)
+    charged: int = 0
+    broken: bool = True
+
+    def definition(self):
+        return S(
+            Wait("for an item", On("Add", self.add)),
+            Step("charge", self.charge),
+            Wait("for pickup", On("PickUp")),
+        )
+
+    def add(self, item: str) -> str:
+        self.items.append(item)
+        return f"added {item}"
+
+    def charge(self) -> None:
+        self.charged += 1  # half done when it raises below
+        if self.broken:
+            raise RuntimeError("bank down")
+
+
+def test_run_saves_an_accepted_event_even_when_the_step_after_it_fails() -> None:
+    state, wf = new_state("c-1", "checkout"), Checkout()
+    first = run(wf, state)
+    assert first.error is None and first.status is WorkflowStatus.WAITING
+
+    state, wf = loads(first.state, State), loads(first.data, Checkout)
+    out = run(wf, state, CallbackRequest(name="Add"), "socks")
+    assert out.output == "added socks"
+    assert isinstance(out.error, StepError) and out.error.step == "charge"
+    saved = loads(out.data, Checkout)
+    assert saved.items == ["socks"]  # the event is kept
+    assert saved.charged == 0  # the failed step's half-done change is not
+    assert loads(out.state, State).threads[0].cur_step == "charge"
+
+    # later: the step is retried from what was saved
+    state, wf = loads(out.state, State), loads(out.data, Checkout)
+    wf.broken = False
+    again = run(wf, state)
+    assert again.error is None
+    assert loads(again.data, Checkout).charged == 1
+    assert loads(again.state, State).threads[0].cur_step == "for pickup"
+
+
+def test_run_refuses_an_event_and_there_is_nothing_to_save() -> None:
+    state, wf = new_state("c-2", "checkout"), Checkout()
+    run(wf, state)
+    before = dumps(state), dumps(wf)
+    with pytest.raises(CallbackNotFound):
+        run(wf, state, CallbackRequest(name="PickUp"))
+    assert (dumps(state), dumps(wf)) == before
+
+
+def test_run_and_the_engine_save_the_same_after_a_failed_step() -> None:
+    from gorch import Engine, RetryPolicy
+    from gorch.store import MemoryStore
+
+    engine = Engine(MemoryStore(), {"checkout": Checkout}, retry=RetryPolicy(max_attempts=9))
+    engine.start("checkout", Checkout(), "c-3")
+    engine.send("c-3", "Add", "socks")
+    row = engine.store.get("c-3")
+    assert row is not None and row.last_error is not None
+
+    state, wf = new_state("c-3", "checkout"), Checkout()
+    run(wf, state)
+    out = run(wf, state, CallbackRequest(name="Add"), "socks")
+    assert orjson.loads(out.data) == orjson.loads(row.data)
+    stored = loads(row.state, State)
+    assert stored.threads[0].cur_step == loads(out.state, State).threads[0].cur_step == "charge"
