@@ -1,9 +1,10 @@
 """What a workflow class offers the outside world: its events, their payloads, outputs and roles.
 
 The HTTP API builds one typed operation per event from this, the CLI suggests event names from
-it, and diagrams walk the same tree. It reads the definition of a fresh instance of the class
-(``cls()``), so a described workflow class must be constructible without arguments — as every
-dataclass or attrs workflow with defaults is.
+it, and diagrams walk the same tree. It reads the definition of a stand-in instance of the class
+(:func:`gorch.samples.sample`), so the class need not have defaults; values the definition reads
+from data (a ``Timeout``'s delay) are the stand-in's, an example: an instance's own come from
+its data.
 
 Example:
     >>> from dataclasses import dataclass
@@ -35,6 +36,7 @@ from attrs import frozen
 from gorch.dsl import K_ON, K_TIMEOUT, K_WAIT
 from gorch.errors import DefinitionError
 from gorch.interpreter import _ANY, _NO_PARAM, _is_lifecycle, _payload_type, validate
+from gorch.samples import sample
 
 __all__ = ["ANY", "NO_PAYLOAD", "EventInfo", "WorkflowInfo", "describe", "walk"]
 
@@ -89,8 +91,8 @@ class WorkflowInfo:
     doc: str = ""
 
     def definition(self) -> Any:
-        """The statement tree of a fresh instance."""
-        return self.cls().definition()
+        """The statement tree of a stand-in instance (see :func:`gorch.samples.sample`)."""
+        return sample(self.cls).definition()
 
 
 def walk(node: Any) -> Iterator[Any]:
@@ -104,16 +106,17 @@ def describe(name: str, cls: type) -> WorkflowInfo:
     """Describe the workflow class ``cls`` registered as ``name``.
 
     Raises:
-        DefinitionError: the class cannot be built without arguments, or its definition is
-            invalid (the problems listed).
+        DefinitionError: the definition cannot be read, or it is invalid (the problems
+            listed).
     """
     try:
-        tree = cls().definition()
+        tree = sample(cls).definition()
     except Exception as exc:
         raise DefinitionError(
             [
-                f"workflow {name!r}: cannot describe {cls.__name__}: {cls.__name__}() or its "
-                f"definition() raised {type(exc).__name__}: {exc}; give every field a default"
+                f"workflow {name!r}: cannot describe {cls.__name__}: its definition() on a "
+                f"stand-in instance raised {type(exc).__name__}: {exc}; definition() must only "
+                f"build statements from the data"
             ]
         ) from exc
     validate(tree)

@@ -186,14 +186,19 @@ class Marks:
 # -- building ------------------------------------------------------------------------------
 
 
-def build(name: str, cls: type) -> Graph:
+def build(name: str, cls: type, data: Any = None) -> Graph:
     """The diagram of workflow class ``cls`` registered as ``name``.
 
+    Args:
+        name: the registered name.
+        cls: the workflow class.
+        data: an instance's workflow object, to draw what its definition reads from its data
+            (its own timeouts); by default a stand-in instance's.
+
     Raises:
-        DefinitionError: the class cannot be built without arguments, or its definition is
-            invalid.
+        DefinitionError: the definition cannot be read, or it is invalid.
     """
-    return _Builder(describe(name, cls)).graph()
+    return _Builder(describe(name, cls), data).graph()
 
 
 def duration(d: timedelta | float) -> str:
@@ -213,8 +218,9 @@ _Exit = tuple[str, str, str]  # (source node, edge label, edge kind)
 
 
 class _Builder:
-    def __init__(self, info: WorkflowInfo) -> None:
+    def __init__(self, info: WorkflowInfo, data: Any = None) -> None:
         self.info = info
+        self.data = data
         self.nodes: dict[str, Node] = {}
         self.edges: list[Edge] = []
         self.by_name: dict[str, str] = {}
@@ -247,7 +253,7 @@ class _Builder:
             self.edges.append(Edge(src, dst, label, kind))
 
     def graph(self) -> Graph:
-        tree = self.info.definition()
+        tree = self.info.definition() if self.data is None else self.data.definition()
         start = self.new("start", "", ["start"], MAIN_THREAD, "")
         end = self.new("end", "", ["end"], MAIN_THREAD, "", later=True)
         seq = _Seq([start])
@@ -399,7 +405,11 @@ def _simple(s: Any) -> tuple[str, list[str]]:
 
 def _event_lines(case: Any, ev: EventInfo | None) -> list[str]:
     if case._kind == K_TIMEOUT:
-        return [f"timeout: {case.name}", f"after {duration(case.delay)}"]
+        try:
+            after = duration(case.delay)
+        except TypeError:  # a bad value from the data: shown as it is
+            after = repr(case.after)
+        return [f"timeout: {case.name}", f"after {after}"]
     lines = [f"on {case.name}"]
     detail = []
     handler = case.handler

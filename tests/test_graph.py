@@ -1071,3 +1071,32 @@ def test_random_definitions_draw(specs: list[Any], suffix: str) -> None:
     assert '"' not in bare and bare.count("{") == bare.count("}")
     n_threads = len({n.thread for n in g.nodes.values()})
     assert len(_mermaid_subgraphs(mm)) == len(_dot_clusters(dt)) == n_threads - 1
+
+
+@dataclass
+class Deadline:
+    """No defaults; its timeout comes from its data."""
+
+    customer: str
+    hours: float
+
+    def definition(self) -> object:
+        return S(
+            Wait(
+                "for an answer",
+                On("Answer"),
+                Timeout("too late", timedelta(hours=self.hours), Return()),
+            )
+        )
+
+
+def test_a_class_without_defaults_is_drawn() -> None:
+    g = build("deadline", Deadline)
+    assert {"for an answer", "Answer", "too late"} <= set(g.by_name)
+
+
+def test_an_instance_is_drawn_with_its_own_timeouts() -> None:
+    default = mermaid(build("deadline", Deadline))
+    own = mermaid(build("deadline", Deadline, Deadline("ana", 36)))
+    assert "after 0s" in default
+    assert "after 1d12h" in own and "after 0s" not in own
