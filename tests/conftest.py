@@ -13,6 +13,8 @@ import pytest
 
 from gorch.store import MemoryStore, Store
 
+# The gorch fixtures, also where gorch's metadata has no pytest11 entry point yet (an older
+# editable install, a checkout on PYTHONPATH); with the entry point this registers nothing twice.
 pytest_plugins = ["gorch.testing"]
 
 STORE_KINDS = ["memory", "sqlite", "postgres"]
