@@ -546,7 +546,9 @@ def run_pytest(project: Path, *args: str, pythonpath: str, python: str = sys.exe
     env = {k: v for k, v in os.environ.items() if k != "PYTEST_DISABLE_PLUGIN_AUTOLOAD"}
     env["PYTHONPATH"] = pythonpath
     return subprocess.run(
-        [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+        # Warnings are errors, as in many projects' settings: an old conftest line must not
+        # make pytest warn that it cannot rewrite the already imported gorch.testing.
+        [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error", *args],
         capture_output=True,
         text=True,
         timeout=120,

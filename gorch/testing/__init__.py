@@ -16,6 +16,9 @@ entry point of :mod:`gorch.testing.plugin`); ``pytest_plugins = ["gorch.testing"
 freezegun only to freeze time (``start=None`` leaves time alone). This module imports neither;
 the fixtures ``gorch`` and ``gorch_time`` live in :mod:`gorch.testing.plugin` (importing them
 from here loads it, and so pytest).
+
+PYTEST_DONT_REWRITE: this package has no asserts for pytest to rewrite; the marker keeps pytest
+from warning when a conftest names it after the entry point has imported it.
 """
 
 from __future__ import annotations
