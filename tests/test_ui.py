@@ -501,7 +501,6 @@ def test_history_shows_the_latest_entries_and_loads_older_ones(
     expect(history).to_contain_text("The latest 20 of 32 entries, newest first.")
     expect(entries.first).to_contain_text("#32")
     expect(entries.last).to_contain_text("#13")
-    page_height = page.evaluate("document.documentElement.scrollHeight")
     older = history.get_by_role("button", name="Load older entries")
     older.click()
     expect(entries).to_have_count(32)
@@ -509,7 +508,6 @@ def test_history_shows_the_latest_entries_and_loads_older_ones(
     expect(entries.last).to_contain_text("started")
     expect(older).to_be_hidden()
     expect(entries.nth(20)).to_be_focused()  # the first of the older ones
-    assert page_height < 9000
 
     # live refresh puts new entries in front, and keeps the older ones loaded
     engine.send("ui-long", "SubmitCart")
