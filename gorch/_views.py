@@ -59,6 +59,7 @@ def history(h: HistoryEntry) -> dict[str, Any]:
         "input": h.input,
         "output": h.output,
         "error": h.error,
+        "note": h.note,
     }
 
 

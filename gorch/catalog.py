@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import typing
 from collections.abc import Iterator
@@ -145,7 +146,7 @@ def describe(name: str, cls: type) -> WorkflowInfo:
         cls,
         events,
         (roles,) if isinstance(roles, str) else tuple(roles),
-        _first_paragraph(cls.__doc__),
+        _first_paragraph(_own_doc(cls)),
     )
 
 
@@ -191,6 +192,20 @@ def _merge(a: EventInfo, b: EventInfo) -> EventInfo:
         a.after if a.after == b.after else None,
         a.doc or b.doc,
     )
+
+
+def _own_doc(cls: type) -> str | None:
+    """The class's docstring, or None for the one ``dataclasses`` writes for a class without
+    one: its signature (``"PizzaOrder(cart: list = <factory>, ...)"``), which describes
+    nothing. It is recognised by being exactly that text, as dataclasses makes it."""
+    doc = cls.__dict__.get("__doc__")
+    if not doc or not dataclasses.is_dataclass(cls):
+        return doc if isinstance(doc, str) else None
+    try:
+        generated = cls.__name__ + str(inspect.signature(cls)).replace(" -> None", "")
+    except (TypeError, ValueError):
+        generated = cls.__name__
+    return None if doc == generated else doc
 
 
 def _first_paragraph(doc: str | None) -> str:

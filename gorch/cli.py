@@ -39,7 +39,7 @@ from gorch import _views as views
 from gorch import clock, serde
 from gorch import graph as gorch_graph
 from gorch.catalog import NO_PAYLOAD, describe
-from gorch.engine import Engine, Instance, RunStatus, Worker
+from gorch.engine import Engine, HistoryEntry, Instance, RunStatus, Worker
 from gorch.errors import GorchError, NotFoundError
 from gorch.state import MAIN_THREAD
 
@@ -67,6 +67,14 @@ class Fail(click.ClickException):
         _err.print(f"[bold red]error:[/] {escape(self.message)}")
 
 
+class Usage(click.UsageError):
+    """A usage mistake (options that do not go together, a value in the wrong form): printed
+    with the usage line, exit status 2."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, click.get_current_context(silent=True))
+
+
 def _confirm(question: str) -> bool:
     """Ask on stderr; no answer (closed stdin) is no."""
     try:
@@ -92,9 +100,10 @@ class _Group(click.Group):
 class Context:
     """What the group options set up, built lazily (``--help`` needs no store)."""
 
-    def __init__(self, store: str | None, workflows: str | None) -> None:
+    def __init__(self, store: str | None, workflows: str | None, create: bool = False) -> None:
         self.store_url = store
         self.workflows_path = workflows
+        self.create = create
         self._engine: Engine | None = None
         self.out = Console(highlight=False, soft_wrap=True)
 
@@ -106,7 +115,7 @@ class Context:
     def engine(self) -> Engine:
         if self._engine is None:
             workflows = self.workflows
-            self._engine = Engine(open_store(self.store_url), workflows)
+            self._engine = Engine(open_store(self.store_url, create=self.create)[0], workflows)
         return self._engine
 
     def close(self) -> None:
@@ -119,20 +128,50 @@ def store_url(text: str) -> str:
     return text if "://" in text else f"sqlite:///{text}"
 
 
-def open_store(url: str | None) -> Any:
+def open_store(url: str | None, *, create: bool = False) -> tuple[Any, bool]:
+    """The store at ``url`` and whether it was created now.
+
+    Only an existing gorch store is opened, unless ``create``: a mistyped SQLite path must not
+    become a new empty database, nor a database without gorch's tables one with them.
+    """
     if not url:
-        raise Fail(
+        raise Usage(
             "no store: pass --store PATH_OR_URL or set GORCH_STORE (a SQLite file such as "
             "gorch.db, or postgresql://user@host/db)"
         )
     try:
+        from sqlalchemy import inspect as sa_inspect
+        from sqlalchemy.engine import make_url
+
         from gorch.store.sql import SQLStore, StoreError
     except ImportError as exc:  # pragma: no cover - the cli extra pulls in sql via "all"
         raise Fail(f'the SQL store needs the sql extra: pip install "gorch[sql]" ({exc})') from None
+    full = store_url(url)
+    make = f"gorch --store {shlex.quote(url)} init"
     try:
-        return SQLStore(store_url(url))
+        parsed = make_url(full)
+        path = parsed.database if parsed.get_backend_name() == "sqlite" else None
+        if path and path != ":memory:" and not os.path.exists(path) and not create:
+            raise Fail(
+                f"no store at {url!r}: the file {path!r} does not exist. Check the path, or "
+                f"create a new store with '{make}' (or --create)"
+            )
+        probe = SQLStore(full, create=False)  # connects only when asked
+        try:
+            found = sa_inspect(probe.engine).has_table("gorch_meta")
+        finally:
+            probe.close()
+        if not found and not create:
+            raise Fail(
+                f"not a gorch store: {url!r} has no gorch tables (gorch_meta, "
+                f"gorch_instances, ...). Check the store, or add gorch's tables to it with "
+                f"'{make}' (or --create)"
+            )
+        return SQLStore(full), not found  # creates what is missing, migrates an older schema
     except (StoreError, GorchError, ValueError) as exc:
         raise Fail(f"cannot open the store {url!r}: {exc}") from None
+    except click.ClickException:
+        raise
     except Exception as exc:  # a driver's own error: bad URL, refused connection
         raise Fail(f"cannot open the store {url!r}: {type(exc).__name__}: {exc}") from None
 
@@ -141,13 +180,13 @@ def load_workflows(path: str | None) -> dict[str, type]:
     """The ``module:attribute`` (a dict of name to workflow class, or a function returning
     one) as the registered workflows."""
     if not path:
-        raise Fail(
+        raise Usage(
             "no workflows: pass --workflows module:attribute or set GORCH_WORKFLOWS (the dict "
             "of name to workflow class, e.g. examples.pizza:WORKFLOWS)"
         )
     module_name, _, attr = path.partition(":")
     if not module_name or not attr:
-        raise Fail(f"--workflows {path!r}: write it as module:attribute, e.g. myapp.flows:FLOWS")
+        raise Usage(f"--workflows {path!r}: write it as module:attribute, e.g. myapp.flows:FLOWS")
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())  # as `python -m` does: the app's own modules
     try:
@@ -214,16 +253,21 @@ def _status(status: str) -> str:
 
 def _explain(exc: GorchError, engine: Engine | None = None, instance: str = "") -> NoReturn:
     """Raise the refusal with a "did you mean" where one helps."""
+    raise Fail(_why(exc, engine, instance))
+
+
+def _why(exc: GorchError, engine: Engine | None = None, instance: str = "") -> str:
+    """The refusal's message, with the closest instance ids for an unknown one."""
     message = str(exc)  # CallbackNotFound and goto already suggest the closest names
     if isinstance(exc, NotFoundError) and engine is not None and instance:
         try:
-            ids = [i.id for i in engine.list(limit=1000).items]
+            ids = [i.id for i in engine.list(limit=1000)]
         except GorchError:
             ids = []
         close = difflib.get_close_matches(instance, ids, n=3, cutoff=0.6)
         if close:
             message += f". Did you mean {' or '.join(map(repr, close))}?"
-    raise Fail(message)
+    return message
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
@@ -242,15 +286,48 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON f
     metavar="MODULE:ATTR",
     help="The registered workflows: a dict of name to class [env GORCH_WORKFLOWS].",
 )
+@click.option(
+    "--create",
+    is_flag=True,
+    help="Create the store if it has no gorch tables yet (a new SQLite file, or an empty "
+    "PostgreSQL database); without it, only an existing store is opened.",
+)
 @click.version_option(package_name="gorch", prog_name="gorch")
 @click.pass_context
-def cli(ctx: click.Context, store: str | None, workflows: str | None) -> None:
+def cli(ctx: click.Context, store: str | None, workflows: str | None, create: bool) -> None:
     """Run and repair durable gorch workflows."""
-    ctx.obj = Context(store, workflows)
+    ctx.obj = Context(store, workflows, create)
     ctx.call_on_close(ctx.obj.close)
 
 
 pass_ctx = click.make_pass_decorator(Context)
+
+
+# -- the store ------------------------------------------------------------------------------
+
+
+@cli.command()
+@json_option
+@pass_ctx
+def init(c: Context, as_json: bool) -> None:
+    """Create the store: a new SQLite file, or gorch's tables in a PostgreSQL database.
+
+    An existing gorch store is left as it is (an older schema is upgraded).
+    """
+    store, created = open_store(c.store_url, create=True)
+    try:
+        version = store.schema_version()
+    finally:
+        store.close()
+    if as_json:
+        emit_json({"store": c.store_url, "created": created, "schema_version": version})
+    elif created:
+        c.out.print(f"created a gorch store at {escape(repr(c.store_url))}")
+    else:
+        c.out.print(
+            f"{escape(repr(c.store_url))} is a gorch store already (schema version {version}); "
+            f"nothing changed"
+        )
 
 
 # -- serving --------------------------------------------------------------------------------
@@ -296,10 +373,10 @@ def serve(
         raise Fail(f'serving needs the http extra: pip install "gorch[http]" ({exc})') from None
     if app is not None:
         if ":" not in app:
-            raise Fail(f"{app!r}: write the app as module:attribute, e.g. myshop.api:app")
+            raise Usage(f"{app!r}: write the app as module:attribute, e.g. myshop.api:app")
         if os.getcwd() not in sys.path:
             sys.path.insert(0, os.getcwd())
-        uvicorn.run(app, host=host, port=port)
+        uvicorn.run(app, host=host, port=port, log_config=log_config())
         return
     try:
         auth = Auth.from_file(tokens) if tokens else None
@@ -308,7 +385,40 @@ def serve(
     if auth is None:
         _err.print("[yellow]warning:[/] no --tokens: auth is off, every caller may do everything")
     asgi = create_app(c.engine, auth=auth, worker=worker, max_body=max_body)
-    uvicorn.run(asgi, host=host, port=port)
+    uvicorn.run(asgi, host=host, port=port, log_config=log_config())
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+def log_config() -> dict[str, Any]:
+    """uvicorn's logging, and gorch's own loggers, with the time and level on every line:
+    ``2025-01-31 12:00:00,123 INFO    uvicorn.access: 127.0.0.1:5000 - "GET /health HTTP/1.1"
+    200``."""
+    access = '%(client_addr)s - "%(request_line)s" %(status_code)s'
+    handler = {"class": "logging.StreamHandler", "stream": "ext://sys.stderr"}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "default": {"()": "logging.Formatter", "fmt": LOG_FORMAT},
+            "access": {
+                "()": "uvicorn.logging.AccessFormatter",
+                "fmt": LOG_FORMAT.replace("%(message)s", access),
+                "use_colors": False,
+            },
+        },
+        "handlers": {
+            "default": {**handler, "formatter": "default"},
+            "access": {**handler, "formatter": "access"},
+        },
+        "loggers": {
+            "uvicorn": {"handlers": ["default"], "level": "INFO", "propagate": False},
+            "uvicorn.error": {"level": "INFO"},
+            "uvicorn.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
+            "gorch": {"handlers": ["default"], "level": "INFO", "propagate": False},
+        },
+    }
 
 
 @cli.command()
@@ -504,15 +614,11 @@ def list_(
             c.out.print(f"no instances of {workflow!r}. Did you mean {close[0]!r}?")
             return
     table = Table()
-    for col in ("id", "workflow", "status", "waits for", "updated"):
-        table.add_column(col)
-    for i in page.items:
+    for col in ("id", "workflow", "status", "waits for / last error", "updated"):
+        table.add_column(col, overflow="fold")
+    for i in page:
         table.add_row(
-            escape(i.id),
-            escape(i.workflow),
-            _status(i.status),
-            escape(", ".join(i.waiting_for())) if i.status in _LIVE else "",
-            _ago(i.updated_at),
+            escape(i.id), escape(i.workflow), _status(i.status), _doing(i), _ago(i.updated_at)
         )
     c.out.print(table)
     if page.next:
@@ -523,23 +629,37 @@ def list_(
         c.out.print(f"more: gorch list {shlex.join(again)}", markup=False)
 
 
+def _doing(i: Instance) -> str:
+    """What a listed instance waits for, or why it failed (the last error of a failed one, or
+    of one whose step is being retried)."""
+    waits = ", ".join(i.waiting_for()) if i.status in _LIVE else ""
+    if i.last_error and (i.status is RunStatus.FAILED or not waits):
+        return f"[red]{escape(_cut(i.last_error, 120))}[/]"
+    return escape(waits)
+
+
 @cli.command()
 @click.argument("id")
+@click.option("--limit", type=click.IntRange(1, 1000), help="At most this many (default: all).")
+@click.option("--cursor", help="Continue after this cursor (printed below a page).")
+@click.option("--newest-first", is_flag=True, help="The newest entry first.")
 @json_option
 @pass_ctx
-def history(c: Context, id: str, as_json: bool) -> None:
-    """Show the history of instance ID, oldest first."""
+def history(
+    c: Context, id: str, limit: int | None, cursor: str | None, newest_first: bool, as_json: bool
+) -> None:
+    """Show the history of instance ID, oldest first (or --newest-first)."""
     try:
-        rows = c.engine.history(id)
+        page = c.engine.history(id, limit=limit, cursor=cursor, newest_first=newest_first)
     except GorchError as exc:
         _explain(exc, c.engine, id)
     if as_json:
-        emit_json([views.history(h) for h in rows])
+        emit_json({"items": [views.history(h) for h in page], "next": page.next})
         return
     table = Table()
     for col in ("#", "at", "kind", "name", "thread", "input", "output", "error"):
         table.add_column(col, overflow="fold")
-    for h in rows:
+    for h in page:
         table.add_row(
             str(h.seq),
             h.at.strftime("%Y-%m-%d %H:%M:%S"),
@@ -548,15 +668,30 @@ def history(c: Context, id: str, as_json: bool) -> None:
             escape(h.thread),
             escape(_short(h.input)),
             escape(_short(h.output)),
-            f"[red]{escape(h.error)}[/]" if h.error else "",
+            _troubles(h),
         )
     c.out.print(table)
+    if page.next:
+        again = [id, "--limit", str(limit), "--cursor", page.next]
+        again += ["--newest-first"] * newest_first
+        c.out.print(f"more: gorch history {shlex.join(again)}", markup=False)
+
+
+def _troubles(h: HistoryEntry) -> str:
+    """The entry's error, and a note on a stored entry that is odd (text that is not JSON)."""
+    lines = [f"[red]{escape(h.error)}[/]"] if h.error else []
+    if h.note:
+        lines.append(f"[yellow]note: {escape(h.note)}[/]")
+    return "\n".join(lines)
 
 
 def _short(value: Any, width: int = 60) -> str:
     if value is None:
         return ""
-    text = orjson.dumps(value).decode()
+    return _cut(orjson.dumps(value).decode(), width)
+
+
+def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -602,6 +737,16 @@ def goto(
         _print_waits(c, id)
 
 
+# What each operator action needs of an instance's status (as Engine._require checks it): a
+# status it must be in, or None for any but finished and cancelled.
+_NEEDS: dict[str, RunStatus | None] = {
+    "pause": None,
+    "unpause": RunStatus.PAUSED,
+    "cancel": None,
+    "retry": RunStatus.FAILED,
+}
+
+
 def _operator(action: str, verb: str, doc: str) -> None:
     @cli.command(name=action, help=doc)
     @click.argument("ids", nargs=-1, metavar="[ID]...")
@@ -620,33 +765,42 @@ def _operator(action: str, verb: str, doc: str) -> None:
         yes: bool,
         as_json: bool,
     ) -> None:
+        if ids and (workflow or status):
+            raise Usage("give instance ids, or --workflow/--status to select them, not both")
+        if not ids and not (workflow or status):
+            raise Usage(f"which instances? give ids, or --workflow/--status (gorch {action} -h)")
         engine = c.engine
         method: Callable[[str], Instance] = getattr(engine, action)
-        if ids and (workflow or status):
-            raise Fail("give instance ids, or --workflow/--status to select them, not both")
-        if not ids:
-            if not (workflow or status):
-                raise Fail(f"which instances? give ids, or --workflow/--status (gorch {action} -h)")
+        selected = not ids
+        if selected:
             ids = tuple(_select(engine, workflow, status))
             if not ids:
                 c.out.print("no instance matches")
                 return
+        ids = tuple(dict.fromkeys(ids))  # each once, in the order given
+        single = len(ids) == 1 and not selected
+        # Every instance is checked before any is changed: one refusal changes nothing.
+        refused = _refusals(engine, action, ids)
+        if refused:
+            if single:
+                raise Fail(refused[0][1])
+            _refuse_all(action, ids, refused, selected, as_json)
+        if selected:
             many_word = "instance" if len(ids) == 1 else "instances"
             if not yes and not _confirm(f"{action} {len(ids)} {many_word}?"):
                 raise Fail("nothing changed")
         results: list[dict[str, Any]] = []
         errors: list[str] = []
-        single = len(ids) == 1 and not (workflow or status)
         show = len(ids) > 1 and not as_json
         with Progress(console=_err, transient=True) if show else nullcontext() as bar:
             task = bar.add_task(f"{action}…", total=len(ids)) if bar else None
             for id in ids:
                 try:
                     results.append(views.summary(method(id)))
-                except GorchError as exc:
+                except GorchError as exc:  # it changed since it was checked
                     if single:
                         _explain(exc, engine, id)
-                    errors.append(f"{id}: {exc}")
+                    errors.append(f"{id}: {_why(exc, engine, id)}")
                 if bar and task is not None:
                     bar.advance(task)
         if as_json:
@@ -660,6 +814,41 @@ def _operator(action: str, verb: str, doc: str) -> None:
             raise SystemExit(1)
 
     del command
+
+
+def _refusals(engine: Engine, action: str, ids: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(id, why) of each instance that ``action`` would be refused for now."""
+    out = []
+    for id in ids:
+        try:
+            engine._require(engine._row(id), action, _NEEDS[action])
+        except GorchError as exc:
+            out.append((id, _why(exc, engine, id)))
+    return out
+
+
+def _refuse_all(
+    action: str,
+    ids: tuple[str, ...],
+    refused: list[tuple[str, str]],
+    selected: bool,
+    as_json: bool,
+) -> NoReturn:
+    """Say which instances ``action`` is refused for and why; nothing was changed."""
+    n = len(refused)
+    head = f"cannot {action} {n} of the {len(ids)} instances, so none was changed"
+    need = _NEEDS[action]
+    fits = need.value if need else "running, waiting, paused or failed"
+    hint = f"; select only {fits} ones (--status)" if selected else ""
+    if as_json:
+        emit_json({"done": [], "errors": [f"{id}: {why}" for id, why in refused]})
+        _err.print(f"[red]error:[/] {escape(head + hint)}")
+    else:
+        lines = [f"  {id}: {why}" for id, why in refused[:20]]
+        if n > 20:
+            lines.append(f"  ... and {n - 20} more")
+        _err.print(f"[red]error:[/] {escape(head)}:\n" + escape("\n".join(lines)) + escape(hint))
+    raise SystemExit(1)
 
 
 def _select(engine: Engine, workflow: str | None, status: tuple[str, ...]) -> Iterator[str]:
@@ -712,7 +901,7 @@ def graph(c: Context, workflow: str, fmt: str, instance_id: str | None, as_json:
         raise Fail(str(exc)) from None
     if fmt == "tree":
         if instance_id is not None:
-            raise Fail("--instance draws a diagram: add --format mermaid, dot or svg")
+            raise Usage("--instance draws a diagram: add --format mermaid, dot or svg")
         tree = info.definition()
         if as_json:
             emit_json(_node_json(tree, info.events))
@@ -723,7 +912,7 @@ def graph(c: Context, workflow: str, fmt: str, instance_id: str | None, as_json:
         c.out.print(root)
         return
     if as_json:
-        raise Fail("--json gives the statement tree; leave out --format, or leave out --json")
+        raise Usage("--json gives the statement tree; leave out --format, or leave out --json")
     diagram = gorch_graph.build(workflow, info.cls)
     marks = None
     if instance_id is not None:

@@ -38,21 +38,23 @@ import itertools
 import logging
 import os
 import random
+import re
 import signal
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
 from types import FrameType
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
 import orjson
 from attrs import define, field, frozen
 
 from gorch import clock, serde
+from gorch.dsl import K_GO
 from gorch.errors import (
     BusyError,
     CallbackNotFound,
@@ -76,6 +78,7 @@ from gorch.interpreter import (
     DEFAULT_MAX_STEPS,
     GotoPlan,
     _awaited,
+    _program,
     class_problems,
     find_statement,
     goto,
@@ -109,6 +112,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("gorch.engine")
+
+_T = TypeVar("_T")
 
 
 class RunStatus(StrEnum):
@@ -164,16 +169,42 @@ class Instance:
 
 
 @define
-class Page:
-    """One page of :meth:`Engine.list`; pass ``next`` as ``cursor`` for the next page."""
+class Page(Generic[_T]):
+    """One page of :meth:`Engine.list` or :meth:`Engine.history`: ``items``, and ``next`` to
+    pass as ``cursor`` for the next page (None on the last one).
 
-    items: list[Instance]
+    A page is a sequence of its items: ``for inst in engine.list()``, ``len(page)``,
+    ``page[0]`` and ``page[-1]`` work on ``items``.
+    """
+
+    items: builtins.list[_T]
     next: str | None = None
+
+    def __iter__(self) -> Iterator[_T]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @overload
+    def __getitem__(self, i: int) -> _T: ...
+    @overload
+    def __getitem__(self, i: slice) -> builtins.list[_T]: ...
+    def __getitem__(self, i: int | slice) -> _T | builtins.list[_T]:
+        return self.items[i]
 
 
 @define
 class HistoryEntry:
-    """One entry of an instance's history; ``input`` and ``output`` are parsed JSON."""
+    """One entry of an instance's history.
+
+    Attributes:
+        at, kind, name, thread, error: as recorded (see :class:`~gorch.store.HistoryRecord`).
+        input, output: parsed JSON. A stored text that is not JSON (a hand-edited row) is
+            given as that text, and ``note`` says so.
+        seq: the entry's position in the instance's history, from 1.
+        note: None, or what is odd about the stored entry.
+    """
 
     at: datetime
     kind: str
@@ -183,6 +214,7 @@ class HistoryEntry:
     output: Any = None
     error: str | None = None
     seq: int = 0
+    note: str | None = None
 
 
 @define
@@ -825,9 +857,10 @@ class Engine:
             )
         if id is None:
             id = uuid.uuid4().hex
-        elif not _text(id):
+        elif not _text(id) or "/" in id:
             raise InputError(
-                f"an instance id must be a string of 1 to 200 characters, without NUL: {id!r}"
+                f'an instance id must be text of 1 to 200 characters, without NUL or "/" (it '
+                f"is part of the instance's URL): {id!r}"
             )
         try:
             text = serde.dumps(data)
@@ -1013,9 +1046,10 @@ class Engine:
         limit: int = 50,
         cursor: str | None = None,
         search: str | None = None,
-    ) -> Page:
+    ) -> Page[Instance]:
         """Instances, newest first, filtered by workflow, status and text in the id (``search``,
-        case-sensitive); one page at a time."""
+        case-sensitive); one page at a time (iterate the :class:`Page`, or read its ``items``
+        and ``next``)."""
         if not isinstance(limit, int) or not 1 <= limit <= 1000:
             raise InputError(f"limit must be an integer from 1 to 1000, not {limit!r}")
         statuses: list[str] | None = None
@@ -1043,30 +1077,61 @@ class Engine:
         nxt = _cursor(rows[-1]) if more else None
         return Page([self._instance(r, tolerant=True) for r in rows], nxt)
 
-    def history(self, id: str) -> builtins.list[HistoryEntry]:
-        """The instance's history, oldest first. Raises :class:`NotFoundError`."""
+    def history(
+        self,
+        id: str,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+        newest_first: bool = False,
+    ) -> Page[HistoryEntry]:
+        """The instance's history, oldest first (``newest_first``: newest first).
+
+        Without ``limit`` the page holds the whole history; with it, at most ``limit`` entries
+        and ``next``, the cursor of the page after (None on the last). A cursor continues in
+        the direction it was made for.
+
+        Raises:
+            NotFoundError: no instance has this id.
+            InputError: ``limit`` is not 1 to 1000, or ``cursor`` is not a ``next`` of this
+                kind of page.
+        """
+        if limit is not None and (
+            not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 1000
+        ):
+            raise InputError(f"limit must be an integer from 1 to 1000, not {limit!r}")
+        after = _parse_history_cursor(cursor, newest_first) if cursor else None
         self._row(id)
-        return [
-            HistoryEntry(
-                h.at,
-                h.kind,
-                h.name,
-                h.thread,
-                None if h.input is None else orjson.loads(h.input),
-                None if h.output is None else orjson.loads(h.output),
-                h.error,
-                h.seq,
-            )
-            for h in self.store.history(id)
-        ]
+        rows = self.store.history(
+            id,
+            limit=None if limit is None else limit + 1,
+            after=after,
+            newest_first=newest_first,
+        )
+        nxt = None
+        if limit is not None and len(rows) > limit:
+            rows = rows[:limit]
+            last = rows[-1]
+            nxt = f"{'n' if newest_first else 'o'}{last.seq}.{last.version}.{last.idx}"
+        return Page([_entry(h) for h in rows], nxt)
 
     def waits(self, id: str | Instance) -> builtins.list[ThreadWait]:
         """Where every thread of instance ``id`` is, what it waits for, since when, and its
         timers. Pass the :class:`Instance` from :meth:`get` instead of its id to save reading
-        it again. Raises :class:`NotFoundError`."""
+        it again. Raises :class:`NotFoundError`.
+
+        ``since`` is when the thread began what it does now, as far as the history shows: the
+        time of its latest entry (a step it ran, an event or timer it received, a goto that
+        moved it); for the main thread without one, the instance's start. A thread started by
+        a ``Go`` that has done nothing yet has no entry of its own: it has been where it is
+        since the Go ran, and the Go ran right after the latest entry of the spawning thread
+        for a statement before the Go in the definition (or right after the instance's start,
+        or when the spawning thread itself was started), in the same run.
+        """
         inst = id if isinstance(id, Instance) else self.get(id)
+        records = self.store.history(inst.id)
         last: dict[str, datetime] = {}
-        for h in self.store.history(inst.id):
+        for h in records:
             if h.thread:
                 last[h.thread] = h.at
             elif h.kind == "started":
@@ -1078,7 +1143,7 @@ class Engine:
                 t.status.value,
                 t.cur_step,
                 _awaited([t]),
-                last.get(t.id),
+                last[t.id] if t.id in last else _spawned_at(inst.data, t.name, records),
                 [tm for tm in inst.timers if tm.thread_id == t.id],
             )
             for t in inst.state.threads
@@ -1263,6 +1328,76 @@ def _text(value: Any) -> bool:
     """Whether ``value`` is usable as an id, key or name: 1 to 200 characters, no NUL (which
     PostgreSQL's text cannot hold)."""
     return isinstance(value, str) and 0 < len(value) <= 200 and "\x00" not in value
+
+
+_HISTORY_CURSOR = re.compile(r"([on])([0-9]{1,10})\.([0-9]{1,10})\.([0-9]{1,10})")
+
+
+def _parse_history_cursor(cursor: str, newest_first: bool) -> tuple[int, int, int]:
+    """``(seq, version, idx)`` from a history page's ``next``: ``o`` (oldest first) or ``n``
+    (newest first), then the last entry's seq, version and idx."""
+    found = _HISTORY_CURSOR.fullmatch(cursor) if isinstance(cursor, str) else None
+    place = tuple(int(g) for g in found.groups()[1:]) if found else ()
+    if not found or not all(0 < n < 2**31 for n in place):
+        raise InputError(
+            f"{cursor!r} is not a history page cursor; pass the 'next' value of the page before"
+        )
+    if (found.group(1) == "n") != newest_first:
+        order = "newest first" if found.group(1) == "n" else "oldest first"
+        raise InputError(
+            f"the cursor {cursor!r} continues a history read {order}; read with "
+            f"newest_first={not newest_first} to go on from it"
+        )
+    return place[0], place[1], place[2]
+
+
+def _entry(h: HistoryRecord) -> HistoryEntry:
+    """A stored history row as an entry; input or output text that is not JSON (a hand-edited
+    row) is kept as text, with a note, so that one bad row does not hide the whole history."""
+    notes: builtins.list[str] = []
+
+    def parse(text: str | None, what: str) -> Any:
+        if text is None:
+            return None
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            notes.append(f"the stored {what} is not valid JSON ({exc}); shown as its text")
+            return text
+
+    entry = HistoryEntry(h.at, h.kind, h.name, h.thread, parse(h.input, "input"),
+                         parse(h.output, "output"), h.error, h.seq)  # fmt: skip
+    entry.note = "; ".join(notes) or None
+    return entry
+
+
+def _spawned_at(wf: Any, go: str, records: Sequence[HistoryRecord]) -> datetime | None:
+    """When the thread that the ``Go`` named ``go`` started has been where it is, for a thread
+    with no history entry of its own (see :meth:`Engine.waits`); None if history cannot say."""
+    try:
+        prog, _ = _program(wf)
+    except GorchError:
+        return None
+    for _ in range(100):  # up through Go statements nested in Go bodies
+        info = prog.by_name.get(go)
+        if info is None or info.kind != K_GO:
+            return None
+        body = info.thread  # the thread body the Go statement is part of
+        for h in reversed(records):
+            if h.kind == "started" and body == MAIN_THREAD:
+                return h.at
+            stmt = prog.by_name.get(h.name) if h.kind in _MOVES else None
+            # The spawning thread moved on from this statement, before the Go in the body:
+            # the Go ran right after it (a statement after the Go ran later).
+            if stmt is not None and stmt.thread == body and stmt.path < info.path:
+                return h.at
+        if body == MAIN_THREAD:
+            return None
+        go = body  # the spawning thread did nothing before the Go: it ran when that one began
+    return None
+
+
+_MOVES = ("step", "event", "timer", "goto")  # history kinds after which a thread moves on
 
 
 def _parse_cursor(cursor: str) -> tuple[datetime, str]:

@@ -291,6 +291,45 @@ def test_a_class_without_start_roles_or_doc() -> None:
     assert list(info.events) == ["E"]
 
 
+def test_the_docstring_dataclasses_generate_is_not_a_description() -> None:
+    # A dataclass without a docstring gets its signature as __doc__; that is no description.
+    @dataclass
+    class Order:
+        cart: list[str] = field(default_factory=list)
+        paid: float = 0.0
+
+        def definition(self) -> Any:
+            return S(Wait("w", On("E")))
+
+    assert Order.__doc__ and Order.__doc__.startswith("Order(cart: ")
+    assert describe("order", Order).doc == ""
+
+    # a docstring of its own is kept, even one that reads like a signature of another class
+    @dataclass
+    class Told:
+        """Told(n) is how to make one: a described order."""
+
+        n: int = 0
+
+        def definition(self) -> Any:
+            return S(Wait("w", On("E")))
+
+    assert describe("told", Told).doc == "Told(n) is how to make one: a described order."
+
+    # a subclass without a docstring of its own: dataclasses gives it its own signature
+    @dataclass
+    class More(Told):
+        extra: str = ""
+
+    assert describe("more", More).doc == ""
+
+    class Plain:  # not a dataclass, no docstring
+        def definition(self) -> Any:
+            return S(Wait("w", On("E")))
+
+    assert describe("plain", Plain).doc == ""
+
+
 def test_events_in_threads_loops_and_branches_are_found() -> None:
     @dataclass
     class Nested:

@@ -213,10 +213,14 @@ class Shop:
         return out
 
     def kinds(self, id: str) -> list[str]:
-        return [
-            f"{h['kind']}:{h['name']}" if h["name"] else h["kind"]
-            for h in self.read(f"/instances/{id}/history")
-        ]
+        return [f"{h['kind']}:{h['name']}" if h["name"] else h["kind"] for h in self.history(id)]
+
+    def history(self, id: str, **params: Any) -> list[dict[str, Any]]:
+        """The instance's whole history (one page without ``limit``)."""
+        page = self.read(f"/instances/{id}/history", **params)
+        assert set(page) == {"items", "next"} and page["next"] is None
+        items: list[dict[str, Any]] = page["items"]
+        return items
 
     def snapshot(self, id: str) -> tuple[Any, ...]:
         return snapshot(self.engine, id)
@@ -323,6 +327,16 @@ def test_health_needs_no_token(shop: Shop) -> None:
     assert r.status_code == 200 and r.json() == {"status": "ok"}
 
 
+def test_info_says_the_title_without_a_token(make_shop: Callable[..., Shop]) -> None:
+    shop = make_shop(title="Pizza shop")
+    r = shop.client.get("/info")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["title"] == "Pizza shop" and body["version"]
+    assert body["version"] == shop.client.get("/openapi.json").json()["info"]["version"]
+    assert make_shop().client.get("/info").json()["title"] == "gorch"  # the default
+
+
 def test_me_says_the_tokens_roles(make_shop: Callable[..., Shop]) -> None:
     shop = make_shop()
     assert shop.read("/me", "Customer") == {"roles": ["Customer"], "admin": False, "auth": True}
@@ -375,7 +389,7 @@ def test_the_pizza_journey_end_to_end(shop: Shop, route: str) -> None:
     assert (data["cook"], data["address"]) == ("Mario", "Via Roma 1")
     assert data["log"] == ["order opened", "order completed"]  # paid exactly: no refund
 
-    history = shop.read("/instances/order-1/history", role="Delivery")
+    history = shop.history("order-1", role="Delivery")
     assert [f"{h['kind']}:{h['name']}" for h in history] == [
         "started:pizza",
         "step:setup",
@@ -488,7 +502,7 @@ def test_the_cart_times_out_after_24_hours_on_the_app_worker(tmp_path: Path) -> 
         assert late["data"]["status"] == "expired"
         assert late["data"]["log"] == ["order opened", "cart timed out"]
         assert late["timers"] == [] and late["waiting_for"] == []
-        history = shop.read("/instances/late/history")
+        history = shop.history("late")
         assert [f"{h['kind']}:{h['name']}" for h in history][-4:] == [
             "event:AddToCart",
             f"timer:{TIMEOUT}",
@@ -1337,7 +1351,7 @@ def test_goto_dry_run_changes_nothing_and_goto_moves_the_thread(shop: Shop) -> N
     inst = shop.get("o")
     assert inst["status"] == "waiting" and inst["waiting_for"] == ["ConfirmOrder"]
     assert inst["timers"] == []  # the cart's timeout went with the cart's wait
-    history = shop.read("/instances/o/history")
+    history = shop.history("o")
     assert (history[-1]["kind"], history[-1]["name"]) == ("goto", "for the manager")
     assert shop.ok("o", "ConfirmOrder", PAYLOAD["ConfirmOrder"]) is None
 
@@ -1441,6 +1455,130 @@ def test_the_answer_lists_the_instances_timers(shop: Shop, answer: str) -> None:
         started = shop.operate("o", "pause").json()
     assert shop.get("o")["timers"] != []
     assert started["timers"] == shop.get("o")["timers"]
+
+
+def _journey(shop: Shop, id: str) -> list[dict[str, Any]]:
+    shop.engine.start("pizza", PizzaOrder(), id)
+    for _ in range(4):
+        shop.engine.send(id, "AddToCart", DIAVOLA)
+    shop.engine.send(id, "SubmitCart")
+    return shop.history(id)
+
+
+@pytest.mark.parametrize("newest_first", [False, True], ids=["oldest-first", "newest-first"])
+def test_the_history_pages(shop: Shop, newest_first: bool) -> None:
+    full = _journey(shop, "o")
+    assert [h["seq"] for h in full] == list(range(1, 8))  # started, setup, 4 adds, submit
+    want = full[::-1] if newest_first else full
+    flag = {"newest_first": "true"} if newest_first else {}
+    for limit in (1, 3, 8, 1000):
+        seen: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"limit": limit, **flag}
+        while True:
+            page = shop.read("/instances/o/history", role="Cook", **params)
+            assert len(page["items"]) <= limit
+            seen += page["items"]
+            if page["next"] is None:
+                break
+            params["cursor"] = page["next"]
+        assert seen == want, limit
+    assert shop.history("o", **flag) == want  # no limit: all of it
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"limit": 0},
+        {"limit": 1001},
+        {"limit": "many"},
+        {"cursor": "garbage"},
+        {"cursor": "o1.1"},
+        {"cursor": "o1.99999999999.1"},
+        {"newest_first": "perhaps"},
+        "mismatch",
+    ],
+)
+def test_a_bad_history_query_is_malformed(shop: Shop, params: Any) -> None:
+    _journey(shop, "o")
+    if params == "mismatch":  # a cursor of a newest-first page, read oldest first
+        page = shop.read("/instances/o/history", limit=2, newest_first="true")
+        params = {"cursor": page["next"], "limit": 2}
+    r = shop.client.get("/instances/o/history", params=params, headers=bearer("admin"))
+    problem = assert_problem(r, 400, "malformed")
+    assert problem["detail"]
+
+
+def test_a_history_row_that_is_not_json_is_shown_with_a_note(
+    make_shop: Callable[..., Shop], tmp_path: Path
+) -> None:
+    import sqlite3
+
+    shop = make_shop()
+    shop.start("o")
+    shop.ok("o", "AddToCart", DIAVOLA)
+    with sqlite3.connect(tmp_path / "shop0.db") as db:  # an operator edits the row by hand
+        db.execute("UPDATE gorch_history SET input = 'pizza: diavola' WHERE kind = 'event'")
+    event = shop.history("o")[-1]
+    assert (event["kind"], event["input"], event["output"]) == ("event", "pizza: diavola", 1)
+    assert "the stored input is not valid JSON" in event["note"]
+    assert shop.history("o")[0]["note"] is None
+    assert shop.client.get("/instances/o/diagram", headers=bearer("Cook")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "says", "did_you_mean"),
+    [
+        ("POST", "/workflows/piza/instances", "no workflow is registered as 'piza'", ["pizza"]),
+        (
+            "POST",
+            "/workflows/piza/instances/o/events/AddToCart",
+            "no workflow is registered as 'piza'",
+            ["pizza"],
+        ),
+        (
+            "POST",
+            "/workflows/pizza/instances/o/events/AddToCrt",
+            "workflow 'pizza' has no event 'AddToCrt'",
+            ["AddToCart"],
+        ),
+        (
+            "POST",
+            "/workflows/pizza/instances/o/events/cart%20timed%20out",
+            "'cart timed out' is a timeout of 'pizza': it fires by itself",
+            None,
+        ),
+        ("GET", "/instanses", "no route has the path '/instanses'", ["GET /instances"]),
+        (
+            "GET",
+            "/instances/o/histroy",
+            "no route has the path",
+            ["GET /instances/{id}/history"],
+        ),
+        ("POST", "/instance/o/pause", "no route", ["POST /instances/{id}/pause"]),
+        ("GET", "/ui/nope.js", "the web console has no file 'nope.js'", ["GET /ui/"]),
+        ("GET", "/zzzzzzzzzzzzzzzz", "no route has the path", None),
+    ],
+)
+def test_an_unknown_path_is_a_problem_with_the_closest_names(
+    shop: Shop, method: str, path: str, says: str, did_you_mean: list[str] | None
+) -> None:
+    shop.start("o")
+    before = shop.snapshot("o")
+    r = shop.client.request(method, path, json={}, headers=bearer("Customer"))
+    problem = assert_problem(r, 404, "not-found")
+    assert shop.snapshot("o") == before and count(shop.engine) == 1
+    assert says in problem["detail"]
+    if did_you_mean is None:
+        assert "did_you_mean" not in problem
+    else:
+        assert problem["did_you_mean"][: len(did_you_mean)] == did_you_mean
+        assert f"Did you mean {did_you_mean[0]!r}" in problem["detail"]
+
+
+def test_a_method_a_route_does_not_take_is_a_problem(shop: Shop) -> None:
+    r = shop.client.get("/workflows/pizza/instances", headers=bearer("Customer"))
+    problem = assert_problem(r, 405, "method-not-allowed")
+    assert "takes POST" in problem["detail"]
 
 
 def test_an_id_with_a_slash_is_refused_at_start(shop: Shop) -> None:
@@ -1564,7 +1702,7 @@ def test_the_openapi_document(shop: Shop) -> None:
     problem_ref = {"$ref": "#/components/schemas/Problem"}
     for (method, path), op in ops.items():
         errors = {"400", "404", "409", "413", "422", "503"}
-        if path != "/health":
+        if path not in ("/health", "/info"):
             errors |= {"401", "403"}
             assert op["security"] == [{"bearer": []}], path
         else:

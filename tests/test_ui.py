@@ -12,15 +12,19 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
 from examples.pizza import WORKFLOWS
 from examples.pizza.workflow import PizzaOrder
+from gorch import Go, On, RetryPolicy, S, Step, Wait
 from gorch.engine import Engine, RunStatus
 from gorch.http import Auth, create_app
 from gorch.store.sql import SQLStore
@@ -47,6 +51,22 @@ ARGS = [
 ]
 
 expect.set_options(timeout=10_000)
+TITLE = "Pizza shop"
+
+
+@dataclass
+class Broken:
+    """Fails at its step for good, while another of its threads still waits for Ping."""
+
+    def definition(self) -> Any:
+        return S(
+            Go("side", Wait("for ping", On("Ping", None))),
+            Wait("for an order", On("Bake", None)),
+            Step("bake", self.bake, retry=RetryPolicy(max_attempts=1)),
+        )
+
+    def bake(self) -> None:
+        raise RuntimeError("the oven is cold")
 
 
 def _chromium() -> str:
@@ -75,14 +95,14 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
-    eng = Engine(SQLStore(f"sqlite:///{tmp_path / 'ui.db'}"), WORKFLOWS)
+    eng = Engine(SQLStore(f"sqlite:///{tmp_path / 'ui.db'}"), {**WORKFLOWS, "broken": Broken})
     yield eng
     eng.store.close()
 
 
 @pytest.fixture
 def url(engine: Engine) -> Iterator[str]:
-    app = create_app(engine, auth=Auth(TOKENS), worker=True)
+    app = create_app(engine, auth=Auth(TOKENS), worker=True, title=TITLE)
     with LiveServer(app) as base:
         yield base
 
@@ -100,6 +120,14 @@ def page(browser: Browser, url: str) -> Iterator[Page]:
     assert not errors, f"JavaScript errors on the page: {errors}"
     outside = [r for r in requests if not r.startswith(url) and not r.startswith("data:")]
     assert not outside, f"the console fetched from elsewhere (it must work offline): {outside}"
+
+
+def refusal(url: str, path: str, body: Any, token: str = "customer-t") -> dict[str, str]:
+    """What the API says of a payload, per path: ``{"payload.pizza.qty": "expected ..."}`` (so
+    the tests do not depend on the wording of the messages, only on where they are shown)."""
+    r = httpx.post(url + path, json=body, headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 422, r.text
+    return dict(reversed(line.rsplit(" @ ", 1)) for line in r.json()["errors"])
 
 
 def use_token(page: Page, token: str) -> None:
@@ -131,11 +159,16 @@ def test_walk_a_pizza_order_from_start_to_finish(page: Page, url: str, engine: E
     page.goto(f"{url}/ui/#/start")
     use_token(page, "customer-t")
     expect(page.get_by_role("heading", name="Start an instance")).to_be_visible()
+    expect(page.locator("a.brand")).to_have_text(TITLE)  # create_app(title=...)
+    expect(page).to_have_title(f"Start an instance · {TITLE}")
     page.get_by_label("Workflow").select_option("pizza")
+    # the workflow's own docstring describes it (not a signature made up by dataclasses)
+    expect(page.locator("form.start .field p.muted").first).to_contain_text("A pizza order")
     page.get_by_label("Id", exact=True).fill("ui-order-1")
     page.get_by_role("button", name="Start", exact=True).click()
     expect(page).to_have_url(f"{url}/ui/#/i/ui-order-1")
     expect(page.get_by_role("heading", name="ui-order-1")).to_be_visible()
+    expect(page).to_have_title(f"ui-order-1 · {TITLE}")
 
     send(page, "AddToCart", {"Name": "Margherita", "Qty": "2"})
     expect(page.locator("#flash")).to_have_text("Sent AddToCart; answer: 1.")
@@ -181,8 +214,11 @@ def test_a_bad_payload_shows_inline_errors_and_changes_nothing(
     expect(qty).to_have_attribute("aria-invalid", "true")
     name_error = form.locator(f"#{name.get_attribute('id')}-error")
     qty_error = form.locator(f"#{qty.get_attribute('id')}-error")
-    expect(name_error).to_have_text("required field missing")
-    expect(qty_error).to_have_text("expected int, got str 'lots'")
+    # each of the server's messages, as it wrote it, next to the field it names
+    said = refusal(url, "/instances/ui-bad/events/AddToCart", {"pizza": {"qty": "lots"}})
+    expect(name_error).to_have_text(said["payload.pizza.name"])
+    expect(qty_error).to_have_text(said["payload.pizza.qty"])
+    assert "lots" in said["payload.pizza.qty"]
     expect(page.locator("#flash")).to_contain_text("Invalid payload")
     # the error is tied to its field for screen readers
     assert f"{qty.get_attribute('id')}-error" in (qty.get_attribute("aria-describedby") or "")
@@ -202,6 +238,22 @@ def test_a_bad_payload_shows_inline_errors_and_changes_nothing(
     submit = event_form(page, "SubmitCart")
     submit.get_by_role("button", name="Send SubmitCart").click()
     expect(submit.locator(".errors")).to_contain_text("the cart is empty")
+
+    # a problem deep inside a field typed as JSON (a list) says where in it, in words
+    page.goto(f"{url}/ui/#/start")
+    page.get_by_label("Workflow").select_option("pizza")
+    start = page.locator("form.start")
+    start.locator("details summary").click()
+    cart = start.get_by_label("Cart", exact=True)
+    cart.fill('[{"name": "Margherita"}, {"size": "large"}]')
+    start.get_by_role("button", name="Start", exact=True).click()
+    expect(cart).to_have_attribute("aria-invalid", "true")
+    body = {"data": {"cart": [{"name": "Margherita"}, {"size": "large"}]}}
+    said = refusal(url, "/workflows/pizza/instances", body, "customer-t")
+    expect(start.locator(f"#{cart.get_attribute('id')}-error")).to_have_text(
+        f"item 2 \u203a name: {said['$.data.cart[1].name']}"
+    )
+    assert [i.id for i in engine.list()] == ["ui-bad"]
 
     # and a bad start: an id with "/" is refused, with no instance created
     page.goto(f"{url}/ui/#/start")
@@ -358,6 +410,25 @@ def test_accessible_offline_and_readable_on_a_phone(browser: Browser, url: str, 
         # nothing but the diagram and wide tables scroll sideways: the page itself fits
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, f"the page is {width}px wide on a 390px phone"
+        # the threads are cards too: every cell on the screen
+        outside = page.evaluate(
+            """() => [...document.querySelectorAll('section[aria-labelledby=s-threads] tbody td')]
+                .map(c => c.getBoundingClientRect())
+                .filter(r => r.left < 0 || r.right > 390).length"""
+        )
+        assert outside == 0, f"{outside} cells of the threads are off the screen"
+        # the diagram is drawn at a readable size (its 12px text at least 10.8px) and scrolls
+        # in its own box, which shows where the order waits
+        scale, scrolls, shown = page.evaluate(
+            """() => { const box = document.querySelector('.diagram');
+                const svg = box.querySelector('svg');
+                const cur = box.querySelector('g.node.current').getBoundingClientRect();
+                const b = box.getBoundingClientRect();
+                return [svg.getBoundingClientRect().width / svg.width.baseVal.value,
+                        box.scrollWidth > box.clientWidth,
+                        cur.left >= b.left && cur.right <= b.right]; }"""
+        )
+        assert scale >= 0.9 and scrolls and shown, (scale, scrolls, shown)
         # every form control has a label
         unlabelled = page.evaluate(
             """() => [...document.querySelectorAll('input, select, textarea')]
@@ -369,6 +440,22 @@ def test_accessible_offline_and_readable_on_a_phone(browser: Browser, url: str, 
         shot = ARTIFACTS / "ui-instance-phone.png"
         page.screenshot(path=str(shot), full_page=True)
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+        # the instance list: one card per instance, every cell on the screen
+        engine.start("pizza", PizzaOrder(), "an-order-with-a-rather-long-id-to-fit-on-a-phone")
+        page.goto(f"{url}/ui/#/")
+        rows = page.locator("table.instances tbody tr")
+        expect(rows).to_have_count(2)
+        outside = page.evaluate(
+            """() => [...document.querySelectorAll('table.instances tbody th, '
+                        + 'table.instances tbody td')]
+                .map(c => c.getBoundingClientRect())
+                .filter(r => r.left < 0 || r.right > 390).length"""
+        )
+        assert outside == 0, f"{outside} cells of the list are off the screen"
+        expect(rows.first.get_by_role("cell").last).to_contain_text("just now")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        page.screenshot(path=str(ARTIFACTS / "ui-list-phone.png"), full_page=True)
     finally:
         context.close()
 
@@ -387,10 +474,90 @@ def test_screenshot_of_the_instance_page_is_kept(page: Page, url: str, engine: E
         "node wait current"
     )
     expect(page.locator(".diagram svg g.node.done")).not_to_have_count(0)
-    expect(page.locator("section[aria-labelledby=s-threads] tbody tr")).to_have_count(2)
+    threads = page.locator("section[aria-labelledby=s-threads] tbody tr")
+    expect(threads).to_have_count(2)
     expect(page.locator("section[aria-labelledby=s-threads]")).to_contain_text("for payment")
+    # the payment thread has done nothing yet: it has waited since its Go ran
+    payment = threads.filter(has_text="for payment")
+    expect(payment.locator("td").nth(2).locator("time")).to_have_count(1)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "ui-instance.png"
     page.screenshot(path=str(shot), full_page=True)
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+
+
+def test_history_shows_the_latest_entries_and_loads_older_ones(
+    page: Page, url: str, engine: Engine, tmp_path: Path
+) -> None:
+    engine.start("pizza", PizzaOrder(), "ui-long")
+    for n in range(30):
+        engine.send("ui-long", "AddToCart", {"pizza": {"name": f"Pizza {n}"}})
+    page.goto(f"{url}/ui/#/i/ui-long")
+    use_token(page, "cook-t")
+    history = page.locator("section[aria-labelledby=s-history]")
+    entries = history.locator("ol.timeline li.entry")
+    expect(entries).to_have_count(20)
+    expect(history).to_contain_text("The latest 20 of 32 entries, newest first.")
+    expect(entries.first).to_contain_text("#32")
+    expect(entries.last).to_contain_text("#13")
+    older = history.get_by_role("button", name="Load older entries")
+    older.click()
+    expect(entries).to_have_count(32)
+    expect(history).to_contain_text("All 32 entries, newest first.")
+    expect(entries.last).to_contain_text("started")
+    expect(older).to_be_hidden()
+    expect(entries.nth(20)).to_be_focused()  # the first of the older ones
+
+    # live refresh puts new entries in front, and keeps the older ones loaded
+    engine.send("ui-long", "SubmitCart")
+    expect(entries.first).to_contain_text("event SubmitCart")
+    expect(entries).to_have_count(33)
+    expect(history).to_contain_text("All 33 entries")
+
+    # more new entries than a page while the refresh was off: it starts over from the latest
+    page.get_by_label("Live refresh").uncheck()
+    engine.start("pizza", PizzaOrder(), "ui-longer")
+    page.goto(f"{url}/ui/#/i/ui-longer")
+    expect(entries).to_have_count(2)
+    page.get_by_label("Live refresh").uncheck()
+    for n in range(25):
+        engine.send("ui-longer", "AddToCart", {"pizza": {"name": f"Pizza {n}"}})
+    page.get_by_label("Live refresh").check()
+    expect(history).to_contain_text("The latest 20 of 27 entries, newest first.")
+    expect(entries).to_have_count(20)
+    expect(entries.first).to_contain_text("#27")
+    history.get_by_role("button", name="Load older entries").click()
+    expect(entries).to_have_count(27)
+    seqs = [int(t.split("·")[0].strip("# ")) for t in entries.locator(".when").all_text_contents()]
+    assert seqs == list(range(27, 0, -1))
+
+
+def test_a_stored_entry_that_is_not_json_is_shown_with_a_note(
+    page: Page, url: str, engine: Engine, tmp_path: Path
+) -> None:
+    engine.start("pizza", PizzaOrder(), "ui-edited")
+    engine.send("ui-edited", "AddToCart", {"pizza": {"name": "Funghi"}})
+    with sqlite3.connect(tmp_path / "ui.db") as db:  # an operator edits the row by hand
+        db.execute("UPDATE gorch_history SET input = 'pizza=funghi' WHERE kind = 'event'")
+    page.goto(f"{url}/ui/#/i/ui-edited")
+    use_token(page, "cook-t")
+    entry = page.locator("ol.timeline li.entry").filter(has_text="event AddToCart")
+    expect(entry.locator(".why")).to_contain_text("Note: the stored input is not valid JSON")
+    entry.locator("summary", has_text="input").click()
+    expect(entry.locator("pre").first).to_have_text('"pizza=funghi"')
+
+
+def test_the_list_says_why_a_failed_instance_failed(page: Page, url: str, engine: Engine) -> None:
+    engine.start("broken", Broken(), "ui-broken")
+    engine.send("ui-broken", "Bake")
+    failed = engine.get("ui-broken")
+    assert failed.status is RunStatus.FAILED and failed.waiting_for() == ["Ping"]
+    engine.start("pizza", PizzaOrder(), "ui-fine")
+    page.goto(f"{url}/ui/")
+    use_token(page, "cook-t")
+    rows = page.locator("table.instances tbody tr")
+    broken = rows.filter(has_text="ui-broken")
+    expect(broken.locator(".error")).to_have_text("RuntimeError: the oven is cold")
+    expect(broken).not_to_contain_text("Ping")
+    expect(rows.filter(has_text="ui-fine")).to_contain_text("AddToCart, EmptyCart")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import logging
 import pathlib
 import re
@@ -15,6 +16,7 @@ import orjson
 from fastapi import FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -52,6 +54,7 @@ _ERRORS = {
 }
 
 Id = Annotated[str, Path(min_length=1, max_length=200, description="the instance's id")]
+_PUBLIC = ("/health", "/info")  # the routes that need no token
 
 
 def _json(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -274,7 +277,7 @@ def create_app(
         worker: run a :class:`Worker` (``True``: a default one) in a thread of this process
             while the app runs, so that timers fire and retries happen without a separate
             ``gorch worker``.
-        title: the API's title in the OpenAPI document.
+        title: the API's title: in the OpenAPI document, ``GET /info`` and the web console.
 
     Returns:
         A FastAPI app. Interactive docs at ``/docs`` (and ``/redoc``) need no CDN; the
@@ -320,6 +323,12 @@ def create_app(
     async def health() -> Response:
         """Whether the API is up (no token needed)."""
         return _json({"status": "ok"})
+
+    @app.get("/info", response_model=schemas.Info, tags=["service"], operation_id="info")
+    async def api_info() -> Response:
+        """What this API is: its title (``create_app(title=...)``) and gorch's version (no token
+        needed; the web console shows the title)."""
+        return _json({"title": title, "version": app.version})
 
     @app.get("/me", response_model=schemas.Me, tags=["service"], operation_id="me")
     async def me(request: Request) -> Response:
@@ -423,15 +432,29 @@ def create_app(
 
     @app.get(
         "/instances/{id}/history",
-        response_model=list[schemas.HistoryEntry],
+        response_model=schemas.HistoryPage,
         tags=["instances"],
         operation_id="get_history",
     )
-    async def get_history(request: Request, id: Id) -> Response:
-        """The instance's history, oldest first: events, steps, timers, operator actions."""
+    async def get_history(
+        request: Request,
+        id: Id,
+        limit: Annotated[
+            int | None, Query(ge=1, le=1000, description="at most this many; none: all")
+        ] = None,
+        cursor: Annotated[str | None, Query(max_length=100)] = None,
+        newest_first: Annotated[bool, Query(description="the newest entry first")] = False,
+    ) -> Response:
+        """The instance's history, oldest first (or newest first): events, steps, timers,
+        failures, operator actions; with ``limit``, one page at a time."""
         api.caller(request)
-        rows = await api.call(engine.history, id)
-        return _json([views.history(h) for h in rows])
+        try:
+            page = await api.call(
+                engine.history, id, limit=limit, cursor=cursor or None, newest_first=newest_first
+            )
+        except InputError as exc:
+            raise Problem(400, "malformed", "Malformed query", str(exc)) from None
+        return _json({"items": [views.history(h) for h in page], "next": page.next})
 
     @app.get(
         "/instances/{id}/diagram",
@@ -444,7 +467,7 @@ def create_app(
         """The instance's workflow diagram with where each thread is now and what already ran."""
         api.caller(request)
 
-        def read() -> tuple[Any, list[Any]]:
+        def read() -> tuple[Any, Any]:
             return engine.get(id), engine.history(id)
 
         inst, history = await api.call(read)
@@ -710,8 +733,17 @@ def _handlers(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         if isinstance(exc.__cause__, Problem):  # raised while FastAPI read the body
             return problem_response(exc.__cause__, request.url.path)
-        p = Problem(exc.status_code, "http", str(exc.detail), str(exc.detail),
-                    headers=dict(exc.headers or {}))  # fmt: skip
+        headers = dict(exc.headers or {})
+        if exc.status_code == 404:  # no route (or no console file) has this path
+            p = _no_route(app, request.method, request.url.path)
+        elif exc.status_code == 405:
+            allowed = headers.get("Allow", "")
+            p = Problem(405, "method-not-allowed", "Method not allowed",
+                        f"{request.url.path} does not take {request.method}; it takes {allowed}",
+                        headers=headers)  # fmt: skip
+        else:
+            p = Problem(exc.status_code, "http", str(exc.detail), str(exc.detail),
+                        headers=headers)  # fmt: skip
         return problem_response(p, request.url.path)
 
     async def on_bug(request: Request, exc: Exception) -> Response:
@@ -729,6 +761,66 @@ def _handlers(app: FastAPI) -> None:
     }
     for cls, handler in handlers.items():
         app.add_exception_handler(cls, handler)
+
+
+def _no_route(app: FastAPI, method: str, path: str) -> Problem:
+    """The 404 for a path no route has: what is unknown in it, and the closest names (a
+    workflow, an event, a route) to use instead."""
+    api: _Api = app.state.gorch
+    parts = path.strip("/").split("/")
+    close: list[str] = []
+    if len(parts) >= 2 and parts[0] == "workflows" and parts[1] not in api.catalog:
+        name = parts[1]
+        close = difflib.get_close_matches(name, list(api.catalog), n=3, cutoff=0.5)
+        known = ", ".join(map(repr, api.catalog)) or "none"
+        detail = f"no workflow is registered as {name!r} (registered: {known})"
+    elif len(parts) == 6 and parts[0] == "workflows" and parts[2:5:2] == ["instances", "events"]:
+        info, event = api.catalog[parts[1]], parts[5]
+        ev = info.events.get(event)
+        sendable = [e.name for e in info.events.values() if not e.timeout]
+        if ev is not None:  # a timeout: it has no typed route
+            detail = (
+                f"{event!r} is a timeout of {info.name!r}: it fires by itself; an admin may "
+                f"fire it by hand with POST /instances/{{id}}/events/{quote(event, safe='')}"
+            )
+        else:
+            close = difflib.get_close_matches(event, sendable, n=3, cutoff=0.5)
+            detail = (
+                f"workflow {info.name!r} has no event {event!r} to send (its events: "
+                f"{', '.join(sendable) or 'none'})"
+            )
+    elif parts[0] == "ui":
+        close = ["GET /ui/"]
+        detail = f"the web console has no file {'/'.join(parts[1:])!r}"
+    else:
+        routes = _routes(app)
+        parts_n = len(parts)
+        # each route as it would read with this request's values in its {parameters}
+        filled: dict[str, list[str]] = {}
+        for verb, template in routes:
+            seg = template.strip("/").split("/")
+            if len(seg) == parts_n:
+                seg = [p if s.startswith("{") else s for s, p in zip(seg, parts, strict=True)]
+            filled.setdefault("/" + "/".join(seg), []).append(f"{verb} {template}")
+        found = difflib.get_close_matches(path, list(filled), n=3, cutoff=0.6)
+        close = [r for f in found for r in filled[f] if r.startswith(f"{method} ")] or [
+            r for f in found for r in filled[f]
+        ]
+        detail = f"no route has the path {path!r}; the routes are listed at /docs"
+    if close:
+        detail += f". Did you mean {' or '.join(map(repr, close))}?"
+    if close:
+        return Problem(404, "not-found", "Not found", detail, did_you_mean=close)
+    return Problem(404, "not-found", "Not found", detail)
+
+
+def _routes(app: FastAPI) -> list[tuple[str, str]]:
+    """(method, path template) of every documented route, and the console's."""
+    out = [("GET", "/ui/")]
+    for route in app.routes:  # the typed routes of each workflow are among them, by name
+        if isinstance(route, APIRoute) and route.include_in_schema:
+            out += [(m, route.path) for m in sorted(set(route.methods or ()) - {"HEAD"})]
+    return out
 
 
 def _openapi(app: FastAPI, api: _Api) -> dict[str, Any]:
@@ -756,13 +848,13 @@ def _openapi(app: FastAPI, api: _Api) -> dict[str, Any]:
             responses = op.setdefault("responses", {})
             responses.pop("422", None)
             for status, text in _ERRORS.items():
-                if status in (401, 403) and (api.auth is None or path == "/health"):
+                if status in (401, 403) and (api.auth is None or path in _PUBLIC):
                     continue
                 responses[str(status)] = {
                     "description": text,
                     "content": {PROBLEM: {"schema": problem}},
                 }
-            if api.auth is not None and path != "/health":
+            if api.auth is not None and path not in _PUBLIC:
                 op["security"] = [{"bearer": []}]
     app.openapi_schema = doc
     return doc

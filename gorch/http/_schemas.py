@@ -40,6 +40,9 @@ class Problem(BaseModel):
     instance_id: str | None = None
     errors: list[Any] | None = Field(None, description="one entry per problem in the input")
     waiting_for: list[str] | None = Field(None, description="the events the instance waits for")
+    did_you_mean: list[str] | None = Field(
+        None, description="the closest names or routes, for a path that does not exist"
+    )
 
 
 class Timer(BaseModel):
@@ -82,7 +85,7 @@ class InstancePage(BaseModel):
 
 
 class HistoryEntry(BaseModel):
-    seq: int
+    seq: int = Field(description="the entry's position in the instance's history, from 1")
     at: datetime
     kind: str
     name: str
@@ -90,6 +93,15 @@ class HistoryEntry(BaseModel):
     input: Any
     output: Any
     error: str | None
+    note: str | None = Field(
+        description="what is odd about the stored entry (an input or output that is not "
+        "JSON, given as its text), or null"
+    )
+
+
+class HistoryPage(BaseModel):
+    items: list[HistoryEntry]
+    next: str | None = Field(description="pass as cursor for the next page; null on the last")
 
 
 class ThreadWait(BaseModel):
@@ -158,6 +170,11 @@ class Health(BaseModel):
     status: str
 
 
+class Info(BaseModel):
+    title: str = Field(description="the API's title, as given to create_app")
+    version: str = Field(description="gorch's version")
+
+
 class Me(BaseModel):
     roles: list[str] = Field(description="the roles the token holds")
     admin: bool = Field(description="whether it may goto, pause, unpause, cancel and retry")
@@ -165,8 +182,9 @@ class Me(BaseModel):
 
 
 MODELS: list[type[BaseModel]] = [
-    Problem, Timer, Thread, InstanceSummary, Instance, InstancePage, HistoryEntry,
-    ThreadWait, GotoRequest, GotoPlan, EventResult, EventInfo, Statement, Workflow, Health, Me,
+    Problem, Timer, Thread, InstanceSummary, Instance, InstancePage, HistoryEntry, HistoryPage,
+    ThreadWait, GotoRequest, GotoPlan, EventResult, EventInfo, Statement, Workflow, Health, Info,
+    Me,
 ]  # fmt: skip
 
 

@@ -81,6 +81,10 @@ class HistoryRecord:
         input, output: JSON text, or None.
         error: the error message, or None.
         seq: the position in the instance's history, from 1 (given by the store on reading).
+        version, idx: where the store keeps the row: the instance version written by the
+            commit that added it, and its place in that commit, from 1 (given by the store on
+            reading). History is ordered by ``(version, idx)`` and only ever appended to, so
+            ``(seq, version, idx)`` of a row read once marks a place to page from.
     """
 
     instance_id: str
@@ -92,6 +96,8 @@ class HistoryRecord:
     output: str | None = None
     error: str | None = None
     seq: int = 0
+    version: int = 0
+    idx: int = 0
 
 
 @define(slots=True)
@@ -163,8 +169,25 @@ class Store(Protocol):
         contain this text (case-sensitive)."""
         ...
 
-    def history(self, instance_id: str) -> list[HistoryRecord]:
-        """The instance's history, oldest first."""
+    def history(
+        self,
+        instance_id: str,
+        *,
+        limit: int | None = None,
+        after: tuple[int, int, int] | None = None,
+        newest_first: bool = False,
+    ) -> list[HistoryRecord]:
+        """The instance's history, oldest first (``newest_first``: newest first), each row with
+        its ``seq``, ``version`` and ``idx``.
+
+        Args:
+            limit: at most this many rows (None: all).
+            after: ``(seq, version, idx)`` of the last row of the page before: only the rows
+                that come after it in the order asked for. SQL stores read from that place in
+                the ``(instance_id, version, idx)`` key, without counting the rows before it,
+                and number the rows on from its ``seq``.
+            newest_first: the newest row first (numbered from the count of rows down).
+        """
         ...
 
     def timers(self, instance_id: str | None = None) -> list[TimerRecord]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections.abc import Sequence
 from datetime import datetime
@@ -12,6 +13,10 @@ from gorch.errors import AlreadyExistsError, ConflictError
 from gorch.store.base import HistoryRecord, InstanceRecord, KeyRecord, TimerRecord, Write
 
 __all__ = ["MemoryStore"]
+
+
+def _place(h: HistoryRecord) -> tuple[int, int]:
+    return h.version, h.idx
 
 
 def _copy(row: InstanceRecord) -> InstanceRecord:
@@ -67,8 +72,8 @@ class MemoryStore:
                 self._timers[row.id] = sorted(write.timers, key=lambda t: t.due_at)
             if write.history:
                 log = self._history.setdefault(row.id, [])
-                for h in write.history:
-                    log.append(attrs.evolve(h, seq=len(log) + 1))
+                for i, h in enumerate(write.history, 1):
+                    log.append(attrs.evolve(h, seq=len(log) + 1, version=version, idx=i))
             if write.notify:
                 self._work.notify_all()
             return version
@@ -99,9 +104,26 @@ class MemoryStore:
         rows.sort(key=lambda r: (r.created_at, r.id), reverse=True)
         return [_copy(r) for r in rows[:limit]]
 
-    def history(self, instance_id: str) -> list[HistoryRecord]:
+    def history(
+        self,
+        instance_id: str,
+        *,
+        limit: int | None = None,
+        after: tuple[int, int, int] | None = None,
+        newest_first: bool = False,
+    ) -> list[HistoryRecord]:
         with self._lock:
-            return [attrs.evolve(h) for h in self._history.get(instance_id, [])]
+            log = self._history.get(instance_id, [])
+            # The log is in (version, idx) order: find the place after `after` by its key.
+            here = None if after is None else (after[1], after[2])
+            if newest_first:
+                end = len(log) if here is None else bisect.bisect_left(log, here, key=_place)
+                start = 0 if limit is None else max(0, end - limit)
+                rows = log[start:end][::-1]
+            else:
+                start = 0 if here is None else bisect.bisect_right(log, here, key=_place)
+                rows = log[start:] if limit is None else log[start : start + limit]
+            return [attrs.evolve(h) for h in rows]
 
     def timers(self, instance_id: str | None = None) -> list[TimerRecord]:
         with self._lock:

@@ -255,10 +255,17 @@ class _Dialect:
             f"SELECT instance_id, key, fingerprint, output{txt}, at FROM gorch_keys "
             "WHERE instance_id = ? AND key = ?"
         )
+        # An instance's history is one range of the primary key (instance_id, version, idx):
+        # a page starts at a place in it (``version >= ?`` bounds the range) rather than
+        # counting rows; the count is read only for the first newest-first page, in the same
+        # statement (one snapshot), to number its rows.
         self.history_of = q(
-            f"SELECT instance_id, at, kind, name, thread, input{txt}, output{txt}, error "
-            "FROM gorch_history WHERE instance_id = ? ORDER BY version, idx"
+            f"SELECT instance_id, at, kind, name, thread, input{txt}, output{txt}, error, "
+            "version, idx{count} FROM gorch_history WHERE instance_id = ?"
         )
+        self.history_count = q(", (SELECT count(*) FROM gorch_history WHERE instance_id = ?)")
+        self.history_after = q(" AND version >= ? AND (version > ? OR idx > ?)")
+        self.history_before = q(" AND version <= ? AND (version < ? OR idx < ?)")
         tcols = "instance_id, thread_id, name, pc, due_at"
         self.timers_of = q(
             f"SELECT {tcols} FROM gorch_timers WHERE instance_id = ? ORDER BY due_at"
@@ -740,14 +747,54 @@ class SQLStore:
             cur.execute(sql, params)
             return [_row(r) for r in cur.fetchall()]
 
-    def history(self, instance_id: str) -> list[HistoryRecord]:
+    def history(
+        self,
+        instance_id: str,
+        *,
+        limit: int | None = None,
+        after: tuple[int, int, int] | None = None,
+        newest_first: bool = False,
+    ) -> list[HistoryRecord]:
+        counted = newest_first and after is None
+        sql, params = self._history_query(instance_id, limit, after, newest_first)
         with self._conn() as cur:
-            cur.execute(self.dialect.history_of, (instance_id,))
+            cur.execute(sql, params)
             rows = cur.fetchall()
-        return [
-            HistoryRecord(r[0], _read_time(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], seq)
-            for seq, r in enumerate(rows, 1)
-        ]
+        if not rows:
+            return []
+        # seq is the row's position: counted on from the place paged from (its seq), or down
+        # from the number of rows for the first newest-first page.
+        step = -1 if newest_first else 1
+        if counted:
+            first = int(rows[0][10])
+        else:
+            first = 1 if after is None else after[0] + step
+        out = []
+        for n, r in enumerate(rows):
+            h = HistoryRecord(r[0], _read_time(r[1]), r[2], r[3], r[4], r[5], r[6], r[7])
+            h.seq, h.version, h.idx = first + step * n, r[8], r[9]
+            out.append(h)
+        return out
+
+    def _history_query(
+        self,
+        instance_id: str,
+        limit: int | None,
+        after: tuple[int, int, int] | None,
+        newest_first: bool,
+    ) -> tuple[str, list[Any]]:
+        d = self.dialect
+        counted = newest_first and after is None
+        params: list[Any] = [instance_id, instance_id] if counted else [instance_id]
+        sql = d.history_of.format(count=d.history_count if counted else "")
+        if after is not None:
+            sql += d.history_before if newest_first else d.history_after
+            params += [after[1], after[1], after[2]]
+        sql += " ORDER BY version DESC, idx DESC" if newest_first else " ORDER BY version, idx"
+        if limit is not None:
+            sql += f" LIMIT {d.ph}"
+            params.append(limit)
+        return sql, params
 
     def timers(self, instance_id: str | None = None) -> list[TimerRecord]:
         with self._conn() as cur:

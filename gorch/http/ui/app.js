@@ -9,6 +9,12 @@ const main = document.getElementById("main");
 const flash = document.getElementById("flash");
 const STATUSES = ["running", "waiting", "paused", "failed", "finished", "cancelled"];
 const LIVE_MS = 2000;
+const HISTORY_PAGE = 20; // history entries loaded at a time, newest first
+// A diagram is fitted to the width of its box, but never drawn smaller than this share of its
+// size (its text is 11-12 px): on a phone it scrolls in its box at a readable size instead.
+const DIAGRAM_MIN_SCALE = 0.9;
+
+let title = "gorch"; // the API's title (GET /info: create_app(title=...))
 
 let stop = () => {}; // ends the current view's live refresh
 let gen = 0; // counts routes: a view whose route was left while it loaded draws nothing
@@ -66,7 +72,7 @@ function badge(status) {
 }
 
 function heading(text) {
-  document.title = `${text} · gorch`;
+  document.title = `${text} · ${title}`;
   const h1 = h("h1", { tabindex: "-1" }, text);
   return h1;
 }
@@ -126,6 +132,23 @@ function liveBox() {
   return [box, h("label", { class: "check live" }, box, " Live refresh")];
 }
 
+// Fit a diagram to its box, but not below a readable size: past that it scrolls in its box.
+function readable(svg) {
+  const width = svg?.width?.baseVal?.value;
+  if (width) svg.style.minWidth = `${Math.ceil(width * DIAGRAM_MIN_SCALE)}px`;
+}
+
+// Scroll a diagram larger than its box to where a thread is now; whether there was one.
+function showCurrent(figure) {
+  const node = figure.querySelector("g.node.current");
+  if (!node) return false;
+  const box = figure.getBoundingClientRect();
+  const at = node.getBoundingClientRect();
+  figure.scrollLeft += at.left - box.left - (box.width - at.width) / 2;
+  figure.scrollTop += at.top - box.top - (box.height - at.height) / 2;
+  return true;
+}
+
 // -- routes ----------------------------------------------------------------------------------
 
 async function route(moveFocus = false) {
@@ -158,6 +181,16 @@ async function route(moveFocus = false) {
 
 // -- the instance list -----------------------------------------------------------------------
 
+const COLUMNS = ["Id", "Workflow", "Status", "Waits for / last error", "Updated"];
+
+// What a listed instance waits for; for a failed one (or one whose step is being retried),
+// why: its last error, even while another of its threads still waits for an event.
+function doing(i) {
+  if (i.last_error && (i.status === "failed" || !i.waiting_for.length))
+    return h("td", { role: "cell", "data-label": "Last error" }, h("span", { class: "error" }, i.last_error));
+  return h("td", { role: "cell", "data-label": "Waits for" }, i.waiting_for.join(", ") || "—");
+}
+
 async function listView(mine, params) {
   const names = (await workflows().catch(() => [])).map((w) => w.name);
   const wfSel = h("select", { id: "f-workflow", name: "workflow" },
@@ -181,7 +214,7 @@ async function listView(mine, params) {
     labelled("Workflow", wfSel), labelled("Status", stSel), labelled("Id contains", q),
     h("button", { type: "submit" }, "Filter"), boxLabel);
 
-  const rows = h("tbody");
+  const rows = h("tbody", { role: "rowgroup" });
   const count = h("p", { class: "muted", "aria-live": "polite" });
   const prev = h("button", { type: "button", disabled: true }, "Previous page");
   const next = h("button", { type: "button", disabled: true }, "Next page");
@@ -194,13 +227,15 @@ async function listView(mine, params) {
     if (cursors[page]) qs.set("cursor", cursors[page]);
     try {
       const res = await api(`/instances?${qs}`);
-      rows.replaceChildren(...res.items.map((i) => h("tr", {},
-        h("th", { scope: "row" }, h("a", { href: `#/i/${enc(i.id)}` }, i.id)),
-        h("td", {}, i.workflow),
-        h("td", {}, badge(i.status)),
-        h("td", {}, i.waiting_for.join(", ") || (i.last_error ? h("span", { class: "error" }, i.last_error) : "")),
-        h("td", {}, time(i.updated_at)))));
-      if (!res.items.length) rows.replaceChildren(h("tr", {}, h("td", { colspan: 5 }, "No instances match.")));
+      // explicit roles: on a phone the rows are laid out as cards, and stay a table to readers
+      rows.replaceChildren(...res.items.map((i) => h("tr", { role: "row" },
+        h("th", { scope: "row", role: "rowheader" }, h("a", { href: `#/i/${enc(i.id)}` }, i.id)),
+        h("td", { role: "cell", "data-label": COLUMNS[1] }, i.workflow),
+        h("td", { role: "cell", "data-label": COLUMNS[2] }, badge(i.status)),
+        doing(i),
+        h("td", { role: "cell", "data-label": COLUMNS[4] }, time(i.updated_at)))));
+      if (!res.items.length)
+        rows.replaceChildren(h("tr", { role: "row" }, h("td", { role: "cell", colspan: 5 }, "No instances match.")));
       cursors[page + 1] = res.next;
       next.disabled = !res.next;
       prev.disabled = page === 0;
@@ -217,9 +252,10 @@ async function listView(mine, params) {
     heading("Instances"),
     filters,
     count,
-    h("div", { class: "scroll" }, h("table", { class: "instances" },
+    h("div", { class: "scroll" }, h("table", { class: "instances cards", role: "table" },
       h("caption", { class: "sr-only" }, "Instances, newest first"),
-      h("thead", {}, h("tr", {}, ["Id", "Workflow", "Status", "Waits for", "Updated"].map((c) => h("th", { scope: "col" }, c)))),
+      h("thead", { role: "rowgroup" }, h("tr", { role: "row" },
+        COLUMNS.map((c) => h("th", { scope: "col", role: "columnheader" }, c)))),
       rows)),
     h("nav", { class: "pager", "aria-label": "Pages" }, prev, next));
   await load();
@@ -247,22 +283,31 @@ async function instanceView(mine, id) {
   const data = h("pre", { class: "json", tabindex: "0" });
   const state = h("pre", { class: "json", tabindex: "0" });
   const history = h("ol", { class: "timeline" });
+  const historyCount = h("p", { class: "muted", "aria-live": "polite" });
+  const older = h("button", { type: "button", class: "secondary", hidden: true, onclick: loadOlder },
+    "Load older entries");
+  let entries = []; // the history entries shown, newest first
+  let olderCursor = null; // where the next older page starts (null: the oldest is shown)
   const ops = h("div", { class: "ops" });
   let eventsKey = null;
   let current = info;
+  let placed = false; // the diagram was scrolled to where a thread is (once: then it is yours)
 
   async function refresh() {
     try {
       const [inst, ws, hist, svg] = await Promise.all([
-        api(path), api(`${path}/waits`), api(`${path}/history`),
+        api(path), api(`${path}/waits`),
+        api(`${path}/history?limit=${HISTORY_PAGE}&newest_first=true`),
         api(`${path}/diagram`, { accept: "image/svg+xml" })]);
       current = inst;
       renderSummary(inst);
       figure.innerHTML = svg; // drawn by gorch.graph, every text escaped
+      readable(figure.querySelector("svg"));
+      if (!placed) placed = showCurrent(figure);
       renderWaits(ws);
       data.textContent = json(inst.data);
       state.textContent = json(inst.state);
-      renderHistory(hist);
+      mergeHistory(hist);
       const key = JSON.stringify([inst.status, ws.map((w) => [w.thread, w.events])]);
       if (key !== eventsKey) {
         eventsKey = key;
@@ -293,25 +338,66 @@ async function instanceView(mine, id) {
       waits.replaceChildren(h("p", {}, "No thread is running."));
       return;
     }
-    waits.replaceChildren(h("table", {},
+    const cols = ["Thread", "At", "Waits for", "Since", "Timers due"];
+    const cell = (n, ...kids) => h("td", { role: "cell", "data-label": cols[n] }, ...kids);
+    waits.replaceChildren(h("table", { class: "cards", role: "table" },
       h("caption", { class: "sr-only" }, "Threads"),
-      h("thead", {}, h("tr", {}, ["Thread", "At", "Waits for", "Since", "Timers due"].map((c) => h("th", { scope: "col" }, c)))),
-      h("tbody", {}, ws.map((w) => h("tr", {},
-        h("th", { scope: "row" }, w.thread),
-        h("td", {}, w.at || "(start)", h("br"), h("small", { class: "muted" }, w.status)),
-        h("td", {}, w.events.join(", ") || "—"),
-        h("td", {}, w.since ? time(w.since) : "—"),
-        h("td", {}, w.timers.length ? w.timers.map((t) => h("div", {}, `${t.name}: `, time(t.due_at))) : "—"))))));
+      h("thead", { role: "rowgroup" }, h("tr", { role: "row" },
+        cols.map((c) => h("th", { scope: "col", role: "columnheader" }, c)))),
+      h("tbody", { role: "rowgroup" }, ws.map((w) => h("tr", { role: "row" },
+        h("th", { scope: "row", role: "rowheader" }, w.thread),
+        cell(1, w.at || "(start)", h("br"), h("small", { class: "muted" }, w.status)),
+        cell(2, w.events.join(", ") || "—"),
+        cell(3, w.since ? time(w.since) : "—"),
+        cell(4, w.timers.length ? w.timers.map((t) => h("div", {}, `${t.name}: `, time(t.due_at))) : "—"))))));
   }
 
-  function renderHistory(hist) {
-    history.replaceChildren(...hist.slice().reverse().map((e) => h("li", { class: `entry ${e.kind}` },
-      h("div", { class: "when" }, time(e.at)),
+  // The newest page, put in front of what is shown: history only grows, so the entries are
+  // told apart by seq. A page that does not reach back to what is shown starts over.
+  function mergeHistory(page) {
+    const top = entries.length ? entries[0].seq : 0;
+    const reach = page.items.length ? page.items.at(-1).seq : 0;
+    if (!entries.length || reach > top + 1) {
+      entries = page.items;
+      olderCursor = page.next;
+    } else {
+      entries = [...page.items.filter((e) => e.seq > top), ...entries];
+    }
+    renderHistory();
+  }
+
+  async function loadOlder() {
+    if (!olderCursor) return;
+    older.disabled = true;
+    try {
+      const qs = `limit=${HISTORY_PAGE}&newest_first=true&cursor=${enc(olderCursor)}`;
+      const page = await api(`${path}/history?${qs}`);
+      const first = entries.length;
+      entries = [...entries, ...page.items];
+      olderCursor = page.next;
+      renderHistory();
+      history.children[first]?.focus(); // the first entry just loaded
+    } catch (err) {
+      say(explain(err), "error");
+    } finally {
+      older.disabled = false;
+    }
+  }
+
+  function renderHistory() {
+    const total = entries.length ? entries[0].seq : 0; // seq counts from 1: the newest is the count
+    historyCount.textContent = !total ? "No entries yet."
+      : entries.length >= total ? `All ${total} entr${total === 1 ? "y" : "ies"}, newest first.`
+      : `The latest ${entries.length} of ${total} entries, newest first.`;
+    older.hidden = !olderCursor;
+    history.replaceChildren(...entries.map((e) => h("li", { class: `entry ${e.kind}`, tabindex: "-1" },
+      h("div", { class: "when" }, `#${e.seq} · `, time(e.at)),
       h("div", {}, h("strong", {}, e.kind.replace("_", " ")), e.name ? ` ${e.name}` : "",
         e.thread && e.thread !== "_main_" ? h("span", { class: "muted" }, ` (thread ${e.thread})`) : ""),
       e.input !== null && e.input !== undefined ? h("details", {}, h("summary", {}, "input"), h("pre", {}, json(e.input))) : "",
       e.output !== null && e.output !== undefined ? h("details", {}, h("summary", {}, "output"), h("pre", {}, json(e.output))) : "",
-      e.error ? h("p", { class: "error" }, e.error) : "")));
+      e.error ? h("p", { class: "error" }, e.error) : "",
+      e.note ? h("p", { class: "why" }, `Note: ${e.note}`) : "")));
   }
 
   function renderEvents(inst, ws) {
@@ -457,7 +543,7 @@ async function instanceView(mine, id) {
     section("Operator actions", ops),
     section("Data", data),
     h("details", { class: "state" }, h("summary", {}, "State (the interpreter's)"), state),
-    section("History", history));
+    section("History", historyCount, history, older));
   renderSummary(info);
   await refresh();
   if (mine === gen) stop = live(refresh, box);
@@ -527,5 +613,14 @@ document.querySelector("a.skip").addEventListener("click", (e) => {
   e.preventDefault();
   main.focus();
 });
-route();
-
+// The API's own title (GET /info needs no token) names the console, then the first page loads.
+(async () => {
+  try {
+    title = (await api("/info")).title || title;
+  } catch {
+    // an older server without /info: keep "gorch"
+  }
+  document.querySelector(".brand").textContent = title;
+  document.title = title;
+  route();
+})();

@@ -11,7 +11,7 @@ let forms = 0;
 export class SchemaForm {
   constructor(schema, { legend = "" } = {}) {
     this.defs = schema?.$defs ?? {};
-    this.fields = new Map(); // path -> { input, error }
+    this.fields = new Map(); // path -> { input, error, label }
     this.prefix = `f${++forms}`;
     this.general = h("ul", { class: "errors", hidden: true, role: "alert", tabindex: "-1" });
     this.root = schema ? this.field(schema, [], true, legend) : null;
@@ -74,7 +74,7 @@ export class SchemaForm {
       };
     }
     const error = h("p", { class: "field-error", id: errId, hidden: true });
-    this.fields.set(path.join("."), { input, error });
+    this.fields.set(path.join("."), { input, error, label });
     const mark = required ? h("span", { class: "req", "aria-hidden": "true", title: "required" }, "*") : null;
     const el = h("div", { class: `field ${schema.type === "boolean" ? "boolean" : ""}` },
       h("span", { class: "label-row" }, h("label", { for: id }, label), mark),
@@ -119,7 +119,9 @@ export class SchemaForm {
     }
   }
 
-  // Show the server's error lines ("what @ payload.a.b[0]") next to the fields they name.
+  // Show the server's error lines ("what @ payload.a.b[0]") next to the fields they name. The
+  // message is shown as the server wrote it; only the path becomes words: what is left of it
+  // below the field shown ("item 1 › name" in a list typed as JSON), or labels at the top.
   show(lines, detail = "") {
     this.clear();
     let first = null;
@@ -128,14 +130,16 @@ export class SchemaForm {
       const at = line.lastIndexOf(" @ ");
       const path = at < 0 ? "" : normalize(line.slice(at + 3));
       const msg = at < 0 ? line : line.slice(0, at);
-      const f = this.closest(path);
-      if (f) {
-        f.input.setAttribute("aria-invalid", "true");
-        f.error.hidden = false;
-        f.error.textContent = f.error.textContent ? `${f.error.textContent}; ${msg}` : msg;
-        first ??= f.input;
+      const found = this.closest(path);
+      if (found) {
+        const { field, rest } = found;
+        const text = rest.length ? `${words(rest)}: ${msg}` : msg;
+        field.input.setAttribute("aria-invalid", "true");
+        field.error.hidden = false;
+        field.error.textContent = field.error.textContent ? `${field.error.textContent}; ${text}` : text;
+        first ??= field.input;
       } else {
-        loose.push(path ? `${path}: ${msg}` : msg);
+        loose.push(path ? `${this.label(path)}: ${msg}` : msg);
       }
     }
     if (loose.length) {
@@ -145,14 +149,28 @@ export class SchemaForm {
     (first ?? this.general).focus?.();
   }
 
+  // The field that shows an error at ``path`` (the deepest one on it), and the rest of the
+  // path below it.
   closest(path) {
     const parts = path ? path.split(".") : [];
     for (let n = parts.length; n >= 0; n--) {
-      const f = this.fields.get(parts.slice(0, n).join("."));
-      if (f && (n > 0 || this.fields.size === 1)) return f;
+      const field = this.fields.get(parts.slice(0, n).join("."));
+      if (field && (n > 0 || this.fields.size === 1)) return { field, rest: parts.slice(n) };
     }
     return null;
   }
+
+  // A path no field shows, in words (the labels of the fields it names, where there are).
+  label(path) {
+    const parts = path.split(".");
+    return parts.map((p, i) => this.fields.get(parts.slice(0, i + 1).join("."))?.label ?? words([p]))
+      .join(" › ");
+  }
+}
+
+// Path parts in words: list positions as "item 1" (counted from 1), keys as they are.
+function words(parts) {
+  return parts.map((p) => (/^\d+$/.test(p) ? `item ${Number(p) + 1}` : p)).join(" › ");
 }
 
 export class FieldError extends Error {
