@@ -31,6 +31,7 @@ def summary(inst: Instance) -> dict[str, Any]:
         "version": inst.version,
         "waiting_for": inst.waiting_for(),
         "last_error": inst.last_error,
+        "load_error": inst.load_error,
     }
 
 

@@ -632,6 +632,8 @@ def list_(
 def _doing(i: Instance) -> str:
     """What a listed instance waits for, or why it failed (the last error of a failed one, or
     of one whose step is being retried)."""
+    if i.load_error:
+        return f"[red]{escape(_cut(i.load_error, 120))}[/]"
     waits = ", ".join(i.waiting_for()) if i.status in _LIVE else ""
     if i.last_error and (i.status is RunStatus.FAILED or not waits):
         return f"[red]{escape(_cut(i.last_error, 120))}[/]"
@@ -913,9 +915,10 @@ def graph(c: Context, workflow: str, fmt: str, instance_id: str | None, as_json:
         return
     if as_json:
         raise Usage("--json gives the statement tree; leave out --format, or leave out --json")
-    diagram = gorch_graph.build(workflow, info.cls)
     marks = None
-    if instance_id is not None:
+    if instance_id is None:
+        diagram = gorch_graph.build(workflow, info.cls)
+    else:
         inst = _get(c, instance_id)
         if inst.workflow != workflow:
             raise Fail(
@@ -923,6 +926,7 @@ def graph(c: Context, workflow: str, fmt: str, instance_id: str | None, as_json:
                 f"run gorch graph {shlex.quote(inst.workflow)} --instance "
                 f"{shlex.quote(instance_id)}"
             )
+        diagram = gorch_graph.build(workflow, info.cls, inst.data)  # its own timeouts
         marks = gorch_graph.position(diagram, inst, c.engine.history(instance_id))
     click.echo(gorch_graph.render(diagram, fmt, marks), nl=False)
 

@@ -1100,3 +1100,34 @@ def test_an_instance_is_drawn_with_its_own_timeouts() -> None:
     own = mermaid(build("deadline", Deadline, Deadline("ana", 36)))
     assert "after 0s" in default
     assert "after 1d12h" in own and "after 0s" not in own
+
+
+DEADLINES = {"deadline": Deadline}
+
+
+def test_an_instance_diagram_over_http_and_the_cli_shows_its_own_timeouts(tmp_path: Path) -> None:
+    import httpx
+    from click.testing import CliRunner
+
+    from gorch.cli import cli
+    from gorch.http import create_app
+    from gorch.store.sql import SQLStore
+    from gorch.testing.http import LiveServer
+
+    store = SQLStore(f"sqlite:///{tmp_path / 'g.db'}")
+    engine = Engine(store, DEADLINES)
+    engine.start("deadline", Deadline("ana", 36), "d-1")
+    try:
+        with LiveServer(create_app(engine)) as url, httpx.Client(base_url=url) as client:
+            own = client.get("/instances/d-1/diagram", params={"format": "mermaid"}).text
+            default = client.get("/workflows/deadline/diagram", params={"format": "mermaid"}).text
+        assert "after 1d12h" in own and "after 1d12h" not in default
+        out = CliRunner().invoke(
+            cli,
+            ["--store", str(tmp_path / "g.db"), "--workflows", "test_graph:DEADLINES",
+             "graph", "deadline", "--format", "mermaid", "--instance", "d-1"],
+        )  # fmt: skip
+        assert out.exit_code == 0, out.output
+        assert "after 1d12h" in out.output
+    finally:
+        store.close()

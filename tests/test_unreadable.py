@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import attrs
+import orjson
 import pytest
 
 from gorch import Engine, On, RunStatus, S, Step, UnreadableInstanceError, Wait, Worker
@@ -153,3 +154,62 @@ def test_a_stored_answer_that_is_not_json_refuses_only_that_key(engine: Engine) 
     assert engine.get("g1").data.log == ["triaged by ana", "filed"]  # nothing applied again
     engine.send("g1", "Close", key="k2")
     assert engine.get("g1").status is RunStatus.FINISHED
+
+
+# -- every face: a listing, a 409 problem, a message (never a 500 or a traceback) -------------
+
+TICKETS = {"ticket": Ticket}
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path: Any) -> Any:
+    from gorch.store.sql import SQLStore
+
+    store = SQLStore(f"sqlite:///{tmp_path / 'gorch.db'}")
+    engine = Engine(store, TICKETS)
+    for id in ("g1", "b", "g2"):
+        engine.start("ticket", Ticket(), id)
+    corrupt(store, "b", data='{"title": 5}')
+    yield engine
+    store.close()
+
+
+def test_http_lists_the_row_and_answers_409_for_it(sqlite_engine: Engine) -> None:
+    import httpx
+
+    from gorch.http import create_app
+    from gorch.testing.http import LiveServer
+
+    with LiveServer(create_app(sqlite_engine)) as url, httpx.Client(base_url=url) as client:
+        listing = client.get("/instances")
+        assert listing.status_code == 200
+        rows = {r["id"]: r for r in listing.json()["items"]}
+        assert rows["g1"]["load_error"] is None
+        assert "its data is unreadable" in rows["b"]["load_error"]
+        one = client.get("/instances/b")
+        assert one.status_code == 409
+        problem = one.json()
+        assert problem["type"] == "urn:gorch:problem:unreadable"
+        assert problem["field"] == "data" and "instance 'b' cannot be read" in problem["detail"]
+        sent = client.post("/instances/b/events/Triage", json="ana")
+        assert sent.status_code == 409
+        assert client.post("/instances/b/cancel").status_code == 200
+
+
+def test_cli_lists_the_row_and_explains_it(sqlite_engine: Engine, tmp_path: Any) -> None:
+    from click.testing import CliRunner
+
+    from gorch.cli import cli
+
+    runner = CliRunner()
+    base = ["--store", str(tmp_path / "gorch.db"), "--workflows", "test_unreadable:TICKETS"]
+    listed = runner.invoke(cli, [*base, "list"])
+    assert listed.exit_code == 0, listed.output
+    assert "g1" in listed.output and "instance 'b'" in listed.output  # the reason, in a cell
+    as_json = runner.invoke(cli, [*base, "list", "--json"])
+    rows = {r["id"]: r for r in orjson.loads(as_json.output)["items"]}
+    assert "its data is unreadable" in rows["b"]["load_error"] and rows["g1"]["load_error"] is None
+    shown = runner.invoke(cli, [*base, "show", "b"])
+    assert shown.exit_code == 1
+    assert "instance 'b' cannot be read: its data is unreadable" in " ".join(shown.output.split())
+    assert shown.exception is None or isinstance(shown.exception, SystemExit)  # no traceback

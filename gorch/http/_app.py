@@ -232,8 +232,10 @@ class _Api:
             ],
         }
 
-    def diagram(self, workflow: str, fmt: str, marks: graph.Marks | None = None) -> Response:
-        text = graph.render(self.graphs[workflow], fmt, marks)
+    def diagram(
+        self, workflow: str, fmt: str, marks: graph.Marks | None = None, drawn: Any = None
+    ) -> Response:
+        text = graph.render(drawn or self.graphs[workflow], fmt, marks)
         return Response(text, media_type=_DIAGRAM_TYPES[fmt])
 
 
@@ -471,8 +473,9 @@ def create_app(
             return engine.get(id), engine.history(id)
 
         inst, history = await api.call(read)
-        marks = graph.position(api.graphs[inst.workflow], inst, history)
-        return api.diagram(inst.workflow, format, marks)
+        # Drawn from the instance's own data: its timeouts may be computed from it.
+        drawn = graph.build(inst.workflow, api.catalog[inst.workflow].cls, inst.data)
+        return api.diagram(inst.workflow, format, graph.position(drawn, inst, history), drawn)
 
     @app.get(
         "/instances/{id}/waits",

@@ -68,6 +68,9 @@ class InstanceSummary(BaseModel):
     version: int
     waiting_for: list[str]
     last_error: str | None
+    load_error: str | None = Field(
+        None, description="why the stored row does not load (it is listed as it is); else null"
+    )
 
 
 class Instance(InstanceSummary):

@@ -186,6 +186,8 @@ const COLUMNS = ["Id", "Workflow", "Status", "Waits for / last error", "Updated"
 // What a listed instance waits for; for a failed one (or one whose step is being retried),
 // why: its last error, even while another of its threads still waits for an event.
 function doing(i) {
+  if (i.load_error)
+    return h("td", { role: "cell", "data-label": "Cannot be read" }, h("span", { class: "error" }, i.load_error));
   if (i.last_error && (i.status === "failed" || !i.waiting_for.length))
     return h("td", { role: "cell", "data-label": "Last error" }, h("span", { class: "error" }, i.last_error));
   return h("td", { role: "cell", "data-label": "Waits for" }, i.waiting_for.join(", ") || "—");
