@@ -486,7 +486,7 @@ def _structure_input(
     if isinstance(spec, type) and isinstance(input, spec):
         return True, input
     try:
-        return True, serde.converter.structure(input, spec)  # type: ignore[arg-type]
+        return True, serde.structure_input(input, spec)
     except Exception as exc:
         name = _type_name(spec)
         if input is None:

@@ -176,7 +176,8 @@ def test_start_with_data_json_and_a_random_id(g: Gorch, tmp_path: Path) -> None:
     ("data", "says"),
     [
         ('{"cart": [{"size": "large"}]}', "required field missing @ $.cart[0].name"),
-        ('{"amount": "lots"}', "expected float, got str 'lots' @ $.amount"),
+        ('{"amount": "lots"}', "expected a number, got the text 'lots' @ $.amount"),
+        ('{"cok": "Mario"}', "unknown field; did you mean 'cook'? @ $.cok"),
         ('{"cart": [', "the data is not valid JSON"),
         ("@/no/such/file.json", "cannot read the data from '/no/such/file.json'"),
     ],
@@ -294,9 +295,13 @@ def test_send_malformed_json_from_stdin_is_refused(g: Gorch) -> None:
         ('{"pizza": {"nam": "margherita"}}', "required field missing @ payload.pizza.name"),
         (
             '{"pizza": {"name": "m", "qty": "two"}}',
-            "expected int, got str 'two' @ payload.pizza.qty",
+            "expected a whole number, got the text 'two' @ payload.pizza.qty",
         ),
-        ("[]", "expected an object for AddToCart, got list [] @ payload"),
+        ("[]", "expected an object (AddToCart), got an array @ payload"),
+        (
+            '{"pizza": {"name": "m", "qtty": 2}}',
+            "unknown field; did you mean 'qty'? @ payload.pizza.qtty",
+        ),
         (None, "it needs a payload, but none was sent"),
     ],
 )

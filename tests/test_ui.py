@@ -182,7 +182,7 @@ def test_a_bad_payload_shows_inline_errors_and_changes_nothing(
     name_error = form.locator(f"#{name.get_attribute('id')}-error")
     qty_error = form.locator(f"#{qty.get_attribute('id')}-error")
     expect(name_error).to_have_text("required field missing")
-    expect(qty_error).to_have_text("expected int, got str 'lots'")
+    expect(qty_error).to_have_text("expected a whole number, got the text 'lots'")
     expect(page.locator("#flash")).to_contain_text("Invalid payload")
     # the error is tied to its field for screen readers
     assert f"{qty.get_attribute('id')}-error" in (qty.get_attribute("aria-describedby") or "")
