@@ -115,7 +115,7 @@ def unwrap(t: Any) -> Any:
 
 
 def init_names(cls: type) -> frozenset[str]:
-    """The keys cattrs reads for a record: its fields that ``__init__`` takes."""
+    """The keys cattrs reads and writes for a record: its fields that ``__init__`` takes."""
     if attrs.has(cls):
         return frozenset(a.name for a in attrs.fields(cls) if a.init)
     return frozenset(f.name for f in dataclasses.fields(cls) if f.init)

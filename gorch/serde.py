@@ -13,8 +13,13 @@ writes read back to an equal value, and that refuse input of the wrong shape:
 - ``timedelta`` as seconds (a duration that float seconds cannot hold exactly is refused);
 - enums and ``Literal`` by value; sets, frozensets and tuples as arrays; records (dataclasses,
   attrs classes) only from JSON objects, arrays only from JSON arrays;
-- dict keys as text (JSON object keys are text): see :func:`key text <_key_codec>` below;
+- dict keys as their *key text* (JSON object keys are text: ``"42"``, ``"en"``, ``'[1,"a"]'``),
+  read back with the key type (:mod:`gorch._serde_shapes` has the rules, with the hooks for
+  arrays, mappings and unions);
 - unions of JSON scalars (``str | int``) by the JSON type, records by cattrs' disambiguation.
+
+The type predicates and the error wording (``expected a whole number, got the text 'two'``)
+are in :mod:`gorch._serde_types`, the walk of :func:`check_type` in :mod:`gorch._serde_check`.
 
 :func:`loads` ignores keys a record does not have (older rows still load after a field is
 removed); :func:`structure_input`, used for what users send (event payloads, start data),
@@ -461,6 +466,9 @@ def structure_input(value: Any, cls: Any) -> Any:
         _STRICT_INPUT.reset(token)
 
 
+_NESTS = (dict, list, tuple)  # (a tuple of types: isinstance is 3x faster than with dict | list)
+
+
 def check_depth(value: Any, what: str = "payload") -> None:
     """Refuse a value that nests arrays and objects more than :data:`MAX_DEPTH` levels deep.
 
@@ -471,17 +479,17 @@ def check_depth(value: Any, what: str = "payload") -> None:
         InputError: ``the payload is nested 300 levels deep; at most 64 levels are accepted``
             (``what`` names the value), with that sentence in ``.details``.
     """
-    if not isinstance(value, dict | list | tuple):
+    if not isinstance(value, _NESTS):
         return
     deepest, level = 0, [value]
     while level:  # one level of nesting per turn: no recursion, whatever the depth
         deepest += 1
-        level = [
-            child
-            for node in level
-            for child in (node.values() if isinstance(node, dict) else node)
-            if isinstance(child, dict | list | tuple)
-        ]
+        below = []
+        for node in level:
+            for child in node.values() if isinstance(node, dict) else node:
+                if isinstance(child, _NESTS):
+                    below.append(child)  # noqa: PERF401 - the plain loop is faster here
+        level = below
     if deepest > MAX_DEPTH:
         detail = f"nested {deepest} levels deep; at most {MAX_DEPTH} levels are accepted"
         raise InputError(f"the {what} is {detail}", details=[detail])

@@ -128,6 +128,20 @@ def test_a_key_that_is_not_a_name_is_shown_quoted() -> None:
     ]
 
 
+def test_what_is_written_is_accepted_as_input() -> None:
+    @dataclasses.dataclass
+    class Total:
+        items: list[int]
+        total: int = dataclasses.field(init=False, default=0)
+
+    written = orjson.loads(dumps(Total([1, 2])))  # what the API shows, sent back
+    assert written == {"items": [1, 2]}  # (cattrs neither writes nor reads such fields)
+    assert structure_input(written, Total) == Total([1, 2])
+    with pytest.raises(cattrs.BaseValidationError) as info:
+        structure_input({**written, "total": 3}, Total)  # not a field the input may set
+    assert error_details(info.value) == ["unknown field; Total's fields are 'items' @ $.total"]
+
+
 def test_stored_data_keeps_ignoring_unknown_keys() -> None:
     row = '{"pizza": {"name": "m", "removed_field": 1}, "gone": [1]}'
     assert loads(row, AddToCart) == AddToCart(Pizza("m"))
