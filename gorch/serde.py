@@ -55,6 +55,7 @@ from cattrs.errors import (
     ClassValidationError,
     ForbiddenExtraKeysError,
     IterableValidationError,
+    StructureHandlerNotFoundError,
 )
 from cattrs.gen import make_dict_structure_fn
 from cattrs.preconf.orjson import OrjsonConverter, configure_converter
@@ -195,7 +196,9 @@ def _strict(cls: type, accepted: tuple[type, ...]) -> Any:
         if target is not cls:  # a subclass: an enum (str, int mix-ins) by value
             if isinstance(target, type) and issubclass(target, Enum):
                 return _enum_structurer(target)(value, target)
-            return target(value)
+            if type(value) in accepted or isinstance(value, target):
+                return target(value)
+            raise refuse(cls, value)
         if type(value) in accepted:
             return cls(value) if type(value) is not cls else value
         if cls is float and type(value) is str and value in NON_FINITE:
@@ -548,6 +551,10 @@ def _transform(exc: BaseException, path: str, out: list[str], t: Any = None) -> 
         out.append(f"{exc} @ {path}")
     elif isinstance(exc, KeyError):
         out.append(f"required field missing @ {path}")
+    elif isinstance(exc, StructureHandlerNotFoundError):
+        out.append(f"cannot be read: {exc} @ {path}")
+    elif isinstance(exc, ValueError | TypeError) and str(exc):  # a validator's own words
+        out.append(f"invalid value: {exc} @ {path}")
     else:
         out.append(f"{format_exception(exc, t)} @ {path}")
 

@@ -305,6 +305,26 @@ def test_errors_say_what_was_expected_and_what_came(value: Any, t: Any, says: st
     assert line.endswith(" @ $")
 
 
+class Name(str):
+    """A subclass of str: as strict as str."""
+
+
+def test_a_subclass_of_a_scalar_is_as_strict_as_the_scalar() -> None:
+    assert type(structure_input("Ann", Name)) is Name
+    with pytest.raises(ValueError, match="expected text, got the number 42"):
+        structure_input(42, Name)
+
+
+def test_a_validators_own_words_are_kept() -> None:
+    @attrs.define
+    class Line:
+        qty: int = attrs.field(validator=attrs.validators.gt(0))
+
+    with pytest.raises(cattrs.BaseValidationError) as info:
+        structure_input({"qty": 0}, Line)
+    assert error_details(info.value) == ["invalid value: 'qty' must be > 0: 0 @ $"]
+
+
 def test_paths_are_kept() -> None:
     assert details_of({"pizza": {"name": "m", "quantity": "two"}, "more": [{"name": 1}]}) == [
         "expected a whole number, got the text 'two' @ $.pizza.quantity",

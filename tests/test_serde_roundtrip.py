@@ -14,7 +14,6 @@ import itertools
 import json
 import typing
 from collections import Counter, OrderedDict, defaultdict
-from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from enum import Enum, IntEnum, StrEnum
@@ -412,6 +411,3 @@ def test_the_interpreter_round_trip_of_such_data_is_exact() -> None:
     resume(wf, state)
     handle_callback(CallbackRequest(name="Greet"), wf, state, "hallo")
     assert loads(dumps(wf), Greetings) == wf
-
-
-_: Callable[..., Any] = values_of  # (used by the strategies above)
