@@ -10,6 +10,7 @@ the hot path.
 from __future__ import annotations
 
 import dataclasses
+import re
 import sys
 import typing
 from collections import abc as cabc
@@ -149,10 +150,17 @@ class Checker:
                     )
                 except Exception as exc:
                     hints[name] = _UNRESOLVED
+                    words = set(re.findall(r"[A-Za-z_]\w*", str(hint)))
+                    hidden = sorted(words & set(vars(cls)))
+                    fix = (
+                        f"the class attribute {hidden[0]!r} hides the type of that name; "
+                        f"rename the attribute, or write builtins.{hidden[0]}"
+                        if hidden
+                        else "define the types it names at module level, or import them"
+                    )
                     self.problems.append(
                         f"{path}.{name}: {hint} — the annotation cannot be resolved "
-                        f"({type(exc).__name__}: {exc}); define the types it names at module "
-                        f"level, or import them"
+                        f"({type(exc).__name__}: {exc}); {fix}"
                     )
         return hints
 

@@ -149,6 +149,18 @@ def test_forward_references_are_resolved_and_a_missing_one_is_reported() -> None
 
 
 @dataclasses.dataclass
+class Shadowed:
+    str: str = ""  # under `from __future__ import annotations`, "str" is this field's default
+
+
+def test_a_field_that_hides_its_own_type_is_explained() -> None:
+    (problem,) = check_type(Shadowed)
+    assert problem.startswith("Shadowed.str: str — the annotation cannot be resolved")
+    assert problem.endswith("the class attribute 'str' hides the type of that name; rename the "
+                            "attribute, or write builtins.str")  # fmt: skip
+
+
+@dataclasses.dataclass
 class Node:
     value: int
     children: list[Node]
