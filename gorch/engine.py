@@ -915,6 +915,15 @@ class Engine:
         """
         if not isinstance(event, str) or not event:
             raise InputError(f"an event name must be a non-empty string, not {event!r}")
+        try:  # also in a field the handler ignores: the payload is written to history
+            serde.check_depth(payload)
+        except InputError as exc:
+            raise InputError(
+                f"the payload of {event!r} for instance {id!r} was refused: {exc}",
+                workflow_id=id,
+                event=event,
+                details=[f"{d} @ payload" for d in exc.details],
+            ) from None
         fingerprint = ""
         if key is not None:
             if not _text(key):

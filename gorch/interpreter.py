@@ -485,10 +485,7 @@ def class_problems(cls: type) -> list[str]:
         ]
     prog, problems = _compile(tree)
     problems += _value_problems(prog, tree)
-    check_type = getattr(serde, "check_type", None)
-    if check_type is not None:
-        problems += check_type(cls)
-    return problems
+    return problems + serde.check_type(cls)
 
 
 # --------------------------------------------------------------------------------------------
@@ -563,7 +560,7 @@ def _structure_input(
     if isinstance(spec, type) and isinstance(input, spec):
         return True, input
     try:
-        return True, serde.converter.structure(input, spec)  # type: ignore[arg-type]
+        return True, serde.structure_input(input, spec)
     except Exception as exc:
         name = _type_name(spec)
         if input is None:

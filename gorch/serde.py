@@ -1,16 +1,31 @@
 """JSON through one cattrs converter, for states and for workflow classes alike.
 
 No pickle anywhere: what gorch stores is JSON that other languages can read and that is safe to
-load. The converter is cattrs' preconfigured orjson converter (datetimes as ISO-8601 text,
-enums by value) with a few extra hooks:
+load. The converter is cattrs' preconfigured orjson converter with hooks that make every type it
+writes read back to an equal value, and that refuse input of the wrong shape:
 
+- scalars are strict: a ``str`` field takes only a JSON string, an ``int`` field only an integer
+  (not ``true``), a ``float`` field an integer or a float; non-finite floats are written as
+  ``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` (JSON has no such numbers);
+- ``Decimal``, ``UUID`` as text; ``datetime``, ``date`` and ``time`` as ISO-8601 text (a naive
+  datetime stays naive; an aware one keeps its UTC offset, as a fixed-offset zone: equal under
+  ``==``); subclasses such as freezegun's ``FakeDatetime`` are written as the plain type;
 - ``timedelta`` as seconds (a duration that float seconds cannot hold exactly is refused);
-- ``Decimal`` and ``UUID`` as text;
-- non-finite floats as ``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` (JSON has no such numbers);
-- strict scalars: a ``str`` field takes only a JSON string, an ``int`` field only an integer
-  (not ``true``), a ``float`` field an integer or a float.
+- enums and ``Literal`` by value; sets, frozensets and tuples as arrays; records (dataclasses,
+  attrs classes) only from JSON objects, arrays only from JSON arrays;
+- dict keys as their *key text* (JSON object keys are text: ``"42"``, ``"en"``, ``'[1,"a"]'``),
+  read back with the key type (:mod:`gorch._serde_shapes` has the rules, with the hooks for
+  arrays, mappings and unions);
+- unions of JSON scalars (``str | int``) by the JSON type, records by cattrs' disambiguation.
 
-Register hooks for your own types on :data:`converter`.
+The type predicates and the error wording (``expected a whole number, got the text 'two'``)
+are in :mod:`gorch._serde_types`, the walk of :func:`check_type` in :mod:`gorch._serde_check`.
+
+:func:`loads` ignores keys a record does not have (older rows still load after a field is
+removed); :func:`structure_input`, used for what users send (event payloads, start data),
+refuses them and limits nesting to :data:`MAX_DEPTH`. :func:`check_type` tells, before anything
+is stored, whether a workflow class round-trips. Register hooks for your own types on
+:data:`converter`; they apply to stored data and to input alike.
 
 Example:
     >>> from gorch import dumps, loads, new_state, State
@@ -21,23 +36,44 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
+import difflib
+import functools
 import math
+import re
+from collections import abc as cabc
 from collections.abc import Mapping
-from datetime import timedelta
-from decimal import Decimal
+from contextvars import ContextVar
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal, InvalidOperation
+from enum import Enum
 from typing import Any, TypeVar
 from uuid import UUID
 
-import attrs
 import orjson
-from cattrs import transform_error
-from cattrs.cols import is_mutable_sequence, list_structure_factory
+from cattrs.errors import (
+    AttributeValidationNote,
+    ClassValidationError,
+    ForbiddenExtraKeysError,
+    IterableValidationError,
+    StructureHandlerNotFoundError,
+)
 from cattrs.gen import make_dict_structure_fn
-from cattrs.preconf.orjson import make_converter
+from cattrs.preconf.orjson import OrjsonConverter, configure_converter
 from cattrs.v import format_exception
 
-from gorch.errors import SerializationError
+from gorch import _serde_check, _serde_shapes
+from gorch._serde_types import (
+    NON_FINITE,
+    by_value,
+    describe,
+    float_text,
+    init_names,
+    is_literal,
+    is_record,
+    literal_values,
+    refuse,
+)
+from gorch.errors import InputError, SerializationError
 from gorch.state import (
     CallbackRequest,
     EventStatus,
@@ -48,15 +84,105 @@ from gorch.state import (
     WorkflowStatus,
 )
 
-__all__ = ["converter", "dumps", "error_details", "loads", "structure", "unstructure"]
+__all__ = [
+    "MAX_DEPTH",
+    "check_depth",
+    "check_type",
+    "converter",
+    "dumps",
+    "error_details",
+    "loads",
+    "structure",
+    "structure_input",
+    "unstructure",
+]
 
 T = TypeVar("T")
 
-converter = make_converter()
+MAX_DEPTH = 64
+"""How deeply input may nest (arrays and objects): deeper input is refused with InputError.
+
+orjson refuses to write more than 254 levels, and an accepted payload is stored again inside
+other documents (the event's history row, the workflow data that keeps it inside its records
+and lists): 64 levels leave those ~190 levels, and keep cattrs' recursive structuring far from
+Python's recursion limit. Real payloads rarely nest more than ten levels.
+"""
+
+
+class _Converter(OrjsonConverter):
+    """The orjson converter, remembering which hooks were registered after gorch's own.
+
+    :func:`check_type` accepts a type it does not know when a user registered both a structure
+    and an unstructure hook for it; every way of registering one goes through these methods.
+    """
+
+    _sealed = False
+    _user_hooks: list[tuple[str, str, Any]]
+
+    def _note(self, direction: str, how: str, target: Any) -> None:
+        if self._sealed:
+            self._user_hooks.append((direction, how, target))
+
+    def register_structure_hook(self, cl: Any, func: Any = None) -> Any:
+        if func is not None:  # (the decorator form comes back here with its return type)
+            self._note("structure", "type", cl)
+        return super().register_structure_hook(cl, func)
+
+    def register_unstructure_hook(self, cls: Any = None, func: Any = None) -> Any:
+        if func is not None:
+            self._note("unstructure", "type", cls)
+        return super().register_unstructure_hook(cls, func)
+
+    def register_structure_hook_func(self, check_func: Any, func: Any) -> None:
+        self._note("structure", "predicate", check_func)
+        super().register_structure_hook_func(check_func, func)
+
+    def register_unstructure_hook_func(self, check_func: Any, func: Any) -> None:
+        self._note("unstructure", "predicate", check_func)
+        super().register_unstructure_hook_func(check_func, func)
+
+    def register_structure_hook_factory(self, predicate: Any, factory: Any = None) -> Any:
+        if factory is None:
+            return lambda f: self.register_structure_hook_factory(predicate, f)
+        self._note("structure", "predicate", predicate)
+        return super().register_structure_hook_factory(predicate, factory)
+
+    def register_unstructure_hook_factory(self, predicate: Any, factory: Any = None) -> Any:
+        if factory is None:
+            return lambda f: self.register_unstructure_hook_factory(predicate, f)
+        self._note("unstructure", "predicate", predicate)
+        return super().register_unstructure_hook_factory(predicate, factory)
+
+    def user_hooked(self, t: Any, direction: str) -> bool:
+        """Whether a hook registered by a user (not by gorch) applies to ``t``."""
+        for d, how, target in self._user_hooks if self._sealed else ():
+            if d != direction:
+                continue
+            if how == "type":
+                if isinstance(target, type) and isinstance(t, type):
+                    if issubclass(t, target):  # class hooks apply to subclasses
+                        return True
+                elif target == t:
+                    return True
+                continue
+            try:
+                if target(t):
+                    return True
+            except Exception:  # a predicate that cannot judge this type: not a match
+                continue
+        return False
+
+
+converter = _Converter(unstruct_collection_overrides={cabc.Set: list})
 """The one converter gorch uses for every document it stores or receives."""
+configure_converter(converter)
+
+# True while structure_input runs (per thread and per task): records then refuse unknown keys.
+_STRICT_INPUT: ContextVar[bool] = ContextVar("gorch_strict_input", default=False)
 
 
-_NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+# --------------------------------------------------------------------------------------------
+# Scalars
 
 
 def _strict(cls: type, accepted: tuple[type, ...]) -> Any:
@@ -67,13 +193,17 @@ def _strict(cls: type, accepted: tuple[type, ...]) -> Any:
     """
 
     def structure_strict(value: Any, target: Any) -> Any:
-        if target is not cls:  # a subclass such as a StrEnum: by value, as cattrs does enums
-            return target(value)
+        if target is not cls:  # a subclass: an enum (str, int mix-ins) by value
+            if isinstance(target, type) and issubclass(target, Enum):
+                return _enum_structurer(target)(value, target)
+            if type(value) in accepted or isinstance(value, target):
+                return target(value)
+            raise refuse(cls, value)
         if type(value) in accepted:
             return cls(value) if type(value) is not cls else value
-        if cls is float and type(value) is str and value in _NON_FINITE:
-            return _NON_FINITE[value]
-        raise ValueError(f"expected {cls.__name__}, got {type(value).__name__} {value!r}")
+        if cls is float and type(value) is str and value in NON_FINITE:
+            return NON_FINITE[value]
+        raise refuse(cls, value)
 
     return structure_strict
 
@@ -84,9 +214,7 @@ for _cls, _accepted in ((str, (str,)), (int, (int,)), (float, (float, int)), (bo
 
 def _unstructure_float(value: float) -> float | str:
     """JSON has no NaN or infinity: write them as the strings JavaScript and Python print."""
-    if math.isfinite(value):
-        return value
-    return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+    return value if math.isfinite(value) else float_text(value)
 
 
 converter.register_unstructure_hook(float, _unstructure_float)
@@ -110,61 +238,146 @@ def _structure_timedelta(value: Any, _: Any) -> timedelta:
     if isinstance(value, timedelta):
         return value
     if type(value) not in (int, float):
-        raise ValueError(f"expected a number of seconds, got {type(value).__name__} {value!r}")
+        raise refuse(timedelta, value)
     try:
         return timedelta(seconds=value)
     except OverflowError:
         raise ValueError(f"{value!r} seconds is longer than a timedelta can be") from None
 
 
+def _structure_decimal(value: Any, _: Any) -> Decimal:
+    if isinstance(value, Decimal):
+        return value
+    if type(value) in (str, int, float):
+        try:
+            return Decimal(value if type(value) is not float else repr(value))
+        except InvalidOperation:
+            pass
+    raise refuse(Decimal, value)
+
+
+def _structure_uuid(value: Any, _: Any) -> UUID:
+    if isinstance(value, UUID):
+        return value
+    if type(value) is str:
+        try:
+            return UUID(value)
+        except ValueError:
+            pass
+    raise refuse(UUID, value)
+
+
+# CPython 3.11 reads an offset under one second ("+00:00:00.000001") as UTC: read it here.
+_SUB_SECOND_OFFSET = re.compile(r"([+-])00:00:00\.(\d{6})$")
+
+
+def _iso_hook(cls: type, exclude: type | None = None) -> Any:
+    """Structure ``cls`` (datetime, date, time) from ISO-8601 text, or take an instance."""
+    parse = cls.fromisoformat  # type: ignore[attr-defined]
+
+    def structure_iso(value: Any, _: Any) -> Any:
+        if isinstance(value, cls) and not (exclude and isinstance(value, exclude)):
+            return value
+        if type(value) is str:
+            try:
+                parsed = parse(value)
+            except ValueError:
+                raise refuse(cls, value) from None
+            aware = getattr(parsed, "tzinfo", None) is not None
+            if aware and "." in value[-8:] and (m := _SUB_SECOND_OFFSET.search(value)):
+                offset = timedelta(microseconds=int(m[2]) * (-1 if m[1] == "-" else 1))
+                parsed = parsed.replace(tzinfo=timezone(offset))
+            return parsed
+        raise refuse(cls, value)
+
+    return structure_iso
+
+
+_hooks: tuple[tuple[type, Any], ...] = (
+    (timedelta, _structure_timedelta),
+    (Decimal, _structure_decimal),
+    (UUID, _structure_uuid),
+    (datetime, _iso_hook(datetime)),
+    (date, _iso_hook(date, exclude=datetime)),
+    (time, _iso_hook(time)),
+)
+for _type, _hook in _hooks:
+    converter.register_structure_hook(_type, _hook)
 converter.register_unstructure_hook(timedelta, _unstructure_timedelta)
-converter.register_structure_hook(timedelta, _structure_timedelta)
 converter.register_unstructure_hook(Decimal, str)
-converter.register_structure_hook(Decimal, lambda v, _: Decimal(str(v)))
 converter.register_unstructure_hook(UUID, str)
-converter.register_structure_hook(UUID, lambda v, _: v if isinstance(v, UUID) else UUID(str(v)))
+# The plain types' methods: a subclass (freezegun's FakeDatetime, what datetime.now() returns
+# under a frozen clock) is written as the plain type it stands for; orjson refuses subclasses.
+converter.register_unstructure_hook(datetime, datetime.isoformat)
+converter.register_unstructure_hook(date, date.isoformat)
+converter.register_unstructure_hook(time, time.isoformat)
 
 
-# Strict shapes: a record (attrs class or dataclass) only from a JSON object, a list only from a
-# JSON array. cattrs' defaults take a list as a record with every field defaulted, and a string
-# as a list of characters: a payload of the wrong shape must be refused, not reinterpreted.
+# --------------------------------------------------------------------------------------------
+# Enums and Literals: by value, and the value's JSON type must match (``true`` is not ``1``)
 
 
-def _is_record(t: Any) -> bool:
-    return isinstance(t, type) and (attrs.has(t) or dataclasses.is_dataclass(t))
+def _choice_hook(t: Any, values: list[Any]) -> Any:
+    table = by_value(values)
+    floats = any(k[0] is float for k in table)
+    cls = t if isinstance(t, type) else None
+
+    def structure_choice(value: Any, _: Any = None) -> Any:
+        if cls is not None and isinstance(value, cls):
+            return value
+        try:
+            found = table.get((type(value), value), table)
+            if found is table and floats and type(value) is int:
+                found = table.get((float, float(value)), table)
+        except TypeError:  # unhashable: an array or an object
+            found = table
+        if found is table:
+            raise refuse(t, value)
+        return found
+
+    return structure_choice
+
+
+@functools.cache
+def _enum_structurer(cls: type[Enum]) -> Any:
+    return _choice_hook(cls, list(cls))
+
+
+converter.register_structure_hook_factory(
+    lambda t: isinstance(t, type) and issubclass(t, Enum), _enum_structurer
+)
+converter.register_structure_hook_factory(is_literal, lambda t: _choice_hook(t, literal_values(t)))
+
+
+# --------------------------------------------------------------------------------------------
+# Records: only from a JSON object; in structure_input, unknown keys are refused
 
 
 def _record_hook(cls: Any) -> Any:
     inner = make_dict_structure_fn(cls, converter)
+    allowed = init_names(cls)
+    strict: list[Any] = []  # made the first time input has a key the record lacks
 
     def structure_record(value: Any, _: Any) -> Any:
         if not isinstance(value, Mapping):
-            raise ValueError(f"expected an object for {cls.__name__}, got {_kind(value)}")
+            raise ValueError(f"expected an object ({cls.__name__}), got {describe(value)}")
+        if _STRICT_INPUT.get() and not value.keys() <= allowed:
+            if not strict:
+                forbid = make_dict_structure_fn(cls, converter, _cattrs_forbid_extra_keys=True)
+                strict.append(forbid)
+            return strict[0](value, cls)  # reports the unknown keys with any other problem
         return inner(value, cls)
 
     return structure_record
 
 
-def _list_hook(t: Any) -> Any:
-    inner = list_structure_factory(t, converter)
-
-    def structure_list(value: Any, _: Any) -> Any:
-        if not isinstance(value, list | tuple):
-            raise ValueError(f"expected an array, got {_kind(value)}")
-        return inner(value, t)
-
-    return structure_list
+converter.register_structure_hook_factory(is_record, _record_hook)
 
 
-def _kind(value: Any) -> str:
-    text = repr(value)
-    return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
+_serde_shapes.install(converter)
 
 
-converter.register_structure_hook_factory(_is_record, _record_hook)
-converter.register_structure_hook_factory(is_mutable_sequence, _list_hook)
-
-
+# --------------------------------------------------------------------------------------------
 # A fast path for loading states, which happens on every call of the request-handler pattern:
 # build well-formed documents directly, and leave anything unusual (a missing key, a wrong
 # type, an unknown status) to cattrs' generated hook, which explains precisely what is wrong.
@@ -212,8 +425,14 @@ def _structure_state(d: Any, _: Any) -> State:
 
 
 converter.register_structure_hook(State, _structure_state)
+converter._user_hooks = []
+converter._sealed = True  # from here on, registrations are the user's (see check_type)
 
 _OPTIONS = orjson.OPT_NON_STR_KEYS
+
+
+# --------------------------------------------------------------------------------------------
+# The public functions
 
 
 def unstructure(obj: Any) -> Any:
@@ -222,21 +441,140 @@ def unstructure(obj: Any) -> Any:
 
 
 def structure(data: Any, cls: type[T]) -> T:
-    """Build a ``cls`` from plain data; raises cattrs' errors on a mismatch."""
+    """Build a ``cls`` from plain data; raises cattrs' errors on a mismatch.
+
+    Keys a record does not have are ignored, as :func:`loads` does. For what users send, use
+    :func:`structure_input`.
+    """
     return converter.structure(data, cls)
 
 
-def _format(exc: BaseException, type: Any) -> str:
-    """Our strict hooks say what they expected and what came; cattrs' words otherwise."""
-    if isinstance(exc, ValueError) and str(exc).startswith("expected "):
-        return str(exc)
-    return format_exception(exc, type)
+def structure_input(value: Any, cls: Any) -> Any:
+    """Build a ``cls`` from data a user sent (an event payload, start data): strictly.
 
+    The same hooks as :func:`structure` (including those registered on :data:`converter`),
+    except that a record refuses keys it does not have (a misspelt optional field must not
+    vanish) and that nesting deeper than :data:`MAX_DEPTH` is refused.
 
-def error_details(exc: Exception, path: str = "$") -> list[str]:
-    """One line per problem of a failed structuring, each with its path (``@ $.qty``)."""
+    Raises:
+        InputError: the value nests deeper than :data:`MAX_DEPTH` levels.
+        Exception: cattrs' errors on a mismatch, as :func:`structure`; :func:`error_details`
+            turns either into lines such as ``unknown field; did you mean 'qty'? @ $.qtty``.
+    """
+    check_depth(value, "value")
+    token = _STRICT_INPUT.set(True)
     try:
-        details = transform_error(exc, path=path, format_exception=_format)
+        return converter.structure(value, cls)
+    finally:
+        _STRICT_INPUT.reset(token)
+
+
+_NESTS = (dict, list, tuple)  # (a tuple of types: isinstance is 3x faster than with dict | list)
+
+
+def check_depth(value: Any, what: str = "payload") -> None:
+    """Refuse a value that nests arrays and objects more than :data:`MAX_DEPTH` levels deep.
+
+    A scalar is 0 levels deep, ``[]`` and ``{}`` are 1, ``{"a": [1]}`` is 2. Iterative: a value
+    of any depth is measured without recursion.
+
+    Raises:
+        InputError: ``the payload is nested 300 levels deep; at most 64 levels are accepted``
+            (``what`` names the value), with that sentence in ``.details``.
+    """
+    if not isinstance(value, _NESTS):
+        return
+    deepest, level = 0, [value]
+    while level:  # one level of nesting per turn: no recursion, whatever the depth
+        deepest += 1
+        below = []
+        for node in level:
+            for child in node.values() if isinstance(node, dict) else node:
+                if isinstance(child, _NESTS):
+                    below.append(child)  # noqa: PERF401 - the plain loop is faster here
+        level = below
+    if deepest > MAX_DEPTH:
+        detail = f"nested {deepest} levels deep; at most {MAX_DEPTH} levels are accepted"
+        raise InputError(f"the {what} is {detail}", details=[detail])
+
+
+def check_type(cls: Any) -> list[str]:
+    """Every reason why values of ``cls`` could not be stored and read back equal.
+
+    Walks a workflow class (a dataclass or an attrs class) field by field, through records in
+    records, generics, unions and forward references (resolved with ``typing.get_type_hints``;
+    a class that refers to itself is walked once). A type is accepted if this converter writes
+    it and reads it back equal: see the module docstring for the list, and
+    ``docs/interpreter.md``. A type with both a structure and an unstructure hook registered on
+    :data:`converter` by the user is accepted as it is (the hooks are trusted).
+
+    Args:
+        cls: the class (or any type) to check.
+
+    Returns:
+        One sentence per problem, starting with the field's path (``PizzaOrder.cart[].extras``:
+        ``[]`` stands for the items of a list, set, tuple or dict), then the type and why, for
+        example ``"Order.by_topping: dict[Topping, int] — Topping (a record) cannot be a JSON
+        object key; use a str, int, enum, date, datetime, UUID, Decimal or tuple key"``. Empty
+        when every field round-trips.
+    """
+    return _serde_check.Checker(converter).check(cls)
+
+
+def _transform(exc: BaseException, path: str, out: list[str], t: Any = None) -> None:
+    """cattrs' error tree to ``what @ path`` lines (as cattrs' transform_error, plus keys)."""
+    if isinstance(exc, ClassValidationError | IterableValidationError):
+        with_notes, without = exc.group_exceptions()
+        for e, note in with_notes:
+            if isinstance(note, AttributeValidationNote):
+                where = f"{path}.{note.name}"
+            else:
+                where = f"{path}[{note.index!r}]"
+            _transform(e, where, out, note.type)
+        for e in without:
+            _transform(e, path, out)
+    elif isinstance(exc, ForbiddenExtraKeysError):
+        names = sorted(init_names(exc.cl))
+        for key in sorted(exc.extra_fields):
+            close = difflib.get_close_matches(key, names, n=1) or _abbreviated(key, names)
+            listed = ", ".join(repr(n) for n in names) or "none"
+            hint = (
+                f"did you mean {close[0]!r}?"
+                if close
+                else f"{exc.cl.__name__}'s fields are {listed}"
+            )
+            where = f"{path}.{key}" if re.fullmatch(r"[A-Za-z_]\w*", key) else f"{path}[{key!r}]"
+            out.append(f"unknown field; {hint} @ {where}")
+    elif isinstance(exc, InputError):
+        out.extend(f"{line} @ {path}" for line in exc.details or [exc.message])
+    elif isinstance(exc, ValueError) and str(exc).startswith("expected "):
+        out.append(f"{exc} @ {path}")
+    elif isinstance(exc, KeyError):
+        out.append(f"required field missing @ {path}")
+    elif isinstance(exc, StructureHandlerNotFoundError):
+        out.append(f"cannot be read: {exc} @ {path}")
+    elif isinstance(exc, ValueError | TypeError) and str(exc):  # a validator's own words
+        out.append(f"invalid value: {exc} @ {path}")
+    else:
+        out.append(f"{format_exception(exc, t)} @ {path}")
+
+
+def _abbreviated(key: str, names: list[str]) -> list[str]:
+    """The field names ``key`` abbreviates (``qty`` for ``quantity``): same first letter, and
+    the key's letters in order."""
+    found = []
+    for name in names:
+        rest = iter(name)
+        if key[:1] == name[:1] and all(ch in rest for ch in key):
+            found.append(name)
+    return found[:1]
+
+
+def error_details(exc: BaseException, path: str = "$") -> list[str]:
+    """One line per problem of a failed structuring, each with its path (``... @ $.qty``)."""
+    details: list[str] = []
+    try:
+        _transform(exc, path, details)
     except Exception:
         details = []
     return details or [f"{type(exc).__name__}: {exc}"]
@@ -247,7 +585,7 @@ def dumps(obj: Any) -> str:
 
     Raises:
         SerializationError: a value JSON cannot hold (an int beyond 64 bits, an unregistered
-            type, a duration too long to store exactly).
+            type, a duration too long to store exactly, nesting deeper than 254 levels).
     """
     try:
         return orjson.dumps(converter.unstructure(obj), option=_OPTIONS).decode()
@@ -261,9 +599,11 @@ def dumps(obj: Any) -> str:
 def loads(text: str | bytes, cls: type[T]) -> T:
     """Parse JSON text into an instance of ``cls`` (a ``State``, a workflow class, ...).
 
+    Keys a record does not have are ignored: a row written before a field was removed loads.
+
     Raises:
         SerializationError: the text is not JSON, or the document does not fit ``cls``;
-            ``.details`` says where (``$.threads[0].pc: expected int``).
+            ``.details`` says where (``expected a whole number, got true @ $.threads[0].pc``).
     """
     try:
         data = orjson.loads(text)
@@ -276,9 +616,8 @@ def loads(text: str | bytes, cls: type[T]) -> T:
         return converter.structure(data, cls)
     except Exception as exc:
         details = error_details(exc)
-        is_record = hasattr(cls, "__attrs_attrs__") or hasattr(cls, "__dataclass_fields__")
-        if is_record and not isinstance(data, dict):
-            details = [f"expected a JSON object, got {type(data).__name__} {data!r} @ $"]
+        if is_record(cls) and not isinstance(data, dict):
+            details = [f"expected an object ({cls.__name__}), got {describe(data)} @ $"]
         raise SerializationError(
             f"cannot read {cls.__name__} from this document: " + "; ".join(details),
             details=details,

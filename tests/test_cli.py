@@ -188,9 +188,9 @@ def test_start_with_data_json_and_a_random_id(g: Gorch, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("data", "says"),
     [
-        # the path of each problem (its wording is serde's)
-        ('{"cart": [{"size": "large"}]}', " @ $.cart[0].name"),
-        ('{"amount": "lots"}', "'lots' @ $.amount"),
+        ('{"cart": [{"size": "large"}]}', "required field missing @ $.cart[0].name"),
+        ('{"amount": "lots"}', "expected a number, got the text 'lots' @ $.amount"),
+        ('{"cok": "Mario"}', "unknown field; did you mean 'cook'? @ $.cok"),
         ('{"cart": [', "the data is not valid JSON"),
         ("@/no/such/file.json", "cannot read the data from '/no/such/file.json'"),
     ],
@@ -311,9 +311,16 @@ def test_send_malformed_json_from_stdin_is_refused(g: Gorch) -> None:
 @pytest.mark.parametrize(
     ("payload", "says"),
     [
-        ('{"pizza": {"nam": "margherita"}}', " @ payload.pizza.name"),
-        ('{"pizza": {"name": "m", "qty": "two"}}', "'two' @ payload.pizza.qty"),
-        ("[]", "[] @ payload"),
+        ('{"pizza": {"nam": "margherita"}}', "required field missing @ payload.pizza.name"),
+        (
+            '{"pizza": {"name": "m", "qty": "two"}}',
+            "expected a whole number, got the text 'two' @ payload.pizza.qty",
+        ),
+        ("[]", "expected an object (AddToCart), got an array @ payload"),
+        (
+            '{"pizza": {"name": "m", "qtty": 2}}',
+            "unknown field; did you mean 'qty'? @ payload.pizza.qtty",
+        ),
         (None, "it needs a payload, but none was sent"),
     ],
 )

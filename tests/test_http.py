@@ -782,7 +782,16 @@ def test_start_data_that_is_not_an_object_is_unprocessable(shop: Shop, data: Any
         "/workflows/pizza/instances", json={"id": "o", "data": data}, headers=bearer("Customer")
     )
     problem = assert_problem(r, 422, "invalid-payload")
-    assert "expected an object for PizzaOrder" in problem["detail"], problem
+    assert "expected an object (PizzaOrder)" in problem["detail"], problem
+    assert count(shop.engine) == 0
+
+
+def test_start_data_with_an_unknown_field_is_unprocessable(shop: Shop) -> None:
+    body = {"id": "o", "data": {"cart": [{"name": "marinara", "qtty": 2}], "adress": "Via 1"}}
+    r = shop.client.post("/workflows/pizza/instances", json=body, headers=bearer("Customer"))
+    problem = assert_problem(r, 422, "invalid-payload")
+    assert "unknown field; did you mean 'address'? @ $.data.adress" in problem["errors"], problem
+    assert "unknown field; did you mean 'qty'? @ $.data.cart[0].qtty" in problem["errors"]
     assert count(shop.engine) == 0
 
 
@@ -944,7 +953,8 @@ def test_a_handler_that_refuses_the_event_conflicts(shop: Shop) -> None:
         ("AddToCart", {"pizza": {"size": "large"}}, "payload.pizza.name"),
         ("AddToCart", {"pizza": {"name": "margherita", "qty": "two"}}, "payload.pizza.qty"),
         ("AddToCart", {"pizza": "margherita"}, "payload.pizza"),
-        ("AddToCart", {"pizza": ["name", "margherita"]}, "expected an object for Pizza"),
+        ("AddToCart", {"pizza": ["name", "margherita"]}, "expected an object (Pizza)"),
+        ("AddToCart", {"pizza": {"name": "margherita", "qtty": 2}}, "payload.pizza.qtty"),
         ("AddToCart", [MARGHERITA], "AddToCart"),
         ("AddToCart", "margherita", "AddToCart"),
         ("ConfirmOrder", {"manager": "Giulia"}, "payload.amount"),
@@ -1128,7 +1138,7 @@ def test_list_filter_and_page(shop: Shop) -> None:
     summary = shop.read("/instances", workflow="flaky", limit=1)["items"][0]
     assert summary.keys() == {
         "id", "workflow", "status", "created_at", "updated_at", "version", "waiting_for",
-        "last_error",
+        "last_error", "load_error",
     }  # fmt: skip
     assert summary["status"] == "failed" and "not fixed yet" in summary["last_error"]
 

@@ -690,7 +690,7 @@ def test_loads_wrong_shape_raises_a_serialization_error(text: str) -> None:
 
 @pytest.mark.parametrize("text", ["42", "null", "true", "1.5"])
 def test_loads_scalar_document_raises(text: str) -> None:
-    with pytest.raises(gorch.SerializationError, match="expected a JSON object"):
+    with pytest.raises(gorch.SerializationError, match=r"expected an object \(State\)"):
         loads(text, State)
 
 
@@ -712,7 +712,7 @@ def test_loads_wrong_shape_of_workflow_data_raises_a_serialization_error() -> No
     assert isinstance(info.value.__cause__, cattrs.BaseValidationError)
     doc = json.loads(dumps(sample_order_data()))
     doc["ref"] = "not-a-uuid"
-    with pytest.raises(gorch.SerializationError, match=r"expected UUID @ \$\.ref"):
+    with pytest.raises(gorch.SerializationError, match=r"a UUID .*the text 'not-a-uuid' @ \$\.ref"):
         loads(json.dumps(doc), OrderData)
 
 

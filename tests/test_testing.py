@@ -647,7 +647,6 @@ class Stamp:
         self.at = clock.now()
 
 
-@pytest.mark.xfail(strict=True, reason="FakeDatetime: fixed in serde by the serde branch")
 @pytest.mark.parametrize("store", ["memory", "sqlite"])
 def test_a_step_may_store_clock_now_under_the_harness(gorch: Any, store: str) -> None:
     h = gorch({"stamp": Stamp}, store=store)

@@ -219,6 +219,7 @@ def test_a_bad_payload_shows_inline_errors_and_changes_nothing(
     expect(name_error).to_have_text(said["payload.pizza.name"])
     expect(qty_error).to_have_text(said["payload.pizza.qty"])
     assert "lots" in said["payload.pizza.qty"]
+    assert said["payload.pizza.qty"] == "expected a whole number, got the text 'lots'"
     expect(page.locator("#flash")).to_contain_text("Invalid payload")
     # the error is tied to its field for screen readers
     assert f"{qty.get_attribute('id')}-error" in (qty.get_attribute("aria-describedby") or "")

@@ -617,7 +617,7 @@ def _typed_routes(app: FastAPI, api: _Api, info: WorkflowInfo) -> None:
             wf = info.cls()
         else:
             try:
-                wf = serde.structure(data, info.cls)
+                wf = serde.structure_input(data, info.cls)
             except Exception as exc:
                 details = serde.error_details(exc, "$.data")
                 raise InputError(
