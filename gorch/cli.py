@@ -461,7 +461,7 @@ def start(c: Context, workflow: str, id_: str | None, data: str | None, as_json:
         raise Fail(str(exc)) from None
     payload = read_json(data, "data")
     try:
-        wf = cls() if payload is None else serde.structure_input(payload, cls)
+        wf: Any = serde.structure_start(payload, cls)
     except Exception as exc:
         details = "; ".join(serde.error_details(exc))
         raise Fail(f"the data is not a valid {cls.__name__}: {details}") from None

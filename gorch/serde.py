@@ -94,6 +94,7 @@ __all__ = [
     "loads",
     "structure",
     "structure_input",
+    "structure_start",
     "unstructure",
 ]
 
@@ -467,6 +468,19 @@ def structure_input(value: Any, cls: Any) -> Any:
         return converter.structure(value, cls)
     finally:
         _STRICT_INPUT.reset(token)
+
+
+def structure_start(value: Any, cls: type[T]) -> T:
+    """The workflow object to start ``cls`` from, built from data a user sent (``None``: no
+    data). No data means the class's defaults: ``{}`` for a record, so that a class without
+    defaults is refused naming each required field instead of failing in ``cls()``.
+
+    Raises:
+        As :func:`structure_input`.
+    """
+    if value is None and not is_record(cls):
+        return cls()
+    return structure_input({} if value is None else value, cls)  # type: ignore[no-any-return]
 
 
 _NESTS = (dict, list, tuple)  # (a tuple of types: isinstance is 3x faster than with dict | list)

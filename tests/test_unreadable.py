@@ -16,7 +16,7 @@ import attrs
 import orjson
 import pytest
 
-from gorch import Engine, InputError, On, RunStatus, S, Step, UnreadableInstanceError, Wait, Worker
+from gorch import Engine, On, RunStatus, S, Step, UnreadableInstanceError, Wait, Worker
 from gorch.store import Store, Write
 
 
@@ -213,45 +213,3 @@ def test_cli_lists_the_row_and_explains_it(sqlite_engine: Engine, tmp_path: Any)
     assert shown.exit_code == 1
     assert "instance 'b' cannot be read: its data is unreadable" in " ".join(shown.output.split())
     assert shown.exception is None or isinstance(shown.exception, SystemExit)  # no traceback
-
-
-# -- bad input never gets a 500: a payload nested too deep ----------------------------------
-
-
-@dataclass
-class Inbox:
-    got: list[Any] = field(default_factory=list)
-
-    def definition(self) -> Any:
-        return S(Wait("for mail", On("Mail", self.mail)), Wait("end", On("End")))
-
-    def mail(self, anything):  # type: ignore[no-untyped-def] - takes the payload as it comes
-        self.got.append(type(anything).__name__)
-
-
-@pytest.mark.parametrize("depth", [65, 300, 1000])
-def test_a_payload_nested_too_deep_is_refused_everywhere(store: Store, depth: int) -> None:
-    import httpx
-
-    from gorch.http import create_app
-    from gorch.serde import MAX_DEPTH
-    from gorch.testing.http import LiveServer
-
-    engine = Engine(store, {"inbox": Inbox})
-    engine.start("inbox", Inbox(), "i-1")
-    deep = orjson.loads("[" * depth + "]" * depth)
-    before = engine.store.get("i-1")
-    with pytest.raises(InputError) as info:
-        engine.send("i-1", "Mail", {"note": deep})
-    assert f"at most {MAX_DEPTH} levels are accepted" in str(info.value)
-    assert "the payload of 'Mail' for instance 'i-1' was refused" in str(info.value)
-    with LiveServer(create_app(engine)) as url, httpx.Client(base_url=url) as client:
-        body = '{"note": ' + "[" * depth + "]" * depth + "}"
-        answer = client.post("/instances/i-1/events/Mail", content=body)
-        assert answer.status_code == 422, answer.text
-        assert "levels are accepted" in answer.json()["detail"]
-        too_deep = "[" * 2000 + "]" * 2000  # past what JSON parsing takes: malformed
-        assert client.post("/instances/i-1/events/Mail", content=too_deep).status_code == 400
-    assert engine.store.get("i-1") == before
-    engine.send("i-1", "Mail", {"note": [[1]]})
-    assert engine.get("i-1").data.got == ["dict"]

@@ -612,18 +612,14 @@ def _typed_routes(app: FastAPI, api: _Api, info: WorkflowInfo) -> None:
                 f'"id" must be text of 1 to 200 characters without "/" (it is part of the '
                 f"instance's URL), got {_short(id)}"
             )
-        data = body.get("data")
-        if data is None:
-            wf = info.cls()
-        else:
-            try:
-                wf = serde.structure_input(data, info.cls)
-            except Exception as exc:
-                details = serde.error_details(exc, "$.data")
-                raise InputError(
-                    f"the data is not a valid {info.cls.__name__}: {'; '.join(details)}",
-                    details=details,
-                ) from None
+        try:
+            wf: Any = serde.structure_start(body.get("data"), info.cls)
+        except Exception as exc:
+            details = serde.error_details(exc, "$.data")
+            raise InputError(
+                f"the data is not a valid {info.cls.__name__}: {'; '.join(details)}",
+                details=details,
+            ) from None
         inst = await api.call(api.engine.start, name, wf, id)
         where = {"Location": f"/instances/{quote(inst.id, safe='')}"}
         return _json(views.instance(inst), 201, where)

@@ -200,6 +200,13 @@ class _GorchSchema(GenerateJsonSchema):
     def decimal_schema(self, schema: core_schema.DecimalSchema) -> JsonSchemaValue:
         return {"type": "string", "description": "a decimal number as text"}
 
+    def dataclass_args_schema(self, schema: core_schema.DataclassArgsSchema) -> JsonSchemaValue:
+        # A record in an input refuses fields it does not have (gorch.serde.structure_input),
+        # and one in an output has exactly its fields: say so, for validators and clients.
+        out = super().dataclass_args_schema(schema)
+        out.setdefault("additionalProperties", False)
+        return out
+
 
 Mode = Literal["validation", "serialization"]
 
