@@ -22,6 +22,7 @@ from gorch.errors import (
     NotFoundError,
     StaleCallback,
     StateMismatchError,
+    StoreUnavailableError,
     WorkflowFinishedError,
 )
 from gorch.interpreter import GotoError
@@ -46,6 +47,7 @@ _KINDS: list[tuple[type[GorchError], int, str, str]] = [
     (HandlerError, 409, "refused", "The workflow refused the event"),
     (StateMismatchError, 409, "state-mismatch", "Stored state does not match the code"),
     (BusyError, 503, "busy", "Instance busy"),
+    (StoreUnavailableError, 503, "store-unavailable", "Database unavailable"),
     (IdempotencyKeyError, 422, "idempotency-key-reused", "Idempotency key reused"),
     (InputError, 422, "invalid-payload", "Invalid payload"),
     (GotoError, 422, "invalid-goto", "No such statement or thread to go to"),
@@ -59,6 +61,7 @@ _EXTRAS = {
     "threads": "threads",
     "status": "instance_status",
     "key": "idempotency_key",
+    "outcome_unknown": "outcome_unknown",  # StoreUnavailableError: the write may have happened
 }
 
 

@@ -40,6 +40,14 @@ class Problem(BaseModel):
     instance_id: str | None = None
     errors: list[Any] | None = Field(None, description="one entry per problem in the input")
     waiting_for: list[str] | None = Field(None, description="the events the instance waits for")
+    outcome_unknown: bool | None = Field(
+        None,
+        description="the database connection broke while the change was committed: it may "
+        "have been applied; repeat with the same Idempotency-Key",
+    )
+    unhealthy: dict[str, str] | None = Field(
+        None, description="GET /health: the unhealthy parts (store, worker), each with why"
+    )
 
 
 class Timer(BaseModel):
@@ -155,7 +163,10 @@ class Workflow(BaseModel):
 
 
 class Health(BaseModel):
-    status: str
+    """GET /health when every part works (else 503, a Problem whose ``unhealthy`` says which
+    part does not, and why)."""
+
+    status: Literal["ok"]
 
 
 class Me(BaseModel):
