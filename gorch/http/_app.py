@@ -324,7 +324,7 @@ def create_app(
     async def health() -> Response:
         """Whether the service works (no token needed): the database answers and, if this app
         runs a worker, the worker is running, not stalled and not failing. If not: 503, and
-        ``unhealthy`` says which part (``store``, ``worker``) and why."""
+        the problem's "unhealthy" says which part (store, worker) and why."""
         unhealthy: dict[str, str] = {}
         try:
             # The store bounds its own waits; this bounds a database that accepts and hangs
