@@ -24,7 +24,7 @@ from typing import Any
 import attrs
 import pytest
 
-from gorch.errors import AlreadyExistsError, ConflictError
+from gorch.errors import AlreadyExistsError, ConflictError, StoreUnavailableError
 from gorch.store import (
     HistoryRecord,
     InstanceRecord,
@@ -1637,6 +1637,27 @@ def test_an_unreadable_timer_or_key_time_spoils_nothing(sql_url: str, store_kind
         assert [(tm.instance_id, r.id) for tm, r in got] == [("ok", "ok")]
     finally:
         s.close()
+
+
+def test_a_sqlite_file_that_cannot_be_opened_or_stays_locked_is_unavailable(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(StoreUnavailableError, match="unable to open"):
+        _sql_store(f"sqlite:///{tmp_path / 'no' / 'such' / 'g.db'}")
+    path = tmp_path / "g.db"
+    store = _sql_store(f"sqlite:///{path}", busy_timeout=0.2)
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        with pytest.raises(StoreUnavailableError, match="locked") as info:
+            store.commit(Write(inst("a"), None))
+        assert not info.value.outcome_unknown
+        assert store.get("a") is None  # reads go on (WAL); nothing was written
+        holder.execute("ROLLBACK")
+        assert store.commit(Write(inst("a"), None)) == 1
+    finally:
+        holder.close()
+        store.close()
 
 
 def _utc(t: datetime) -> datetime:

@@ -137,7 +137,7 @@ class Pool:
     def checkout(self, wait: float | None = None) -> _Conn:
         """A live connection of the current generation: an idle one, or a new one while
         fewer than ``size`` exist, or the next one given back (up to ``wait`` seconds)."""
-        fresh_dead = 0
+        dead = 0
         while True:
             try:
                 c = self._idle.get_nowait()
@@ -148,11 +148,11 @@ class Pool:
             elif c.poll is not None and c.poll(0):
                 # Readable while idle: the server sent its goodbye (or closed the socket).
                 self._dead(c)
-                fresh_dead += 1
-                if fresh_dead > 2:
+                dead += 1
+                if dead > 2:  # even the new ones: the server ends them as soon as made
                     raise StoreUnavailableError(
-                        f"{self.name}: the database closes every new connection at once; "
-                        f"nothing was written; try again later"
+                        f"{self.name}: the database ends every connection as soon as it is "
+                        f"made; nothing was written; try again later"
                     )
             else:
                 return c
@@ -165,13 +165,22 @@ class Pool:
             gen = self._gen
         if make:
             try:
-                return _Conn(self.engine.raw_connection(), gen, self.pg, self.on_cursor)
+                fairy = self.engine.raw_connection()
             except BaseException as exc:
                 with self._count_lock:
                     self._made -= 1
-                if self.kind(exc) is None:
+                kind = self.kind(exc)
+                if kind is None:
                     raise
-                raise self.unavailable(exc, self.kind(exc), connecting=True) from exc
+                raise self.unavailable(exc, kind, connecting=True) from exc
+            try:
+                return _Conn(fairy, gen, self.pg, self.on_cursor)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    fairy.invalidate()
+                with self._count_lock:
+                    self._made -= 1
+                raise
         try:
             return self._idle.get(timeout=wait)
         except queue.Empty:
@@ -179,9 +188,6 @@ class Pool:
                 f"{self.name}: all {self.size} connections stayed busy for {wait:g} s; "
                 f"nothing was written; try again, or raise pool_size or busy_timeout"
             ) from None
-
-    def checkin(self, c: _Conn) -> None:
-        self._idle.put(c)
 
     def _close(self, c: _Conn) -> None:
         if self.keep:

@@ -152,13 +152,14 @@ class TempPostgres:
         self.up()
 
     def terminate_backends(self) -> int:
-        """Cut every other client's connection to the database (``pg_terminate_backend``);
-        how many were cut."""
+        """Cut every other client's connection to the database (``pg_terminate_backend``),
+        and wait (up to 10 s) until each of their server processes has exited; how many were
+        cut."""
         import psycopg
 
         with psycopg.connect(self.url, autocommit=True) as conn:
             rows = conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity "
                 "WHERE pid <> pg_backend_pid() AND datname = current_database()"
             ).fetchall()
         return sum(1 for (ok,) in rows if ok)
