@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -406,7 +406,11 @@ def test_http_answers_503_during_an_outage_and_no_500_after_it(pg: TempPostgres)
     engine = Engine(SQLStore(pg.url, pool_size=4), WORKFLOWS)
     app = create_app(engine, worker=Worker(engine, poll=0.2, max_backoff=0.5))
     health_doc = schemathesis.openapi.from_dict(app.openapi())["/health"]["GET"]
-    with LiveServer(app) as url, httpx.Client(base_url=url, timeout=30) as http:
+    with (
+        closing(engine.store),
+        LiveServer(app) as url,
+        httpx.Client(base_url=url, timeout=30) as http,
+    ):
 
         def calls() -> list[httpx.Response]:
             return [
@@ -470,7 +474,7 @@ def test_health_reports_a_stalled_and_then_a_dead_worker(tmp_path: Path) -> None
     worker = Worker(engine, poll=0.05)
     app = create_app(engine, worker=worker)
     health_doc = schemathesis.openapi.from_dict(app.openapi())["/health"]["GET"]
-    with LiveServer(app) as url, httpx.Client(base_url=url) as http:
+    with closing(engine.store), LiveServer(app) as url, httpx.Client(base_url=url) as http:
         engine.start("nap", Nap(2.0), id="long", defer=True)
         wait_for(lambda: worker.health().item is not None, 10, "the step to start")
         h = worker.health()
@@ -489,4 +493,3 @@ def test_health_reports_a_stalled_and_then_a_dead_worker(tmp_path: Path) -> None
             "worker": "the worker is not running (it ended with SystemExit: a step called sys.exit)"
         }
         health_doc.validate_response(r)
-    engine.store.close()
