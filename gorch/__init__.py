@@ -56,6 +56,7 @@ from gorch.errors import StaleCallback as StaleCallback
 from gorch.errors import StateMismatchError as StateMismatchError
 from gorch.errors import StepError as StepError
 from gorch.errors import StepLimitExceeded as StepLimitExceeded
+from gorch.errors import StoreUnavailableError as StoreUnavailableError
 from gorch.errors import UnreadableInstanceError as UnreadableInstanceError
 from gorch.errors import WorkflowFinishedError as WorkflowFinishedError
 from gorch.interpreter import GotoError as GotoError
@@ -130,6 +131,7 @@ __all__ = [
     "StepError",
     "StepLimitExceeded",
     "Stmt",
+    "StoreUnavailableError",
     "Switch",
     "Thread",
     "ThreadStatus",

@@ -428,12 +428,17 @@ def log_config() -> dict[str, Any]:
 @json_option
 @pass_ctx
 def worker(c: Context, batch: int, poll: float, once: bool, as_json: bool) -> None:
-    """Fire due timers, resume runnable instances and retry failed steps (until Ctrl-C)."""
+    """Fire due timers, resume runnable instances and retry failed steps (until Ctrl-C).
+
+    The worker survives database outages: it logs the fault, backs off and goes on."""
     w = Worker(c.engine, batch=batch, poll=poll)
     if once:
         total = 0
-        while done := w.run_once():
-            total += done
+        try:
+            while done := w.run_once():
+                total += done
+        except GorchError as exc:  # the store cannot be reached: say so (without --once, the
+            _explain(exc)  # worker logs it, backs off and goes on)
         if as_json:
             emit_json({"done": total})
         else:

@@ -31,6 +31,7 @@ __all__ = [
     "StateMismatchError",
     "StepError",
     "StepLimitExceeded",
+    "StoreUnavailableError",
     "UnreadableInstanceError",
     "WorkflowFinishedError",
 ]
@@ -321,3 +322,24 @@ class UnreadableInstanceError(GorchError):
         super().__init__(message, workflow_id=workflow_id)
         self.field = field
         self.reason = reason
+
+
+class StoreUnavailableError(GorchError):
+    """The database cannot be used right now: it does not answer (down, restarting, the
+    network is cut, a SQLite file that cannot be opened or read), or (SQLite) another
+    connection held its write lock past the store's ``busy_timeout``.
+
+    Call again later (over HTTP: 503 with ``Retry-After``). What the call did depends on
+    ``outcome_unknown``.
+
+    Attributes:
+        outcome_unknown: False: nothing of this call was written. True: the connection broke
+            while a write was being committed, so it may or may not have been committed.
+            Repeat the request with the same idempotency key: if the first one was committed,
+            the repeat returns its answer and applies nothing again. (Without a key, read the
+            instance to see what happened before you repeat.)
+    """
+
+    def __init__(self, message: str, *, workflow_id: str = "", outcome_unknown: bool = False):
+        super().__init__(message, workflow_id=workflow_id)
+        self.outcome_unknown = outcome_unknown

@@ -27,6 +27,20 @@ def test_every_contract_name_is_exported() -> None:
     assert set(gorch.__all__) >= CONTRACT
 
 
+# Names the engine, the store and the faces map errors with (issue: surviving the database).
+ENGINE = {
+    "Engine", "Worker", "RunStatus", "NotFoundError", "AlreadyExistsError", "ConflictError",
+    "BusyError", "InstanceStatusError", "IdempotencyKeyError", "StoreUnavailableError",
+}  # fmt: skip
+
+
+def test_the_engine_names_are_exported() -> None:
+    assert set(gorch.__all__) >= ENGINE
+    err = gorch.StoreUnavailableError("down", outcome_unknown=True)
+    assert isinstance(err, gorch.GorchError) and err.outcome_unknown is True
+    assert gorch.StoreUnavailableError("down").outcome_unknown is False
+
+
 def test_all_names_exist_once() -> None:
     """(ruff's RUF022 keeps __all__ sorted.)"""
     assert len(gorch.__all__) == len(set(gorch.__all__))

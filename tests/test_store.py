@@ -7,7 +7,11 @@ end take ``sql_url`` and narrow ``store_kind`` to the SQL kinds by parametrizing
 from __future__ import annotations
 
 import gc
+import json
+import os
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 import warnings
@@ -20,7 +24,7 @@ from typing import Any
 import attrs
 import pytest
 
-from gorch.errors import AlreadyExistsError, ConflictError
+from gorch.errors import AlreadyExistsError, ConflictError, StoreUnavailableError
 from gorch.store import (
     HistoryRecord,
     InstanceRecord,
@@ -1043,6 +1047,58 @@ def test_claim_timers_is_not_starved_by_many_timers_of_a_leased_instance(
     assert [row.id for _, row in got] == ["free"]
 
 
+# -- claiming only some workflows --------------------------------------------------------------
+
+# Names a statement must carry as data: quotes, SQL wildcards, JSON and array syntax, non-ASCII.
+ODD_NAMES = ["o'clock", 'say "hi"', "100%_done", "[1,2]", "{a,b}", "naïve ✓", "a\\b"]
+
+
+def test_claim_takes_only_the_workflows_named(store: Store) -> None:
+    # Instances of other workflows come first in claim order (older): they must not use up
+    # the limit, or a worker of one application would starve next to another's backlog.
+    for i in range(5):
+        insert(store, inst(f"other{i}", workflow="other", created_at=at(i)))
+    for k, name in enumerate(["mine", *ODD_NAMES]):
+        insert(store, inst(f"i{k}", workflow=name, created_at=at(10)))
+    assert store.claim("w", at(20), at(50), 10, workflows=[]) == []
+    got = store.claim("w", at(20), at(50), 2, workflows=["mine", "absent"])
+    assert [r.id for r in got] == ["i0"]
+    odd = store.claim("w", at(20), at(50), 20, workflows=ODD_NAMES)
+    assert sorted(r.workflow for r in odd) == sorted(ODD_NAMES)
+    assert store.claim("w", at(20), at(50), 20, workflows=["mine", *ODD_NAMES]) == []
+    rest = store.claim("w", at(20), at(50), 20, workflows=None)
+    assert sorted(r.id for r in rest) == [f"other{i}" for i in range(5)]
+
+
+def test_claim_timers_takes_only_the_workflows_named(store: Store) -> None:
+    for i in range(5):
+        insert(
+            store, inst(f"o{i}", status="waiting", workflow="other"), timers=[timer(f"o{i}", at(i))]
+        )
+    for k, name in enumerate(["mine", *ODD_NAMES]):
+        insert(
+            store, inst(f"i{k}", status="waiting", workflow=name), timers=[timer(f"i{k}", at(10))]
+        )
+    assert store.claim_timers("w", at(20), at(50), 10, workflows=[]) == []
+    got = store.claim_timers("w", at(20), at(50), 2, workflows=("mine",))
+    assert [(t.instance_id, r.id) for t, r in got] == [("i0", "i0")]
+    odd = store.claim_timers("w", at(20), at(50), 20, workflows=ODD_NAMES)
+    assert sorted(r.workflow for _, r in odd) == sorted(ODD_NAMES)
+    rest = store.claim_timers("w", at(20), at(50), 20)
+    assert sorted(r.id for _, r in rest) == [f"o{i}" for i in range(5)]
+
+
+# -- ping --------------------------------------------------------------------------------------
+
+
+def test_ping_answers_and_changes_nothing(store: Store) -> None:
+    insert(store, inst("a"))
+    before = snapshot(store, "a")
+    for _ in range(3):
+        assert store.ping() is None
+    assert snapshot(store, "a") == before
+
+
 # -- release -----------------------------------------------------------------------------------
 
 
@@ -1318,6 +1374,80 @@ def _refuse_newer_schema(url: str) -> tuple[str, list[warnings.WarningMessage]]:
     return msg, [w for w in leaks if issubclass(w.category, ResourceWarning)]
 
 
+# -- many processes opening a new database ---------------------------------------------------
+
+# Forks ``n`` children (cheap: the imports are done) that wait for the ``go`` file, then all
+# open the store at once; prints one JSON line: how many failed, and their errors.
+OPENER = """
+import json, os, sys, time
+from gorch.store import SQLStore
+url, go, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+pids = []
+for i in range(n):
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        while not os.path.exists(go):
+            time.sleep(0.001)
+        try:
+            SQLStore(url).close()
+            msg = ""
+        except BaseException as exc:
+            msg = f"{type(exc).__name__}: {exc}"[:300]
+        os.write(w, msg.encode())
+        os._exit(0)
+    os.close(w)
+    pids.append((pid, r))
+time.sleep(0.3)
+open(go, "w").close()
+errors = []
+for pid, r in pids:
+    msg = os.read(r, 1000).decode()
+    os.waitpid(pid, 0)
+    if msg:
+        errors.append(msg)
+print(json.dumps(errors))
+"""
+
+
+def _drop_database(url: str, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as c:
+        c.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.mark.parametrize("store_kind", SQL_KINDS)
+def test_processes_opening_a_new_database_at_once_all_succeed(
+    store_kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    # (When the tables were checked for, then created, outside one locked transaction, up to
+    # 39 of 40 such processes failed with "table ... already exists", on both databases.)
+    if store_kind == "sqlite":
+        url = f"sqlite:///{tmp_path / 'new.db'}"
+    else:
+        import psycopg
+
+        pg_url = str(request.getfixturevalue("pg_url"))
+        name = f"fresh_{os.getpid()}"
+        with psycopg.connect(pg_url, autocommit=True) as c:
+            c.execute(f"DROP DATABASE IF EXISTS {name}")
+            c.execute(f"CREATE DATABASE {name}")
+        request.addfinalizer(lambda: _drop_database(pg_url, name))
+        url = pg_url.rsplit("/", 1)[0] + f"/{name}"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    out = subprocess.run(
+        [sys.executable, "-c", OPENER, url, str(tmp_path / "go"), "30"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.splitlines()[-1]) == []
+    with _raw(url) as conn:
+        rows = conn.execute("SELECT key, value FROM gorch_meta").fetchall()
+    assert [tuple(r) for r in rows] == [("schema_version", "1")]
+
+
 @pytest.mark.parametrize("store_kind", SQL_KINDS)
 def test_a_newer_schema_is_refused(sql_url: str) -> None:
     from gorch.store.sql import SCHEMA_VERSION
@@ -1502,6 +1632,152 @@ def test_sqlmodel_reads_parsed_json(sql_url: str) -> None:
             assert list(paid) == ["a"]
     finally:
         engine.dispose()
+
+
+# -- rows that do not read hurt only themselves ------------------------------------------------
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# A value each database keeps in a timestamp column and Python cannot read as one: any text on
+# SQLite; on PostgreSQL, infinity and years past 9999 (psycopg refuses to load them).
+BAD_TIME = {"sqlite": ["'garbage'", "'2024-13-45 99:00:00'", "12345"],
+            "postgres": ["'infinity'", "'-infinity'", "'10000-01-01 00:00:00+00'"]}  # fmt: skip
+
+
+def _not_a_time(store_kind: str, sql_value: str) -> str:
+    """What a defect says of ``sql_value``."""
+    text = sql_value.strip("'")
+    shown = repr(int(text)) if text.isdigit() else repr(text)
+    if store_kind == "postgres":
+        return f"{shown} is not a timestamp Python can hold"
+    return f"{shown} is not a timestamp"
+
+
+def _corrupt(url: str, sql: str) -> None:
+    with _raw(url) as conn:
+        conn.execute(sql)
+
+
+@pytest.mark.parametrize("store_kind", SQL_KINDS)
+def test_an_unreadable_time_spoils_only_its_own_row(sql_url: str, store_kind: str) -> None:
+    s = _sql_store(sql_url)
+    try:
+        for i in range(6):
+            insert(s, inst(f"good{i}", created_at=at(i)))
+        bad = BAD_TIME[store_kind]
+        for i, value in enumerate(bad):
+            insert(s, inst(f"bad{i}", created_at=at(10 + i)), history=[hist(f"bad{i}", "started")])
+            _corrupt(
+                sql_url, f"UPDATE gorch_instances SET updated_at = {value} WHERE id = 'bad{i}'"
+            )
+            _corrupt(sql_url, f"UPDATE gorch_history SET at = {value} WHERE instance_id = 'bad{i}'")
+        for i, value in enumerate(bad):
+            row = s.get(f"bad{i}")
+            assert row is not None
+            assert row.defects == (f"updated_at: {_not_a_time(store_kind, value)}",)
+            assert row.updated_at == EPOCH
+            assert attrs.evolve(row, updated_at=at(10 + i), defects=()) == attrs.evolve(
+                inst(f"bad{i}", created_at=at(10 + i)), version=1
+            )
+            # A history row's time is only informative: the epoch, without a note.
+            assert [(h.kind, h.at) for h in s.history(f"bad{i}")] == [("started", EPOCH)]
+        listed = s.list_instances(limit=100)
+        assert sorted(r.id for r in listed) == sorted(
+            [f"good{i}" for i in range(6)] + [f"bad{i}" for i in range(len(bad))]
+        )
+        assert {r.id for r in listed if r.defects} == {f"bad{i}" for i in range(len(bad))}
+        good = [s.get(f"good{i}") for i in range(6)]
+        assert all(g is not None and g.defects == () for g in good)
+        # A worker's claim takes the good rows whatever the bad ones hold.
+        claimed = s.claim("w", at(100), at(130), 100)
+        assert {f"good{i}" for i in range(6)} <= {r.id for r in claimed}
+        for r in claimed:
+            assert bool(r.defects) == r.id.startswith("bad")
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("store_kind", SQL_KINDS)
+def test_each_unreadable_value_is_noted_with_its_stand_in(sql_url: str, store_kind: str) -> None:
+    s = _sql_store(sql_url)
+    try:
+        insert(s, inst("x", lease_owner="w", lease_expires=at(5), next_attempt_at=at(6)))
+        v = BAD_TIME[store_kind][0]
+        cols = ["created_at", "lease_expires", "next_attempt_at"]
+        _corrupt(sql_url, "UPDATE gorch_instances SET " + ", ".join(f"{c} = {v}" for c in cols))
+        if store_kind == "sqlite":  # an integer column holds text only on SQLite
+            _corrupt(sql_url, "UPDATE gorch_instances SET version = 'v1', attempts = 'many'")
+        row = s.get("x")
+        assert row is not None
+        created, lease, due = (f"{c}: {_not_a_time(store_kind, v)}" for c in cols)
+        if store_kind == "sqlite":
+            v1, many = "version: 'v1' is not an integer", "attempts: 'many' is not an integer"
+            expected = [created, v1, lease, many, due]  # in the order of the columns
+        else:
+            expected = [created, lease, due]
+        assert row.defects == tuple(expected)
+        assert (row.created_at, row.lease_expires, row.next_attempt_at) == (EPOCH, None, None)
+        assert (row.id, row.workflow, row.state, row.data) == (
+            "x",
+            "wf",
+            inst("x").state,
+            '{"n": 0}',
+        )
+        assert row.updated_at == at() and row.lease_owner == "w"
+        if store_kind == "sqlite":
+            assert (row.version, row.attempts) == (0, 0)
+        assert [r.defects for r in s.list_instances()] == [tuple(expected)]
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("store_kind", SQL_KINDS)
+def test_an_unreadable_timer_or_key_time_spoils_nothing(sql_url: str, store_kind: str) -> None:
+    s = _sql_store(sql_url)
+    try:
+        v = BAD_TIME[store_kind][0]
+        insert(s, inst("bad", status="waiting"), timers=[timer("bad", at(1))], key=key("bad", "k"))
+        insert(s, inst("ok", status="waiting"), timers=[timer("ok", at(2))])
+        _corrupt(sql_url, f"UPDATE gorch_timers SET due_at = {v} WHERE instance_id = 'bad'")
+        _corrupt(sql_url, f"UPDATE gorch_keys SET at = {v}")
+        [t] = s.timers("bad")
+        assert t.defects == (f"due_at: {_not_a_time(store_kind, v)}",)
+        assert (t.instance_id, t.thread_id, t.name, t.pc, t.due_at) == (
+            "bad",
+            "main",
+            "Timeout",
+            1,
+            EPOCH,
+        )
+        assert sorted(x.instance_id for x in s.timers()) == ["bad", "ok"]
+        assert s.timers("ok") == [timer("ok", at(2))]
+        k = s.get_key("bad", "k")
+        assert k is not None and k.at == EPOCH and k.output == key("bad", "k").output
+        # The stored value is never due to the claim (which compares what is stored).
+        got = s.claim_timers("w", at(100), at(130), 10)
+        assert [(tm.instance_id, r.id) for tm, r in got] == [("ok", "ok")]
+    finally:
+        s.close()
+
+
+def test_a_sqlite_file_that_cannot_be_opened_or_stays_locked_is_unavailable(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(StoreUnavailableError, match="unable to open"):
+        _sql_store(f"sqlite:///{tmp_path / 'no' / 'such' / 'g.db'}")
+    path = tmp_path / "g.db"
+    store = _sql_store(f"sqlite:///{path}", busy_timeout=0.2)
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        with pytest.raises(StoreUnavailableError, match="locked") as info:
+            store.commit(Write(inst("a"), None))
+        assert not info.value.outcome_unknown
+        assert store.get("a") is None  # reads go on (WAL); nothing was written
+        holder.execute("ROLLBACK")
+        assert store.commit(Write(inst("a"), None)) == 1
+    finally:
+        holder.close()
+        store.close()
 
 
 def _utc(t: datetime) -> datetime:

@@ -213,3 +213,17 @@ def test_cli_lists_the_row_and_explains_it(sqlite_engine: Engine, tmp_path: Any)
     assert shown.exit_code == 1
     assert "instance 'b' cannot be read: its data is unreadable" in " ".join(shown.output.split())
     assert shown.exception is None or isinstance(shown.exception, SystemExit)  # no traceback
+
+
+def test_a_worker_never_claims_another_apps_instances(store: Store) -> None:
+    ours = Engine(store, {"ticket": Ticket})
+    theirs = Engine(store, {"other": Ticket})
+    theirs.start("other", Ticket(), "t-1", defer=True)
+    ours.start("ticket", Ticket(), "o-1", defer=True)
+    assert Worker(ours).run_once() == 1  # only its own
+    row = store.get("t-1")
+    assert row is not None and row.status == "running" and row.lease_owner is None
+    assert Worker(theirs).run_once() == 1
+    assert theirs.get("t-1").waiting_for() == ["Triage"]
+    listed = {i.id: i for i in ours.list()}  # shown, with why this engine cannot read it
+    assert "workflow 'other' is not registered here" in (listed["t-1"].load_error or "")

@@ -12,6 +12,8 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
+import anyio
+import anyio.to_thread
 import orjson
 from fastapi import FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -40,6 +42,7 @@ __all__ = ["create_app"]
 log = logging.getLogger("gorch.http")
 
 MAX_BODY = 1 << 20
+HEALTH_TIMEOUT = 5.0
 _OPEN = Caller(frozenset(), everything=True)
 _ERRORS = {
     400: "Malformed request (bad JSON, a bad query or path parameter)",
@@ -50,7 +53,8 @@ _ERRORS = {
     "paused, already exists)",
     413: "The request body is too large",
     422: "The payload has the wrong shape, or the idempotency key was used for another request",
-    503: "The instance is busy; retry after the Retry-After seconds",
+    503: "The instance is busy, or the database cannot be used; retry after the Retry-After "
+    "seconds (GET /health: a part of the service is unhealthy, see 'unhealthy')",
 }
 
 Id = Annotated[str, Path(min_length=1, max_length=200, description="the instance's id")]
@@ -323,7 +327,31 @@ def create_app(
 
     @app.get("/health", response_model=schemas.Health, tags=["service"], operation_id="health")
     async def health() -> Response:
-        """Whether the API is up (no token needed)."""
+        """Whether the service works (no token needed): the database answers and, if this app
+        runs a worker, the worker is running, not stalled and not failing. If not: 503, and
+        the problem's "unhealthy" says which part (store, worker) and why."""
+        unhealthy: dict[str, str] = {}
+        try:
+            # The store bounds its own waits; this bounds a database that accepts and hangs
+            # (the thread is left to finish: the store lets one ping at a time hang).
+            with anyio.fail_after(HEALTH_TIMEOUT):
+                await anyio.to_thread.run_sync(engine.store.ping, abandon_on_cancel=True)
+        except TimeoutError:
+            unhealthy["store"] = f"the database did not answer within {HEALTH_TIMEOUT:g} s"
+        except Exception as exc:
+            unhealthy["store"] = (
+                str(exc) if isinstance(exc, GorchError) else f"{type(exc).__name__}: {exc}"
+            )
+        if the_worker is not None:
+            problem = the_worker.health().problem
+            if problem:
+                unhealthy["worker"] = problem
+        if unhealthy:
+            raise Problem(
+                503, "unhealthy", "Unhealthy",
+                "; ".join(f"{part}: {why}" for part, why in unhealthy.items()),
+                unhealthy=unhealthy,
+            )  # fmt: skip
         return _json({"status": "ok"})
 
     @app.get("/info", response_model=schemas.Info, tags=["service"], operation_id="info")

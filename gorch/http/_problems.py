@@ -22,6 +22,7 @@ from gorch.errors import (
     NotFoundError,
     StaleCallback,
     StateMismatchError,
+    StoreUnavailableError,
     UnreadableInstanceError,
     WorkflowFinishedError,
 )
@@ -48,6 +49,7 @@ _KINDS: list[tuple[type[GorchError], int, str, str]] = [
     (StateMismatchError, 409, "state-mismatch", "Stored state does not match the code"),
     (UnreadableInstanceError, 409, "unreadable", "The stored instance cannot be read"),
     (BusyError, 503, "busy", "Instance busy"),
+    (StoreUnavailableError, 503, "store-unavailable", "Database unavailable"),
     (IdempotencyKeyError, 422, "idempotency-key-reused", "Idempotency key reused"),
     (InputError, 422, "invalid-payload", "Invalid payload"),
     (GotoError, 422, "invalid-goto", "No such statement or thread to go to"),
@@ -61,6 +63,7 @@ _EXTRAS = {
     "threads": "threads",
     "status": "instance_status",
     "key": "idempotency_key",
+    "outcome_unknown": "outcome_unknown",  # StoreUnavailableError: the write may have happened
     "field": "field",
 }
 

@@ -43,6 +43,17 @@ class Problem(BaseModel):
     did_you_mean: list[str] | None = Field(
         None, description="the closest names or routes, for a path that does not exist"
     )
+    outcome_unknown: bool | None = Field(
+        None,
+        description="the database connection broke while the change was committed: it may "
+        "have been applied; repeat with the same Idempotency-Key",
+    )
+    field: str | None = Field(
+        None, description="what of a stored instance does not load (state, data, status, ...)"
+    )
+    unhealthy: dict[str, str] | None = Field(
+        None, description="GET /health: the unhealthy parts (store, worker), each with why"
+    )
 
 
 class Timer(BaseModel):
@@ -170,7 +181,10 @@ class Workflow(BaseModel):
 
 
 class Health(BaseModel):
-    status: str
+    """GET /health when every part works (else 503, a Problem whose ``unhealthy`` says which
+    part does not, and why)."""
+
+    status: Literal["ok"]
 
 
 class Info(BaseModel):

@@ -41,6 +41,13 @@ class InstanceRecord:
         attempts: consecutive failed attempts of the step the instance is at.
         next_attempt_at: when a worker should run it next (a retry's due time), or None.
         last_error: the last step failure, or None.
+        defects: the values of the stored row that could not be read, one ``"column:
+            reason"`` each (e.g. ``"updated_at: 'garbage' is not a timestamp"``); empty for a
+            sound row. Such a field holds a stand-in: the Unix epoch (UTC) for
+            ``created_at`` and ``updated_at``, None for ``lease_expires`` and
+            ``next_attempt_at``, 0 for ``version`` and ``attempts``. A store never raises for
+            an unreadable value; it is the engine's to decide what the instance can do.
+            Never written.
     """
 
     id: str
@@ -56,17 +63,24 @@ class InstanceRecord:
     attempts: int = 0
     next_attempt_at: datetime | None = None
     last_error: str | None = None
+    defects: tuple[str, ...] = ()
 
 
 @define(slots=True, frozen=True)
 class TimerRecord:
-    """A due timer: a ``Timeout`` event that a thread waits on, at the wait's ``pc``."""
+    """A due timer: a ``Timeout`` event that a thread waits on, at the wait's ``pc``.
+
+    ``defects``: as :attr:`InstanceRecord.defects`; a ``due_at`` that cannot be read is the
+    Unix epoch. (A stored ``due_at`` that is not a time is never due to the SQL claim, which
+    compares stored values, so such a timer never fires: an event can still end its wait.)
+    """
 
     instance_id: str
     thread_id: str
     name: str
     pc: int
     due_at: datetime
+    defects: tuple[str, ...] = ()
 
 
 @define(slots=True)
@@ -85,6 +99,8 @@ class HistoryRecord:
             commit that added it, and its place in that commit, from 1 (given by the store on
             reading). History is ordered by ``(version, idx)`` and only ever appended to, so
             ``(seq, version, idx)`` of a row read once marks a place to page from.
+
+    A stored ``at`` that cannot be read as a time is read as the Unix epoch (UTC).
     """
 
     instance_id: str
@@ -139,6 +155,10 @@ class Store(Protocol):
 
     Implementations: :class:`gorch.store.MemoryStore` (tests) and :class:`gorch.store.SQLStore`
     (SQLite, PostgreSQL). Every method is safe to call from many threads at once.
+
+    When the database cannot be used (down, unreachable, or locked past the busy timeout),
+    every method raises :class:`~gorch.errors.StoreUnavailableError`; its
+    ``outcome_unknown`` says whether a write may have been committed all the same.
     """
 
     def commit(self, write: Write) -> int:
@@ -198,20 +218,35 @@ class Store(Protocol):
         """The idempotency key's record, or None."""
         ...
 
-    def claim(self, owner: str, now: datetime, until: datetime, limit: int) -> list[InstanceRecord]:
+    def claim(
+        self,
+        owner: str,
+        now: datetime,
+        until: datetime,
+        limit: int,
+        workflows: Sequence[str] | None = None,
+    ) -> list[InstanceRecord]:
         """Lease up to ``limit`` runnable instances to ``owner`` until ``until``.
 
         Runnable: status ``running``, no live lease (none, or expired before ``now``), and no
         retry due later than ``now``. Each claimed row's version is bumped; the rows are
         returned as they are after the claim. Concurrent claimers never get the same row.
+        ``workflows``: only instances of these workflows (None: of any; empty: none), so that
+        a worker claims only what it can run.
         """
         ...
 
     def claim_timers(
-        self, owner: str, now: datetime, until: datetime, limit: int
+        self,
+        owner: str,
+        now: datetime,
+        until: datetime,
+        limit: int,
+        workflows: Sequence[str] | None = None,
     ) -> list[tuple[TimerRecord, InstanceRecord]]:
         """Lease instances that have a timer due at ``now`` (at most one timer per instance)
-        whose status is ``waiting`` or ``running`` and whose lease is free; as :meth:`claim`."""
+        whose status is ``waiting`` or ``running`` and whose lease is free; as :meth:`claim`
+        (``workflows`` too)."""
         ...
 
     def release(self, instance_id: str, owner: str, version: int) -> bool:
@@ -225,6 +260,15 @@ class Store(Protocol):
     def wait_for_work(self, timeout: float) -> bool:
         """Block up to ``timeout`` seconds, returning True early when a commit with ``notify``
         is seen (PostgreSQL: LISTEN/NOTIFY, across processes)."""
+        ...
+
+    def ping(self) -> None:
+        """Check that the database answers, cheaply and within a short timeout (SQL: a
+        trivial query, waiting at most 2 s for a connection; memory: nothing).
+
+        Raises:
+            StoreUnavailableError: it does not.
+        """
         ...
 
     def close(self) -> None:

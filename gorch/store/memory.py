@@ -148,12 +148,20 @@ class MemoryStore:
         row.version += 1
         return _copy(row)
 
-    def claim(self, owner: str, now: datetime, until: datetime, limit: int) -> list[InstanceRecord]:
+    def claim(
+        self,
+        owner: str,
+        now: datetime,
+        until: datetime,
+        limit: int,
+        workflows: Sequence[str] | None = None,
+    ) -> list[InstanceRecord]:
         with self._lock:
             rows = [
                 r
                 for r in self._rows.values()
                 if r.status == "running"
+                and (workflows is None or r.workflow in workflows)
                 and self._free(r, now)
                 and (r.next_attempt_at is None or r.next_attempt_at <= now)
             ]
@@ -161,7 +169,12 @@ class MemoryStore:
             return [self._lease(r, owner, until) for r in rows[:limit]]
 
     def claim_timers(
-        self, owner: str, now: datetime, until: datetime, limit: int
+        self,
+        owner: str,
+        now: datetime,
+        until: datetime,
+        limit: int,
+        workflows: Sequence[str] | None = None,
     ) -> list[tuple[TimerRecord, InstanceRecord]]:
         with self._lock:
             due = sorted(
@@ -176,6 +189,7 @@ class MemoryStore:
                 if (
                     row is None
                     or row.status not in ("waiting", "running")
+                    or (workflows is not None and row.workflow not in workflows)
                     or not self._free(row, now)
                 ):
                     continue
@@ -200,6 +214,9 @@ class MemoryStore:
     def wait_for_work(self, timeout: float) -> bool:
         with self._work:
             return self._work.wait(timeout)
+
+    def ping(self) -> None:
+        pass  # always there
 
     def close(self) -> None:
         pass

@@ -15,18 +15,27 @@ write lock with ``BEGIN IMMEDIATE`` and wait for it up to ``busy_timeout``.
 PostgreSQL (psycopg 3) claims work with ``FOR UPDATE SKIP LOCKED``, so any number of workers
 share it without double-processing, and wakes idle workers with LISTEN/NOTIFY.
 
+Outages: connections live in :mod:`gorch.store._pool`, which finds dead ones before use, drops
+every connection older than one found dead, runs a call once more where nothing of it can have
+been committed, and raises :class:`~gorch.errors.StoreUnavailableError` when the database
+cannot be used (``outcome_unknown`` when a COMMIT was cut). The LISTEN connection is made
+again after any error. Rows are read by :mod:`gorch.store._rows`, which never raises for one
+value that cannot be read (``InstanceRecord.defects``).
+
 Schema versions: the ``gorch_meta`` table records the schema version. Opening a store creates
 missing tables, refuses a database written by a newer gorch, and applies the steps of
 ``MIGRATIONS`` to an older one, each in its own transaction (the documented equivalent of an
-Alembic chain; gorch keeps its handful of tables without a migration tool's dependency).
+Alembic chain; gorch keeps its handful of tables without a migration tool's dependency). Each
+step first takes a lock (SQLite's write lock, a PostgreSQL advisory lock), so that processes
+opening a new database at once wait for each other rather than race to create it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -46,9 +55,15 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine as SAEngine
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.schema import CreateIndex, CreateTable
 from sqlmodel import Field, SQLModel
 
-from gorch.errors import AlreadyExistsError, ConflictError, GorchError
+from gorch.errors import AlreadyExistsError, ConflictError, GorchError, StoreUnavailableError
+from gorch.store._pool import UNREACHABLE, Pool
+from gorch.store._rows import instance as _row
+from gorch.store._rows import read_time as _read_time
+from gorch.store._rows import safe_timestamptz
+from gorch.store._rows import timer as _timer
 from gorch.store.base import HistoryRecord, InstanceRecord, KeyRecord, TimerRecord, Write
 
 __all__ = [
@@ -272,22 +287,38 @@ class _Dialect:
         )
         self.all_timers = f"SELECT {tcols} FROM gorch_timers ORDER BY due_at, instance_id"
         free = "(lease_expires IS NULL OR lease_expires < ?)"
-        self.claim = q(
-            "UPDATE gorch_instances SET lease_owner = ?, lease_expires = ?, version = version + 1 "
-            "WHERE id IN (SELECT id FROM gorch_instances WHERE status = 'running' "
-            f"AND {free} AND (next_attempt_at IS NULL OR next_attempt_at <= ?) "
-            f"ORDER BY updated_at LIMIT ?{lock}) RETURNING {cols}"
-        )
+        # claim(..., workflows=[...]): one parameter holds the names, so one statement text
+        # serves any number of them (an array on PostgreSQL, a JSON array on SQLite).
+        among = "= ANY(%s)" if pg else "IN (SELECT value FROM json_each(?))"
+
+        def claim(only: str) -> str:
+            return q(
+                "UPDATE gorch_instances SET lease_owner = ?, lease_expires = ?, "
+                "version = version + 1 WHERE id IN (SELECT id FROM gorch_instances WHERE "
+                f"status = 'running' AND {free} AND (next_attempt_at IS NULL OR "
+                f"next_attempt_at <= ?){only} ORDER BY updated_at LIMIT ?{lock}) "
+                f"RETURNING {cols}"
+            )
+
+        self.claim = claim("")
+        self.claim_among = claim(f" AND workflow {among}")
         # Driven from the due timers, joined to instances that can take them now, so that
         # timers of paused or busy instances never hide claimable ones.
         lock_i = " FOR UPDATE OF i SKIP LOCKED" if pg else ""
-        self.claim_timers = q(
-            "UPDATE gorch_instances SET lease_owner = ?, lease_expires = ?, version = version + 1 "
-            "WHERE id IN (SELECT i.id FROM gorch_timers t JOIN gorch_instances i ON "
-            "i.id = t.instance_id WHERE t.due_at <= ? AND i.status IN ('waiting', 'running') "
-            "AND (i.lease_expires IS NULL OR i.lease_expires < ?) ORDER BY t.due_at "
-            f"LIMIT ?{lock_i}) RETURNING {cols}"
-        )
+
+        def claim_timers(only: str) -> str:
+            return q(
+                "UPDATE gorch_instances SET lease_owner = ?, lease_expires = ?, "
+                "version = version + 1 WHERE id IN (SELECT i.id FROM gorch_timers t JOIN "
+                "gorch_instances i ON i.id = t.instance_id WHERE t.due_at <= ? AND "
+                "i.status IN ('waiting', 'running') AND (i.lease_expires IS NULL OR "
+                f"i.lease_expires < ?){only} ORDER BY t.due_at LIMIT ?{lock_i}) "
+                f"RETURNING {cols}"
+            )
+
+        self.claim_timers = claim_timers("")
+        self.claim_timers_among = claim_timers(f" AND i.workflow {among}")
+        self.ping = "SELECT 1" if pg else "SELECT 1 FROM sqlite_master LIMIT 1"
         self.due_timers = q(
             f"SELECT {tcols} FROM gorch_timers WHERE instance_id = ? AND due_at <= ? "
             "ORDER BY due_at LIMIT 1"
@@ -318,36 +349,6 @@ def _sqlite_time(at: datetime | None) -> str | None:
     return at.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
-def _read_time(v: Any) -> Any:
-    if v is None:
-        return None
-    if isinstance(v, str):
-        v = datetime.fromisoformat(v)
-    return v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
-
-
-def _row(r: Sequence[Any]) -> InstanceRecord:
-    return InstanceRecord(
-        id=r[0],
-        workflow=r[1],
-        status=r[2],
-        state=r[3],
-        data=r[4],
-        created_at=_read_time(r[5]),
-        updated_at=_read_time(r[6]),
-        version=r[7],
-        lease_owner=r[8],
-        lease_expires=_read_time(r[9]),
-        attempts=r[10],
-        next_attempt_at=_read_time(r[11]),
-        last_error=r[12],
-    )
-
-
-def _timer(r: Sequence[Any]) -> TimerRecord:
-    return TimerRecord(r[0], r[1], r[2], r[3], _read_time(r[4]))
-
-
 class SQLStore:
     """A store on SQLite or PostgreSQL.
 
@@ -356,10 +357,18 @@ class SQLStore:
             ``postgresql://user:pass@host:port/db`` (psycopg 3 is used either way).
         synchronous: SQLite only: ``"FULL"`` (default; durable against an OS crash) or
             ``"NORMAL"`` (faster; a power loss may lose the last commits).
-        busy_timeout: seconds a writer waits for SQLite's write lock (or a PostgreSQL
-            connection from the pool) before failing.
+        busy_timeout: seconds a writer waits for SQLite's write lock (or any call for a
+            connection from the pool) before failing with ``StoreUnavailableError``.
         pool_size: connections kept open (PostgreSQL; SQLite files too).
         create: create missing tables and apply migrations (default True).
+
+    Raises:
+        StoreError: the URL is not one of a database gorch can use, or the database was
+            written by a newer gorch.
+        StoreUnavailableError: the database cannot be reached (here and from every method).
+
+    A PostgreSQL URL may set libpq's ``connect_timeout`` and ``keepalives*`` parameters
+    (``?connect_timeout=10``); unless it does, :data:`PG_CONNECT_ARGS` apply.
     """
 
     def __init__(
@@ -384,8 +393,10 @@ class SQLStore:
         self.url = u
         self._lock: threading.RLock | None = None
         self._listen: Any = None
+        self._listen_lost = False
         self._listen_lock = threading.Lock()
         self._local_work = threading.Condition()
+        self._listen_args: dict[str, Any] = {}
         if backend == "sqlite":
             self.dialect = _Dialect("sqlite")
             self._t: Callable[[datetime | None], Any] = _sqlite_time
@@ -399,16 +410,16 @@ class SQLStore:
                 kw["max_overflow"] = 2 * pool_size
                 kw["pool_timeout"] = busy_timeout
             self.engine: SAEngine = create_engine(u, **kw)
-            ms = int(busy_timeout * 1000)
 
             @event.listens_for(self.engine, "connect")
             def _sqlite_setup(dbapi_conn: Any, _: Any) -> None:
                 dbapi_conn.isolation_level = None  # we issue BEGIN IMMEDIATE / COMMIT ourselves
                 cur = dbapi_conn.cursor()
+                # First, so that the PRAGMAs below wait for locks as every statement does.
+                cur.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
                 if not memory:
-                    cur.execute("PRAGMA journal_mode=WAL")
+                    _wal(cur, busy_timeout)
                 cur.execute(f"PRAGMA synchronous={synchronous}")
-                cur.execute(f"PRAGMA busy_timeout={ms}")
                 cur.close()
 
         elif backend == "postgresql":
@@ -416,13 +427,18 @@ class SQLStore:
             self._t = lambda at: at
             u = u.set(drivername="postgresql+psycopg")
             self.url = u
+            # Without a connect timeout, connecting to a host that drops packets hangs for
+            # minutes; keepalives find a dead peer of an idle connection (the LISTEN one).
+            args = {k: v for k, v in PG_CONNECT_ARGS.items() if k not in u.query}
             self.engine = create_engine(
                 u,
                 pool_size=pool_size,
                 max_overflow=2 * pool_size,
                 pool_timeout=busy_timeout,
                 pool_pre_ping=False,
+                connect_args=args,
             )
+            self._listen_args = args
 
             @event.listens_for(self.engine, "connect")
             def _pg_setup(dbapi_conn: Any, _: Any) -> None:
@@ -433,13 +449,15 @@ class SQLStore:
                 f"gorch stores instances in SQLite or PostgreSQL, not {backend!r}; use "
                 f"sqlite:///path/to/file.db or postgresql://user:password@host:port/database"
             )
-        self._idle: queue.SimpleQueue[tuple[Any, Any]] = queue.SimpleQueue()
-        self._made = 0
-        self._made_lock = threading.Lock()
-        self._max = 1 if self._lock is not None else 3 * pool_size
-        self._timeout = busy_timeout
-        self._broken: tuple[type[BaseException], ...] = (
-            (sqlite3.OperationalError,) if backend == "sqlite" else (_psycopg_operational(),)
+        pg = backend == "postgresql"
+        self._pool = Pool(
+            self.engine,
+            name=repr(self),
+            pg=pg,
+            size=1 if self._lock is not None else 3 * pool_size,
+            timeout=busy_timeout,
+            lock=self._lock,
+            on_cursor=safe_timestamptz if pg else None,
         )
         if create:
             try:
@@ -451,106 +469,64 @@ class SQLStore:
     def __repr__(self) -> str:
         return f"SQLStore({self.url.render_as_string(hide_password=True)!r})"
 
-    # -- connections -------------------------------------------------------------------------
-    # Connections come from SQLAlchemy's pool once and are then kept, each with its cursor, in
-    # a queue of our own: checking one out and in is two C calls, where a pool round trip costs
-    # ~15 µs, a tenth of a durable commit.
-
-    def _checkout(self) -> tuple[Any, Any]:
-        try:
-            return self._idle.get_nowait()
-        except queue.Empty:
-            pass
-        with self._made_lock:
-            make = self._made < self._max
-            if make:
-                self._made += 1
-        if make:
-            try:
-                fairy = self.engine.raw_connection()
-                return fairy, fairy.cursor()
-            except BaseException:
-                with self._made_lock:
-                    self._made -= 1
-                raise
-        try:
-            return self._idle.get(timeout=self._timeout)
-        except queue.Empty:
-            raise StoreError(
-                f"{self!r}: all {self._max} connections stayed busy for {self._timeout:g} s; "
-                f"raise pool_size or busy_timeout"
-            ) from None
-
-    def _discard(self, fairy: Any) -> None:
-        with contextlib.suppress(Exception):
-            fairy.invalidate()
-        with self._made_lock:
-            self._made -= 1
+    # -- connections: see gorch.store._pool ---------------------------------------------------
 
     @contextmanager
     def _conn(self) -> Iterator[Any]:
-        if self._lock is not None:
-            self._lock.acquire()
-        try:
-            fairy, cur = self._checkout()
-            try:
-                yield cur
-            except self._broken:
-                self._discard(fairy)  # the connection itself failed: never reuse it
-                raise
-            except BaseException:
-                self._idle.put((fairy, cur))
-                raise
-            self._idle.put((fairy, cur))
-        finally:
-            if self._lock is not None:
-                self._lock.release()
-
-    @contextmanager
-    def _tx(self) -> Iterator[Any]:
-        with self._conn() as cur:
-            cur.execute(self.dialect.begin)
-            try:
-                yield cur
-            except BaseException:
-                with contextlib.suppress(Exception):  # keep the original error
-                    cur.execute("ROLLBACK")
-                raise
-            cur.execute("COMMIT")
+        """A pooled cursor for reads (autocommit)."""
+        with self._pool.conn() as cur:
+            yield cur
 
     def _create_schema(self) -> None:
-        with self.engine.begin() as conn:
-            if self.dialect.name == "postgresql":  # one creator at a time across processes
-                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7262001)")
-            SQLModel.metadata.create_all(conn, tables=_TABLES)
-            found = conn.exec_driver_sql(
-                "SELECT value FROM gorch_meta WHERE key = 'schema_version'"
-            ).scalar()
-            if found is None:
-                conn.exec_driver_sql(
-                    "INSERT INTO gorch_meta (key, value) VALUES ('schema_version', "
-                    f"'{SCHEMA_VERSION}')"
-                )
-                return
-            version = int(found)
+        """Create what is missing and apply migrations: each step one transaction that first
+        takes a lock (SQLite's write lock, a PostgreSQL advisory lock), so that processes
+        opening a new database at once wait for each other instead of racing to create."""
+        d, dialect = self.dialect, self.engine.dialect
+        ddl = [str(CreateTable(t, if_not_exists=True).compile(dialect=dialect)) for t in _TABLES]
+        ddl += [
+            str(CreateIndex(ix, if_not_exists=True).compile(dialect=dialect))
+            for t in _TABLES
+            for ix in sorted(t.indexes, key=lambda ix: str(ix.name))
+        ]
+        read = "SELECT value FROM gorch_meta WHERE key = 'schema_version'"
+        v0 = SCHEMA_VERSION
+
+        def lock(cur: Any) -> None:
+            if d.name == "postgresql":
+                cur.execute("SELECT pg_advisory_xact_lock(7262001)")
+
+        def create(cur: Any) -> int:
+            lock(cur)
+            for stmt in ddl:
+                cur.execute(stmt)
+            found = cur.execute(read).fetchone()
+            if found is not None:
+                return int(found[0])
+            cur.execute(f"INSERT INTO gorch_meta (key, value) VALUES ('schema_version', '{v0}')")
+            return SCHEMA_VERSION
+
+        version = self._pool.run(create, tx=True)
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"{self!r} holds gorch schema version {version}, newer than this gorch "
                 f"understands ({SCHEMA_VERSION}); upgrade gorch"
             )
         for v in range(version + 1, SCHEMA_VERSION + 1):
-            with self.engine.begin() as conn:
+
+            def migrate(cur: Any, v: int = v) -> None:
+                lock(cur)
+                if int(cur.execute(read).fetchone()[0]) >= v:
+                    return  # another process got there first
                 for stmt in MIGRATIONS.get(v, []):
-                    conn.exec_driver_sql(stmt)
-                conn.exec_driver_sql(
-                    f"UPDATE gorch_meta SET value = '{v}' WHERE key = 'schema_version'"
-                )
+                    cur.execute(stmt)
+                cur.execute(f"UPDATE gorch_meta SET value = '{v}' WHERE key = 'schema_version'")
+
+            self._pool.run(migrate, tx=True)
 
     def schema_version(self) -> int:
         """The schema version recorded in the database."""
-        with self._conn() as cur:
-            cur.execute("SELECT value FROM gorch_meta WHERE key = 'schema_version'")
-            return int(cur.fetchone()[0])
+        r = self._pool.fetch("SELECT value FROM gorch_meta WHERE key = 'schema_version'", one=True)
+        return int(r[0])
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -566,54 +542,58 @@ class SQLStore:
         ):
             self._pg_checkpoint(write, version)
             return version
+
+        def apply(cur: Any) -> None:
+            if write.expected_version is None:
+                cur.execute(
+                    d.insert,
+                    (
+                        row.id, row.workflow, row.status, row.state, row.data,
+                        t(row.created_at), t(row.updated_at), version, row.lease_owner,
+                        t(row.lease_expires), row.attempts, t(row.next_attempt_at),
+                        row.last_error,
+                    ),
+                )  # fmt: skip
+            else:
+                cur.execute(
+                    d.update,
+                    (
+                        row.status, row.state, row.data, t(row.updated_at), version,
+                        row.lease_owner, t(row.lease_expires), row.attempts,
+                        t(row.next_attempt_at), row.last_error, row.id,
+                        write.expected_version,
+                    ),
+                )  # fmt: skip
+                if cur.rowcount != 1:
+                    raise ConflictError(
+                        f"instance {row.id!r} changed since it was read (expected version "
+                        f"{write.expected_version})",
+                        workflow_id=row.id,
+                    )
+            if write.timers is not None:
+                if write.expected_version is not None:
+                    cur.execute(d.del_timers, (row.id,))
+                for tm in write.timers:
+                    cur.execute(
+                        d.add_timer, (tm.instance_id, tm.thread_id, tm.name, tm.pc, t(tm.due_at))
+                    )
+            for i, h in enumerate(write.history, 1):
+                cur.execute(
+                    d.history,
+                    (h.instance_id, version, i, t(h.at), h.kind, h.name, h.thread, h.input,
+                     h.output, h.error),
+                )  # fmt: skip
+            if write.key is not None:
+                k = write.key
+                cur.execute(d.key, (k.instance_id, k.key, k.fingerprint, k.output, t(k.at)))
+            if write.notify and d.name == "postgresql":
+                cur.execute(f"NOTIFY {NOTIFY_CHANNEL}")
+
         try:
-            with self._tx() as cur:
-                if write.expected_version is None:
-                    cur.execute(
-                        d.insert,
-                        (
-                            row.id, row.workflow, row.status, row.state, row.data,
-                            t(row.created_at), t(row.updated_at), version, row.lease_owner,
-                            t(row.lease_expires), row.attempts, t(row.next_attempt_at),
-                            row.last_error,
-                        ),
-                    )  # fmt: skip
-                else:
-                    cur.execute(
-                        d.update,
-                        (
-                            row.status, row.state, row.data, t(row.updated_at), version,
-                            row.lease_owner, t(row.lease_expires), row.attempts,
-                            t(row.next_attempt_at), row.last_error, row.id,
-                            write.expected_version,
-                        ),
-                    )  # fmt: skip
-                    if cur.rowcount != 1:
-                        raise ConflictError(
-                            f"instance {row.id!r} changed since it was read (expected version "
-                            f"{write.expected_version})",
-                            workflow_id=row.id,
-                        )
-                if write.timers is not None:
-                    if write.expected_version is not None:
-                        cur.execute(d.del_timers, (row.id,))
-                    for tm in write.timers:
-                        cur.execute(
-                            d.add_timer,
-                            (tm.instance_id, tm.thread_id, tm.name, tm.pc, t(tm.due_at)),
-                        )
-                for i, h in enumerate(write.history, 1):
-                    cur.execute(
-                        d.history,
-                        (h.instance_id, version, i, t(h.at), h.kind, h.name, h.thread, h.input,
-                         h.output, h.error),
-                    )  # fmt: skip
-                if write.key is not None:
-                    k = write.key
-                    cur.execute(d.key, (k.instance_id, k.key, k.fingerprint, k.output, t(k.at)))
-                if write.notify and d.name == "postgresql":
-                    cur.execute(f"NOTIFY {NOTIFY_CHANNEL}")
-        except GorchError:
+            self._pool.run(apply, tx=True)
+        except GorchError as exc:
+            if isinstance(exc, StoreUnavailableError):
+                exc.workflow_id = row.id
             raise
         except Exception as exc:
             if _is_unique_violation(exc):
@@ -632,26 +612,35 @@ class SQLStore:
         return version
 
     def _pg_checkpoint(self, write: Write, version: int) -> None:
-        """An update with history rows and nothing else, in one statement (PostgreSQL)."""
+        """An update with history rows and nothing else, in one statement (PostgreSQL). It
+        commits by itself (autocommit): a connection that breaks while it runs leaves its
+        outcome unknown, so it is never repeated."""
         row, hs = write.instance, write.history
         params: list[Any] = [
             row.status, row.state, row.data, row.updated_at, version, row.lease_owner,
             row.lease_expires, row.attempts, row.next_attempt_at, row.last_error, row.id,
             write.expected_version,
         ]  # fmt: skip
-        with self._conn() as cur:
-            if hs:
-                params += [
-                    version,
-                    [h.at for h in hs], [h.kind for h in hs], [h.name for h in hs],
-                    [h.thread for h in hs], [h.input for h in hs], [h.output for h in hs],
-                    [h.error for h in hs],
-                ]  # fmt: skip
-                cur.execute(self.dialect.update_with_history, params)
-                ok = cur.rowcount == len(hs)
-            else:
-                cur.execute(self.dialect.update, params)
-                ok = cur.rowcount == 1
+        if hs:
+            params += [
+                version,
+                [h.at for h in hs], [h.kind for h in hs], [h.name for h in hs],
+                [h.thread for h in hs], [h.input for h in hs], [h.output for h in hs],
+                [h.error for h in hs],
+            ]  # fmt: skip
+            sql, expect = self.dialect.update_with_history, len(hs)
+        else:
+            sql, expect = self.dialect.update, 1
+
+        def apply(cur: Any) -> bool:
+            cur.execute(sql, params)
+            return bool(cur.rowcount == expect)
+
+        try:
+            ok = self._pool.run(apply, write=True)
+        except StoreUnavailableError as exc:
+            exc.workflow_id = row.id
+            raise
         if not ok:
             raise ConflictError(
                 f"instance {row.id!r} changed since it was read (expected version "
@@ -660,32 +649,72 @@ class SQLStore:
             )
 
     def release(self, instance_id: str, owner: str, version: int) -> bool:
-        with self._tx() as cur:
+        def apply(cur: Any) -> bool:
             cur.execute(self.dialect.release, (instance_id, owner, version))
             return bool(cur.rowcount == 1)
 
+        return self._pool.run(apply, tx=True)
+
     def delete_timer(self, timer: TimerRecord) -> None:
-        with self._tx() as cur:
+        def apply(cur: Any) -> None:
             cur.execute(
                 self.dialect.delete_timer,
                 (timer.instance_id, timer.thread_id, timer.name, timer.pc),
             )
 
-    def claim(self, owner: str, now: datetime, until: datetime, limit: int) -> list[InstanceRecord]:
-        t = self._t
-        with self._tx() as cur:
-            cur.execute(self.dialect.claim, (owner, t(until), t(now), t(now), limit))
-            return [_row(r) for r in cur.fetchall()]
+        self._pool.run(apply, tx=True)
+
+    def _among(self, workflows: Sequence[str]) -> Any:
+        """The parameter of ``claim_among``: the names as an array (PostgreSQL) or JSON."""
+        names = [str(w) for w in workflows]
+        return names if self.dialect.name == "postgresql" else orjson.dumps(names).decode()
+
+    def claim(
+        self,
+        owner: str,
+        now: datetime,
+        until: datetime,
+        limit: int,
+        workflows: Sequence[str] | None = None,
+    ) -> list[InstanceRecord]:
+        t, d = self._t, self.dialect
+        params: tuple[Any, ...]
+        if workflows is None:
+            sql, params = d.claim, (owner, t(until), t(now), t(now), limit)
+        elif not workflows:
+            return []
+        else:
+            sql = d.claim_among
+            params = (owner, t(until), t(now), t(now), self._among(workflows), limit)
+
+        def apply(cur: Any) -> list[Any]:
+            cur.execute(sql, params)
+            return list(cur.fetchall())
+
+        return [_row(r) for r in self._pool.run(apply, tx=True)]
 
     def claim_timers(
-        self, owner: str, now: datetime, until: datetime, limit: int
+        self,
+        owner: str,
+        now: datetime,
+        until: datetime,
+        limit: int,
+        workflows: Sequence[str] | None = None,
     ) -> list[tuple[TimerRecord, InstanceRecord]]:
         t, d = self._t, self.dialect
-        out = []
-        with self._tx() as cur:
-            cur.execute(d.claim_timers, (owner, t(until), t(now), t(now), limit))
-            rows = [_row(r) for r in cur.fetchall()]
-            for row in rows:
+        params: tuple[Any, ...]
+        if workflows is None:
+            sql, params = d.claim_timers, (owner, t(until), t(now), t(now), limit)
+        elif not workflows:
+            return []
+        else:
+            sql = d.claim_timers_among
+            params = (owner, t(until), t(now), t(now), self._among(workflows), limit)
+
+        def apply(cur: Any) -> list[tuple[TimerRecord, InstanceRecord]]:
+            out = []
+            cur.execute(sql, params)
+            for row in [_row(r) for r in cur.fetchall()]:
                 cur.execute(d.due_timers, (row.id, t(now)))
                 found = cur.fetchone()
                 if found is None:
@@ -695,20 +724,18 @@ class SQLStore:
                     cur.execute(d.unlease, (row.id, owner))
                     continue
                 out.append((_timer(found), row))
-        return out
+            return out
+
+        return self._pool.run(apply, tx=True)
 
     # -- reads -------------------------------------------------------------------------------
 
     def get(self, instance_id: str) -> InstanceRecord | None:
-        with self._conn() as cur:
-            cur.execute(self.dialect.get, (instance_id,))
-            r = cur.fetchone()
+        r = self._pool.fetch(self.dialect.get, (instance_id,), one=True)
         return None if r is None else _row(r)
 
     def get_key(self, instance_id: str, key: str) -> KeyRecord | None:
-        with self._conn() as cur:
-            cur.execute(self.dialect.get_key, (instance_id, key))
-            r = cur.fetchone()
+        r = self._pool.fetch(self.dialect.get_key, (instance_id, key), one=True)
         return None if r is None else KeyRecord(r[0], r[1], r[2], r[3], _read_time(r[4]))
 
     def list_instances(
@@ -743,9 +770,7 @@ class SQLStore:
             sql += " WHERE " + " AND ".join(where)
         sql += f" ORDER BY created_at DESC, id DESC LIMIT {ph}"
         params.append(limit)
-        with self._conn() as cur:
-            cur.execute(sql, params)
-            return [_row(r) for r in cur.fetchall()]
+        return [_row(r) for r in self._pool.fetch(sql, params)]
 
     def history(
         self,
@@ -797,12 +822,14 @@ class SQLStore:
         return sql, params
 
     def timers(self, instance_id: str | None = None) -> list[TimerRecord]:
-        with self._conn() as cur:
-            if instance_id is None:
-                cur.execute(self.dialect.all_timers)
-            else:
-                cur.execute(self.dialect.timers_of, (instance_id,))
-            return [_timer(r) for r in cur.fetchall()]
+        if instance_id is None:
+            rows = self._pool.fetch(self.dialect.all_timers)
+        else:
+            rows = self._pool.fetch(self.dialect.timers_of, (instance_id,))
+        return [_timer(r) for r in rows]
+
+    def ping(self) -> None:
+        self._pool.ping(self.dialect.ping, PING_TIMEOUT)
 
     # -- waking workers ----------------------------------------------------------------------
 
@@ -810,33 +837,68 @@ class SQLStore:
         if self.dialect.name != "postgresql":
             with self._local_work:
                 return self._local_work.wait(timeout)
-        with self._listen_lock:
-            if self._listen is None:
-                import psycopg
+        import psycopg
 
-                dsn = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
-                self._listen = psycopg.connect(dsn, autocommit=True)
-                self._listen.execute(f"LISTEN {NOTIFY_CHANNEL}")
-            return any(True for _ in self._listen.notifies(timeout=timeout, stop_after=1))
+        with self._listen_lock:
+            try:
+                if self._listen is None:
+                    dsn = self.url.set(drivername="postgresql").render_as_string(
+                        hide_password=False
+                    )
+                    self._listen = psycopg.connect(dsn, autocommit=True, **self._listen_args)
+                    self._listen.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    if self._listen_lost:
+                        # Notifications sent while it was gone are lost: look for work now.
+                        self._listen_lost = False
+                        return True
+                return any(True for _ in self._listen.notifies(timeout=timeout, stop_after=1))
+            except BaseException as exc:
+                # Whatever went wrong, this connection is done for: make a new one next time.
+                self._drop_listen()
+                if isinstance(exc, psycopg.Error):
+                    raise self._pool.unavailable(exc, UNREACHABLE, connecting=True) from exc
+                raise
+
+    def _drop_listen(self) -> None:
+        listen, self._listen, self._listen_lost = self._listen, None, True
+        if listen is not None:
+            with contextlib.suppress(Exception):
+                listen.close()
 
     def close(self) -> None:
         with self._listen_lock:
-            if self._listen is not None:
-                self._listen.close()
-                self._listen = None
-        while True:
-            try:
-                fairy, _ = self._idle.get_nowait()
-            except queue.Empty:
-                break
-            fairy.close()
+            self._drop_listen()
+        self._pool.close()
         self.engine.dispose()
 
 
-def _psycopg_operational() -> type[BaseException]:
-    import psycopg
+PING_TIMEOUT = 2.0
+"""Seconds :meth:`SQLStore.ping` waits for a connection (or for an earlier ping to return)."""
 
-    return psycopg.OperationalError
+PG_CONNECT_ARGS: dict[str, Any] = {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
+"""libpq connection parameters a PostgreSQL store sets unless its URL does."""
+
+
+def _wal(cur: Any, timeout: float) -> None:
+    """Put a SQLite file in WAL mode. Connections opening a new file at once contend for the
+    lock this takes; wait for it up to ``timeout`` as every statement does."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", 0) & 0xFF not in (5, 6) or (
+                time.monotonic() > deadline
+            ):
+                raise
+            time.sleep(0.01)
 
 
 def _is_unique_violation(exc: Exception) -> bool:

@@ -8,6 +8,10 @@ Example::
 
     with TempPostgres() as pg:
         store = SQLStore(pg.url)
+        pg.restart()            # an outage: every connection is cut, the data stays
+
+Fault tests take the server down and up again on the same port (``down``, ``up``,
+``restart``), and cut connections with :meth:`TempPostgres.terminate_backends`.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Literal
 
 __all__ = ["PostgresUnavailable", "TempPostgres", "find_bin"]
 
@@ -65,6 +70,8 @@ class TempPostgres:
         self.settings = {"max_connections": "200", "shared_buffers": "128MB"}
         self.settings.update(settings or {})
         self.url = ""
+        self.port = 0
+        self._opts = ""
         self._dir: Path | None = None
         self._bin: Path | None = None
         self._user: str | None = None
@@ -94,29 +101,71 @@ class TempPostgres:
         )  # fmt: skip
         if r.returncode:
             raise PostgresUnavailable(f"initdb failed: {r.stderr.strip() or r.stdout.strip()}")
-        port = _free_port()
-        opts = " ".join(
-            [f"-p {port}", "-c listen_addresses=127.0.0.1", f"-k {self._dir}"]
+        self.port = _free_port()
+        self._opts = " ".join(
+            [f"-p {self.port}", "-c listen_addresses=127.0.0.1", f"-k {self._dir}"]
             + [f"-c {k}={v}" for k, v in self.settings.items()]
         )
+        self.up()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        return self.url
+
+    def up(self) -> None:
+        """Start the server (again, on the same port and data) and wait until it accepts
+        TCP connections."""
+        if self._dir is None or self._bin is None:
+            raise PostgresUnavailable("the server was never set up: call start() first")
         r = self._run(
-            str(self._bin / "pg_ctl"), "-D", str(data), "-l", str(self._dir / "log"),
-            "-o", opts, "-w", "-t", "60", "start",
+            str(self._bin / "pg_ctl"), "-D", str(self._dir / "data"), "-l",
+            str(self._dir / "log"), "-o", self._opts, "-w", "-t", "60", "start",
         )  # fmt: skip
         if r.returncode:
             log = (self._dir / "log").read_text() if (self._dir / "log").exists() else ""
             raise PostgresUnavailable(f"pg_ctl start failed: {r.stderr.strip()}\n{log[-2000:]}")
-        self.url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
         deadline = time.monotonic() + 30
         while True:  # accept TCP connections before handing out the URL
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), 1),
+            ):
                 break
             if time.monotonic() > deadline:
                 raise PostgresUnavailable("PostgreSQL did not accept connections within 30 s")
             time.sleep(0.05)
-        return self.url
+
+    def down(self, mode: Literal["smart", "fast", "immediate"] = "immediate") -> None:
+        """Stop the server, keeping its data: ``immediate`` is a crash (every backend is
+        killed at once, and the next start recovers from the WAL); ``fast`` disconnects every
+        client cleanly first."""
+        if self._dir is None or self._bin is None:
+            return
+        r = self._run(
+            str(self._bin / "pg_ctl"), "-D", str(self._dir / "data"), "-m", mode, "-w",
+            "-t", "60", "stop",
+        )  # fmt: skip
+        if r.returncode:
+            raise PostgresUnavailable(f"pg_ctl stop failed: {r.stderr.strip()}")
+
+    def restart(self, mode: Literal["smart", "fast", "immediate"] = "immediate") -> None:
+        """:meth:`down`, then :meth:`up`: every connection made before is cut."""
+        self.down(mode)
+        self.up()
+
+    def terminate_backends(self) -> int:
+        """Cut every other client's connection to the database (``pg_terminate_backend``),
+        and wait (up to 10 s) until each of their server processes has exited; how many were
+        cut."""
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity "
+                "WHERE pid <> pg_backend_pid() AND datname = current_database()"
+            ).fetchall()
+        return sum(1 for (ok,) in rows if ok)
 
     def stop(self) -> None:
+        """Stop the server and remove its data (for good)."""
         if self._dir is None or self._bin is None:
             return
         data = self._dir / "data"
