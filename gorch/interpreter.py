@@ -32,7 +32,7 @@ import typing
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from attrs import define, field
+from attrs import define, evolve, field
 
 from gorch import serde
 from gorch.dsl import (
@@ -745,25 +745,15 @@ class _Run:
     def end_waits(self, t: Thread, fired: WaitEvent | None = None) -> None:
         """The wait of ``t`` ended: mark its events for teardown (or drop the ones that need
         none: functions, timeouts, and events whose setup never succeeded)."""
-        keep, ending = self.wait_end(t.wait_events)
-        for e in ending:
-            e.status = _PENDING_TEARDOWN
-            e.handled = e is fired
-        t.wait_events = keep
-
-    def wait_end(self, events: list[WaitEvent]) -> tuple[list[WaitEvent], list[WaitEvent]]:
-        """What ending a wait does to its ``events``, without doing it: the events that stay
-        (teardowns pending or failed before, and ``ending``: set-up Handler events, which must
-        now be torn down); the others need no teardown and go."""
         keep = []
-        ending = []
-        for e in events:
+        for e in t.wait_events:
             if e.status in _TEARING_DOWN:
                 keep.append(e)
             elif e.status is _SETUP and self.prog.by_name[e.req.name].lifecycle:
+                e.status = _PENDING_TEARDOWN
+                e.handled = e is fired
                 keep.append(e)
-                ending.append(e)
-        return keep, ending
+        t.wait_events = keep
 
     def new_events(self, wait: _Info, t: Thread, pc: int) -> list[WaitEvent]:
         """The events of a wait that begins now, at ``pc``."""
@@ -1506,23 +1496,23 @@ def _did_you_mean(names: Iterable[str]) -> str:
 
 class _GotoMove:
     """A goto worked out before anything changes: the dry run reports it, the goto applies it,
-    so the two cannot disagree."""
+    so the two cannot disagree (the plan runs the very function the apply runs, end_waits, on
+    copies of the thread's events)."""
 
-    __slots__ = ("ending", "info", "keep", "plan", "run", "thread")
+    __slots__ = ("info", "known", "plan", "run", "thread")
 
     def __init__(self, run: _Run, t: Thread, info: _Info) -> None:
         self.run, self.thread, self.info = run, t, info
         by_name = run.prog.by_name
         # Events the code no longer has cannot be torn down: they go.
-        known = [
+        self.known = [
             e
             for e in t.wait_events
             if e.req.name in by_name and by_name[e.req.name].kind in (K_ON, K_TIMEOUT)
         ]
+        probe = Thread(t.id, t.name, t.status, wait_events=[evolve(e) for e in self.known])
         if t.status is _WAITING_EVENT:
-            self.keep, self.ending = run.wait_end(known)
-        else:
-            self.keep, self.ending = known, []
+            run.end_waits(probe)
         self.plan = GotoPlan(
             workflow_id=run.state.id,
             thread=t.id,
@@ -1530,9 +1520,7 @@ class _GotoMove:
             from_step=t.cur_step,
             to_status=_GOTO_TARGETS[info.kind],
             to_step=info.name,
-            teardown=[
-                e.req.name for e in self.keep if e.status in _TEARING_DOWN or e in self.ending
-            ],
+            teardown=[e.req.name for e in probe.wait_events if e.status in _TEARING_DOWN],
             setup=[k.name for k in info.kids] if info.kind == K_WAIT else [],
         )
 
@@ -1540,10 +1528,10 @@ class _GotoMove:
         """Move the thread; the caller then runs the teardowns the plan lists."""
         run, t, info = self.run, self.thread, self.info
         events = run.new_events(info, t, t.pc + 1) if info.kind == K_WAIT else []
-        for e in self.ending:
-            e.status = _PENDING_TEARDOWN
-            e.handled = False
-        t.wait_events = [*self.keep, *events]
+        t.wait_events = self.known
+        if t.status is _WAITING_EVENT:
+            run.end_waits(t)
+        t.wait_events.extend(events)
         t.status = self.plan.to_status
         t.cur_step = info.name
         t.cur_callback = ""
