@@ -19,6 +19,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import logging.config
 import os
 import shlex
 import sys
@@ -382,8 +383,8 @@ def serve(
         auth = Auth.from_file(tokens) if tokens else None
     except AuthError as exc:
         raise Fail(str(exc)) from None
-    if auth is None:
-        _err.print("[yellow]warning:[/] no --tokens: auth is off, every caller may do everything")
+    # Before create_app, whose warnings (auth off) must carry the time and level as well.
+    logging.config.dictConfig(log_config())
     asgi = create_app(c.engine, auth=auth, worker=worker, max_body=max_body)
     uvicorn.run(asgi, host=host, port=port, log_config=log_config())
 

@@ -554,6 +554,8 @@ def _structure_input(
     """Return (takes_payload, payload structured into the handler's annotation)."""
     spec = _payload_type(func)
     if spec is _NO_PARAM:
+        if input is not None:
+            raise _no_payload(state, thread, event, input)
         return False, None
     if spec is _ANY:
         return True, input
@@ -578,6 +580,22 @@ def _structure_input(
             event=event,
             details=details,
         ) from exc
+
+
+def _no_payload(state: State, thread: str, event: str, input: Any) -> InputError:
+    """A payload for an event whose handler takes none: refused, as an unknown field is (it
+    would vanish unseen)."""
+    shown = repr(input) if len(repr(input)) <= 60 else repr(input)[:57] + "..."
+    return InputError(
+        f"workflow {state.id!r}: the payload of event {event!r} was refused: the event takes "
+        f"no payload, but {shown} was sent. Send it without one (or give its handler a "
+        f"parameter to receive it).",
+        workflow_id=state.id,
+        thread=thread,
+        statement=event,
+        event=event,
+        details=["the event takes no payload @ payload"],
+    )
 
 
 def _type_name(spec: object) -> str:
@@ -1319,6 +1337,8 @@ def handle_callback(req: CallbackRequest, wf: Any, state: State, input: Any = No
     handler = run.node(info).handler
     stored = e.req
     if handler is None:
+        if input is not None:
+            raise _no_payload(state, t.id, info.name, input)
         out: object = None
     elif info.kind == K_TIMEOUT or info.lifecycle:
         out = _call(lambda: handler.handle(stored, input), state, t, info)

@@ -1454,11 +1454,37 @@ def test_serve(tmp_path: Path, sig: signal.Signals, codes: set[int]) -> None:
         assert "Traceback" not in text
         # every log line says when and how bad: uvicorn's, the requests', gorch's own
         stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (INFO|WARNING|ERROR) +"
-        lines = [x for x in text.splitlines() if x and not x.startswith("warning: no --tokens")]
+        lines = [x for x in text.splitlines() if x]
         assert lines and all(re.match(stamp, x) for x in lines), text
         assert re.search(stamp + r'uvicorn\.access: 127\.0\.0\.1:\d+ - "POST /workflows', text)
         assert re.search(stamp + r"gorch\.engine: web-1: running -> waiting", text), text
         assert re.search(stamp + r"uvicorn\.error: Application startup complete", text)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_serve_without_tokens_warns_with_time_and_level(tmp_path: Path) -> None:
+    port = _free_port()
+    log = tmp_path / "serve.log"
+    argv = [sys.executable, "-m", "gorch", "--store", str(tmp_path / "open.db"), "--workflows",
+            PIZZA, "--create", "serve", "--port", str(port), "--no-worker"]  # fmt: skip
+    with log.open("w") as out:
+        proc = subprocess.Popen(argv, cwd=ROOT, env=_env(), stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 20
+        while "Application startup complete" not in log.read_text():
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=20)
+        text = log.read_text()
+        stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (INFO|WARNING|ERROR) +"
+        lines = [x for x in text.splitlines() if x]
+        assert lines and all(re.match(stamp, x) for x in lines), text
+        assert re.search(stamp + r"gorch\.http: no auth configured", text), text
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -135,7 +135,19 @@ def test_unannotated_parameter_gets_the_payload_as_given() -> None:
 
 def test_handler_without_parameters_is_called_with_none() -> None:
     wf, state = waiting_shop()
-    assert send(wf, state, "Ping", {"ignored": True}) == "pong"
+    assert send(wf, state, "Ping") == "pong"
+
+
+def test_a_payload_for_an_event_that_takes_none_is_refused_not_dropped() -> None:
+    wf, state = waiting_shop()
+    before = dumps(state)
+    with pytest.raises(InputError) as info:
+        send(wf, state, "Ping", {"ignored": True})
+    assert "the event takes no payload, but {'ignored': True} was sent" in str(info.value)
+    assert info.value.details == ["the event takes no payload @ payload"]
+    with pytest.raises(InputError, match="the event takes no payload"):
+        send(wf, state, "Nothing", {"x": 1})  # an event without a handler takes none either
+    assert dumps(state) == before
 
 
 def test_scalar_annotation() -> None:
@@ -152,7 +164,7 @@ def test_lambda_and_callable_object_handlers() -> None:
 
 def test_event_without_handler_returns_none() -> None:
     wf, state = waiting_shop()
-    assert send(wf, state, "Nothing", {"x": 1}) is None
+    assert send(wf, state, "Nothing") is None
 
 
 @pytest.mark.parametrize(

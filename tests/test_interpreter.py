@@ -1851,7 +1851,7 @@ def test_partial_function_handlers_each_get_their_own_signature():
     """DESIGN 1: a handler with no parameters gets none; otherwise its first one the payload."""
     wf = PartialHandlers()
     state = start(wf)
-    send(wf, state, "no payload", "ignored")
+    send(wf, state, "no payload")
     resume(wf, state)
     send(wf, state, "with payload", 7)
     assert wf.log == ["fixed", "got 7"]

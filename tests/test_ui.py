@@ -316,6 +316,24 @@ def test_repair_a_stuck_order_with_goto(page: Page, url: str, engine: Engine) ->
     expect(page.locator("ol.timeline")).to_contain_text("goto complete")
 
 
+def test_the_goto_thread_follows_the_statement(page: Page, url: str, engine: Engine) -> None:
+    engine.start("pizza", PizzaOrder(), "ui-two")
+    engine.send("ui-two", "AddToCart", {"pizza": {"name": "Marinara"}})
+    engine.send("ui-two", "SubmitCart")
+    engine.send("ui-two", "ConfirmOrder", {"manager": "Mia", "amount": 20})
+    assert {w.thread for w in engine.waits("ui-two")} == {"_main_", "payment"}
+    page.goto(f"{url}/ui/#/i/ui-two")
+    use_token(page, "admin-t")
+    goto = page.locator("form.goto")
+    statement, thread = goto.get_by_label("Statement"), goto.get_by_label("Thread")
+    first = statement.input_value()  # as the page opens, the thread is the statement's own
+    expect(thread).to_have_value("payment" if first == "for payment" else "_main_")
+    statement.select_option("for payment")
+    expect(thread).to_have_value("payment")
+    statement.select_option("for a cook")
+    expect(thread).to_have_value("_main_")
+
+
 def test_operator_actions_need_confirmation(page: Page, url: str, engine: Engine) -> None:
     engine.start("pizza", PizzaOrder(), "ui-ops")
     page.goto(f"{url}/ui/#/i/ui-ops")

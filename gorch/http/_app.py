@@ -290,7 +290,7 @@ def create_app(
         OpenAPI document is at ``/openapi.json``.
     """
     if auth is None:
-        log.warning("gorch.http: no auth configured: every caller may do everything")
+        log.warning("no auth configured (no tokens): every caller may do everything")
     api = _Api(engine, auth)
     the_worker = worker if isinstance(worker, Worker) else Worker(engine) if worker else None
 

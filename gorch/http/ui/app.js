@@ -481,12 +481,15 @@ async function instanceView(mine, id) {
     const thread = h("select", { id: "goto-thread" },
       (threads.length ? threads : ["_main_"]).map((t) => h("option", { value: t }, t)));
     const plan = h("div", { class: "plan", "aria-live": "polite" });
-    to.addEventListener("change", () => {
+    // The thread follows the statement: goto moves a thread within its own body.
+    const follow = () => {
       const t = targets.find((x) => x.name === to.value);
       const match = inst.state.threads.find((x) => x.name === t?.thread);
       if (match) thread.value = match.id;
       plan.replaceChildren();
-    });
+    };
+    to.addEventListener("change", follow);
+    follow();
     thread.addEventListener("change", () => plan.replaceChildren());
     const request = (dryRun) => api(`${path}/goto`, {
       method: "POST", body: { to: to.value, thread: thread.value, dry_run: dryRun } });
