@@ -1184,7 +1184,11 @@ class Engine:
                 return plan
             op = _Op(self, row, leased=False)
             op.keep(status, lease=True)  # hold it while teardowns run
-            plan = goto(op.wf, op.state, name, thread)
+            try:
+                plan = goto(op.wf, op.state, name, thread)
+            except GorchError:  # refused before anything ran (e.g. a bad delay from data)
+                op.keep(status, lease=False)
+                raise
             op.note("goto", name, thread, input=serde.dumps({"plan": plan.describe()}))
             if status is RunStatus.PAUSED:
                 op.save(RunStatus.PAUSED, lease=False)

@@ -35,14 +35,18 @@ class FakeDb:
         self.rows[key] = (state, data)
 
 
-def test_readme_workflow_and_load_resume_save_run() -> None:
+def readme_handler() -> tuple[dict[str, Any], FakeDb]:
+    """The README's workflow and request handler, run as a user's file would be, with a db."""
     workflow_code, handler_code, _ = readme_blocks()
-    ns: dict[str, Any] = {}
+    ns: dict[str, Any] = {"db": FakeDb()}
     # dont_inherit: run as a user's file would, without this module's __future__ imports.
     exec(compile(workflow_code, "README.md", "exec", dont_inherit=True), ns)
-    db = FakeDb()
-    ns["db"] = db
     exec(compile(handler_code, "README.md", "exec", dont_inherit=True), ns)
+    return ns, ns["db"]
+
+
+def test_readme_workflow_and_load_resume_save_run() -> None:
+    ns, db = readme_handler()
     order, state = ns["PizzaOrder"](), new_state("order-1", "pizza")
     resume(order, state)
     db.save("order-1", dumps(state), dumps(order))
@@ -61,12 +65,7 @@ def test_readme_workflow_and_load_resume_save_run() -> None:
 
 
 def test_readme_run_saves_as_of_the_last_checkpoint_when_a_step_fails() -> None:
-    workflow_code, handler_code, _ = readme_blocks()
-    ns: dict[str, Any] = {}
-    exec(compile(workflow_code, "README.md", "exec", dont_inherit=True), ns)
-    db = FakeDb()
-    ns["db"] = db
-    exec(compile(handler_code, "README.md", "exec", dont_inherit=True), ns)
+    ns, db = readme_handler()
     PizzaOrder = ns["PizzaOrder"]
     calls = []
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from gorch import CallbackRequest, Engine, Go, On, RunStatus, S, Wait
+import pytest
+
+from gorch import CallbackRequest, DefinitionError, Engine, Go, On, RunStatus, S, Timeout, Wait
 from gorch.state import EventStatus
 from gorch.store import Store
 
@@ -69,3 +71,21 @@ def test_a_failed_teardown_on_cancel_is_recorded_and_kept(store: Store) -> None:
     kept = [e for t in inst.state.threads for e in t.wait_events]
     assert {e.req.name for e in kept} == {"Help", "Visit"}
     assert all(e.status is EventStatus.TEARDOWN_ERROR for e in kept)
+
+
+@dataclass
+class Reminder:
+    seconds: Any = 60
+
+    def definition(self) -> Any:
+        return S(Wait("first", On("Go")), Wait("later", On("Done"), Timeout("nag", self.seconds)))
+
+
+def test_a_goto_refused_while_applying_releases_the_instance(store: Store) -> None:
+    engine = Engine(store, {"reminder": Reminder})
+    engine.start("reminder", Reminder(seconds="soon"), "r1")  # a bad delay, read at 'later'
+    with pytest.raises(DefinitionError, match="after must be a timedelta or a number"):
+        engine.goto("r1", "later")
+    row = store.get("r1")
+    assert row is not None and row.lease_owner is None  # not left leased until expiry
+    assert engine.get("r1").state.threads[0].cur_step == "first"
