@@ -33,6 +33,7 @@ from gorch.dsl import Wait as Wait
 from gorch.dsl import WaitFor as WaitFor
 from gorch.engine import Engine as Engine
 from gorch.engine import HistoryEntry as HistoryEntry
+from gorch.engine import HistoryKind as HistoryKind
 from gorch.engine import Instance as Instance
 from gorch.engine import Listener as Listener
 from gorch.engine import Page as Page
@@ -46,6 +47,7 @@ from gorch.errors import CallbackNotFound as CallbackNotFound
 from gorch.errors import ConflictError as ConflictError
 from gorch.errors import DefinitionError as DefinitionError
 from gorch.errors import GorchError as GorchError
+from gorch.errors import GotoError as GotoError
 from gorch.errors import HandlerError as HandlerError
 from gorch.errors import IdempotencyKeyError as IdempotencyKeyError
 from gorch.errors import InputError as InputError
@@ -56,10 +58,10 @@ from gorch.errors import StaleCallback as StaleCallback
 from gorch.errors import StateMismatchError as StateMismatchError
 from gorch.errors import StepError as StepError
 from gorch.errors import StepLimitExceeded as StepLimitExceeded
+from gorch.errors import StoreError as StoreError
 from gorch.errors import StoreUnavailableError as StoreUnavailableError
 from gorch.errors import UnreadableInstanceError as UnreadableInstanceError
 from gorch.errors import WorkflowFinishedError as WorkflowFinishedError
-from gorch.interpreter import GotoError as GotoError
 from gorch.interpreter import GotoPlan as GotoPlan
 from gorch.interpreter import Outcome as Outcome
 from gorch.interpreter import goto as goto
@@ -108,6 +110,7 @@ __all__ = [
     "Handler",
     "HandlerError",
     "HistoryEntry",
+    "HistoryKind",
     "IdempotencyKeyError",
     "If",
     "InputError",
@@ -131,6 +134,7 @@ __all__ = [
     "StepError",
     "StepLimitExceeded",
     "Stmt",
+    "StoreError",
     "StoreUnavailableError",
     "Switch",
     "Thread",

@@ -25,7 +25,7 @@ import attrs
 from gorch import _serde_types as T
 
 if TYPE_CHECKING:
-    from gorch.serde import _Converter
+    from gorch.serde import Converter
 
 NoneType = type(None)
 _NATIVE = (str, int, float, bool, NoneType)
@@ -72,7 +72,7 @@ def _kind_of(value: Any) -> str:
 class Checker:
     """One walk over a type; :attr:`problems` collects one sentence per problem."""
 
-    def __init__(self, converter: _Converter) -> None:
+    def __init__(self, converter: Converter) -> None:
         self.c = converter
         self.problems: list[str] = []
         self.seen: set[Any] = set()

@@ -7,7 +7,7 @@ from typing import Any
 
 from gorch import clock, serde
 from gorch.engine import HistoryEntry, Instance, ThreadWait
-from gorch.interpreter import GotoPlan, _awaited
+from gorch.interpreter import GotoPlan, awaited
 from gorch.store.base import TimerRecord
 
 __all__ = ["goto_plan", "history", "instance", "summary", "time", "wait"]
@@ -41,7 +41,7 @@ def instance(inst: Instance) -> dict[str, Any]:
     out["next_attempt_at"] = time(inst.next_attempt_at)
     out["threads"] = [
         {"id": t.id, "name": t.name, "status": t.status.value, "at": t.cur_step,
-         "events": _awaited([t])}
+         "events": awaited([t])}
         for t in inst.state.threads
     ]  # fmt: skip
     out["timers"] = [timer(t) for t in inst.timers]

@@ -36,16 +36,10 @@ from attrs import frozen
 
 from gorch.dsl import K_ON, K_TIMEOUT, K_WAIT
 from gorch.errors import DefinitionError
-from gorch.interpreter import _ANY, _NO_PARAM, _is_lifecycle, _payload_type, validate
+from gorch.interpreter import ANY, NO_PAYLOAD, is_lifecycle, payload_type, validate
 from gorch.samples import sample
 
 __all__ = ["ANY", "NO_PAYLOAD", "EventInfo", "WorkflowInfo", "describe", "walk"]
-
-ANY: Any = _ANY
-"""The payload or output of an event whose handler does not say its type: any JSON."""
-
-NO_PAYLOAD: Any = _NO_PARAM
-"""The payload of an event whose handler takes none (the event carries no body)."""
 
 
 @frozen
@@ -67,8 +61,8 @@ class EventInfo:
     timeout: bool = False
     waits: tuple[str, ...] = ()
     roles: tuple[str, ...] = ()
-    payload: Any = _ANY
-    output: Any = _ANY
+    payload: Any = ANY
+    output: Any = ANY
     after: timedelta | None = None
     doc: str = ""
 
@@ -152,24 +146,24 @@ def describe(name: str, cls: type) -> WorkflowInfo:
 
 def _event(case: Any) -> EventInfo:
     if case._kind == K_TIMEOUT:
-        return EventInfo(case.name, timeout=True, payload=_NO_PARAM, output=str, after=case.delay)
+        return EventInfo(case.name, timeout=True, payload=NO_PAYLOAD, output=str, after=case.delay)
     assert case._kind == K_ON
     handler = case.handler
     if handler is None:
-        return EventInfo(case.name, roles=case.roles, payload=_NO_PARAM, output=None)
-    if _is_lifecycle(handler):
+        return EventInfo(case.name, roles=case.roles, payload=NO_PAYLOAD, output=None)
+    if is_lifecycle(handler):
         return EventInfo(case.name, roles=case.roles, doc=_first_paragraph(handler.__doc__))
-    payload = _payload_type(handler)
+    payload = payload_type(handler)
     try:
         hints = typing.get_type_hints(handler)
     except Exception:
         hints = {}
-    output = hints.get("return", _ANY)
+    output = hints.get("return", ANY)
     if output is type(None):
         output = None
     elif output is Any:
-        output = _ANY
-    if output is _ANY and inspect.signature(handler).return_annotation is None:
+        output = ANY
+    if output is ANY and inspect.signature(handler).return_annotation is None:
         output = None
     return EventInfo(
         case.name,
@@ -187,8 +181,8 @@ def _merge(a: EventInfo, b: EventInfo) -> EventInfo:
         a.timeout and b.timeout,
         a.waits,
         tuple(dict.fromkeys(a.roles + b.roles)),
-        a.payload if a.payload == b.payload else _ANY,
-        a.output if a.output == b.output else _ANY,
+        a.payload if a.payload == b.payload else ANY,
+        a.output if a.output == b.output else ANY,
         a.after if a.after == b.after else None,
         a.doc or b.doc,
     )

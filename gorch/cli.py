@@ -16,7 +16,6 @@ Example::
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import inspect
 import logging.config
@@ -40,8 +39,9 @@ from gorch import _views as views
 from gorch import clock, serde
 from gorch import graph as gorch_graph
 from gorch.catalog import NO_PAYLOAD, describe
-from gorch.engine import Engine, HistoryEntry, Instance, RunStatus, Worker
-from gorch.errors import GorchError, NotFoundError
+from gorch.engine import OPERATOR_STATUSES, Engine, HistoryEntry, Instance, RunStatus, Worker
+from gorch.errors import GorchError, NotFoundError, did_you_mean, suggest
+from gorch.limits import MAX_BODY, MAX_PAGE
 from gorch.state import MAIN_THREAD
 
 __all__ = ["cli", "main"]
@@ -92,8 +92,8 @@ class _Group(click.Group):
     ) -> tuple[str | None, click.Command | None, list[str]]:
         name = args[0] if args else ""
         if name and not name.startswith("-") and self.get_command(ctx, name) is None:
-            close = difflib.get_close_matches(name, self.list_commands(ctx), n=3, cutoff=0.5)
-            hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+            close = suggest(name, self.list_commands(ctx), cutoff=0.5)
+            hint = did_you_mean(close, joiner=" or ")
             ctx.fail(f"no command {name!r}.{hint} See 'gorch --help'.")
         return super().resolve_command(ctx, args)
 
@@ -198,8 +198,7 @@ def load_workflows(path: str | None) -> dict[str, type]:
         value = getattr(module, attr)
     except AttributeError:
         names = [n for n in vars(module) if not n.startswith("_")]
-        close = difflib.get_close_matches(attr, names, n=3)
-        hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+        hint = did_you_mean(suggest(attr, names), joiner=" or ")
         raise Fail(f"--workflows {path!r}: {module_name} has no {attr!r}.{hint}") from None
     if inspect.isfunction(value):
         value = value()
@@ -262,12 +261,12 @@ def _why(exc: GorchError, engine: Engine | None = None, instance: str = "") -> s
     message = str(exc)  # CallbackNotFound and goto already suggest the closest names
     if isinstance(exc, NotFoundError) and engine is not None and instance:
         try:
-            ids = [i.id for i in engine.list(limit=1000)]
+            ids = [i.id for i in engine.list(limit=MAX_PAGE)]
         except GorchError:
             ids = []
-        close = difflib.get_close_matches(instance, ids, n=3, cutoff=0.6)
+        close = suggest(instance, ids)
         if close:
-            message += f". Did you mean {' or '.join(map(repr, close))}?"
+            message += "." + did_you_mean(close, joiner=" or ")
     return message
 
 
@@ -350,7 +349,7 @@ def init(c: Context, as_json: bool) -> None:
     show_default=True,
     help="Run a worker in the server process (timers, retries).",
 )
-@click.option("--max-body", default=1 << 20, show_default=True, help="Largest request body.")
+@click.option("--max-body", default=MAX_BODY, show_default=True, help="Largest request body.")
 @pass_ctx
 def serve(
     c: Context,
@@ -423,7 +422,7 @@ def log_config() -> dict[str, Any]:
 
 
 @cli.command()
-@click.option("--batch", default=16, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--batch", default=16, show_default=True, type=click.IntRange(1, MAX_PAGE))
 @click.option("--poll", default=1.0, show_default=True, type=click.FloatRange(0.01, 3600))
 @click.option("--once", is_flag=True, help="Do what is due now, then exit.")
 @json_option
@@ -462,7 +461,7 @@ def start(c: Context, workflow: str, id_: str | None, data: str | None, as_json:
     """Start an instance of WORKFLOW and run it until it blocks."""
     engine = c.engine
     try:
-        cls = engine._class(workflow)  # refuses an unknown name with "did you mean"
+        cls = engine.workflow_class(workflow)  # refuses an unknown name with "did you mean"
     except GorchError as exc:
         raise Fail(str(exc)) from None
     payload = read_json(data, "data")
@@ -590,7 +589,7 @@ def show(c: Context, id: str, data: bool, as_json: bool) -> None:
 @click.option(
     "--status", "-s", multiple=True, type=click.Choice(STATUSES), help="Only these statuses."
 )
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, MAX_PAGE))
 @click.option("--cursor", help="Continue after this cursor (printed below a full page).")
 @click.option("--search", "-q", help="Only instances whose id contains this text.")
 @json_option
@@ -615,7 +614,7 @@ def list_(
         emit_json({"items": [views.summary(i) for i in page.items], "next": page.next})
         return
     if workflow and workflow not in c.engine.workflows and not page.items:
-        close = difflib.get_close_matches(workflow, list(c.engine.workflows), n=1)
+        close = suggest(workflow, c.engine.workflows, n=1)
         if close:
             c.out.print(f"no instances of {workflow!r}. Did you mean {close[0]!r}?")
             return
@@ -648,7 +647,7 @@ def _doing(i: Instance) -> str:
 
 @cli.command()
 @click.argument("id")
-@click.option("--limit", type=click.IntRange(1, 1000), help="At most this many (default: all).")
+@click.option("--limit", type=click.IntRange(1, MAX_PAGE), help="At most this many (default: all).")
 @click.option("--cursor", help="Continue after this cursor (printed below a page).")
 @click.option("--newest-first", is_flag=True, help="The newest entry first.")
 @json_option
@@ -745,16 +744,6 @@ def goto(
         _print_waits(c, id)
 
 
-# What each operator action needs of an instance's status (as Engine._require checks it): a
-# status it must be in, or None for any but finished and cancelled.
-_NEEDS: dict[str, RunStatus | None] = {
-    "pause": None,
-    "unpause": RunStatus.PAUSED,
-    "cancel": None,
-    "retry": RunStatus.FAILED,
-}
-
-
 def _operator(action: str, verb: str, doc: str) -> None:
     @cli.command(name=action, help=doc)
     @click.argument("ids", nargs=-1, metavar="[ID]...")
@@ -828,9 +817,8 @@ def _refusals(engine: Engine, action: str, ids: tuple[str, ...]) -> list[tuple[s
     """(id, why) of each instance that ``action`` would be refused for now."""
     out = []
     for id in ids:
-        try:
-            engine._require(engine._row(id), action, _NEEDS[action])
-        except GorchError as exc:
+        exc = engine.refusal(action, id)
+        if exc is not None:
             out.append((id, _why(exc, engine, id)))
     return out
 
@@ -845,8 +833,8 @@ def _refuse_all(
     """Say which instances ``action`` is refused for and why; nothing was changed."""
     n = len(refused)
     head = f"cannot {action} {n} of the {len(ids)} instances, so none was changed"
-    need = _NEEDS[action]
-    fits = need.value if need else "running, waiting, paused or failed"
+    *most, last = [s.value for s in OPERATOR_STATUSES[action]]
+    fits = f"{', '.join(most)} or {last}" if most else last
     hint = f"; select only {fits} ones (--status)" if selected else ""
     if as_json:
         emit_json({"done": [], "errors": [f"{id}: {why}" for id, why in refused]})
@@ -900,8 +888,7 @@ def graph(c: Context, workflow: str, fmt: str, instance_id: str | None, as_json:
     """
     workflows = c.workflows
     if workflow not in workflows:
-        close = difflib.get_close_matches(workflow, list(workflows), n=3)
-        hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+        hint = did_you_mean(suggest(workflow, workflows), joiner=" or ")
         raise Fail(f"no workflow {workflow!r} (registered: {', '.join(workflows)}).{hint}")
     try:
         info = describe(workflow, workflows[workflow])

@@ -31,7 +31,6 @@ How one instance is kept consistent (DESIGN.md section 4):
 from __future__ import annotations
 
 import builtins
-import difflib
 import functools
 import hashlib
 import itertools
@@ -74,20 +73,23 @@ from gorch.errors import (
     StoreUnavailableError,
     UnreadableInstanceError,
     WorkflowFinishedError,
+    did_you_mean,
+    suggest,
 )
 from gorch.interpreter import (
     DEFAULT_MAX_STEPS,
     GotoPlan,
-    _awaited,
-    _program,
+    awaited,
     class_problems,
     find_statement,
     goto,
     handle_callback,
+    program,
     resume,
     waiting_for,
 )
 from gorch.interpreter import cancel as interpreter_cancel
+from gorch.limits import MAX_PAGE, MAX_TEXT, is_text
 from gorch.retry import RetryPolicy
 from gorch.state import (
     MAIN_THREAD,
@@ -102,8 +104,10 @@ from gorch.state import (
 from gorch.store.base import HistoryRecord, InstanceRecord, KeyRecord, Store, TimerRecord, Write
 
 __all__ = [
+    "OPERATOR_STATUSES",
     "Engine",
     "HistoryEntry",
+    "HistoryKind",
     "Instance",
     "Listener",
     "Page",
@@ -129,7 +133,35 @@ class RunStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+class HistoryKind(StrEnum):
+    """What one history entry records (``HistoryEntry.kind``; the store keeps the text)."""
+
+    STARTED = "started"  # the instance was created; input: its data
+    EVENT = "event"  # an event was accepted; input: its payload, output: the handler's answer
+    TIMER = "timer"  # a Timeout fired; input: its due time
+    STEP = "step"  # a step (or a WaitFor's handler) ran and its checkpoint committed
+    STEP_FAILED = "step_failed"  # an attempt failed; error: why, output: the attempt number
+    FAILED = "failed"  # the instance gave up (past its retry policy, or code and state disagree)
+    FINISHED = "finished"  # the main thread returned
+    GOTO = "goto"  # an operator moved a thread; input: the plan
+    PAUSED = "paused"  # an operator paused it
+    UNPAUSED = "unpaused"  # an operator let it go on
+    CANCELLED = "cancelled"  # an operator ended it; error: teardowns that failed, if any
+    RETRY = "retry"  # an operator ran its failed step again; error: the error it had
+
+
 _OPEN = (RunStatus.RUNNING, RunStatus.WAITING)
+
+_LIVE = (RunStatus.RUNNING, RunStatus.WAITING, RunStatus.PAUSED, RunStatus.FAILED)
+OPERATOR_STATUSES: dict[str, tuple[RunStatus, ...]] = {
+    "pause": _LIVE,
+    "unpause": (RunStatus.PAUSED,),
+    "cancel": _LIVE,
+    "retry": (RunStatus.FAILED,),
+    "goto": _LIVE,
+}
+"""The statuses in which each operator action is allowed (an instance that finished or was
+cancelled takes none of them)."""
 
 
 @define
@@ -383,7 +415,7 @@ class _Op:
 
     # -- committing --------------------------------------------------------------------------
 
-    def note(self, kind: str, name: str = "", thread: str = "", **kw: Any) -> None:
+    def note(self, kind: HistoryKind, name: str = "", thread: str = "", **kw: Any) -> None:
         self.history.append(HistoryRecord(self.row.id, clock.now(), kind, name, thread, **kw))
 
     def save(
@@ -508,7 +540,7 @@ class _Op:
             if effect is None:
                 return  # a WaitFor without a handler passed: reproducible
             thread, name = effect
-            self.note("step", name, thread)
+            self.note(HistoryKind.STEP, name, thread)
             self.dirty = self.succeeded = True
             self.ran = effect
             self.engine._each("after_step", self.row.id, self.row.workflow, thread, name, None)
@@ -541,7 +573,7 @@ class _Op:
             pass
         done = self.state.status is WorkflowStatus.FINISHED and not self.state.threads
         if done:
-            self.note("finished")
+            self.note(HistoryKind.FINISHED)
         status = RunStatus.FINISHED if done else RunStatus.WAITING
         if self.state.status is WorkflowStatus.FINISHED and self.state.threads:
             status = RunStatus.RUNNING  # teardowns failed: retried like a step
@@ -599,11 +631,11 @@ class _Op:
         eng = self.engine
         policy = eng.policy(self.wf, name)
         attempts = self.row.attempts + 1
-        self.note("step_failed", name, thread, error=error,
+        self.note(HistoryKind.STEP_FAILED, name, thread, error=error,
                   output=serde.dumps({"attempt": attempts}))  # fmt: skip
         extra = {"gorch_instance": self.row.id, "gorch_step": name}
         if attempts >= policy.max_attempts:
-            self.note("failed", name, thread, error=error)
+            self.note(HistoryKind.FAILED, name, thread, error=error)
             log.error("%s: %r failed for good after %d attempts: %s", self.row.id, name,
                       attempts, error, extra=extra)  # fmt: skip
             self.keep(RunStatus.FAILED, lease=False, attempts=_Attempts(attempts, None, error))
@@ -619,7 +651,7 @@ class _Op:
     def broken(self, exc: GorchError) -> None:
         """The code no longer fits the state: nothing can run until an operator repairs it."""
         error = f"{type(exc).__name__}: {exc}"
-        self.note("failed", exc.statement, exc.thread, error=error)
+        self.note(HistoryKind.FAILED, exc.statement, exc.thread, error=error)
         log.error("%s: %s", self.row.id, error, extra={"gorch_instance": self.row.id})
         # The interpreter leaves a consistent state behind these errors (what ran is kept).
         self.finish(RunStatus.FAILED, attempts=_Attempts(self.row.attempts, None, error))
@@ -694,8 +726,7 @@ class Engine:
         try:
             return self.workflows[workflow]
         except KeyError:
-            close = difflib.get_close_matches(workflow, list(self.workflows), n=3)
-            hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+            hint = did_you_mean(suggest(workflow, self.workflows))
             known = ", ".join(map(repr, sorted(self.workflows))) or "none"
             where = f"instance {instance_id!r} belongs to " if instance_id else ""
             raise NotFoundError(
@@ -859,10 +890,10 @@ class Engine:
             )
         if id is None:
             id = uuid.uuid4().hex
-        elif not _text(id) or "/" in id:
+        elif not is_text(id) or "/" in id:
             raise InputError(
-                f'an instance id must be text of 1 to 200 characters, without NUL or "/" (it '
-                f"is part of the instance's URL): {id!r}"
+                f"an instance id must be text of 1 to {MAX_TEXT} characters, without NUL or "
+                f'"/" (it is part of the instance\'s URL): {id!r}'
             )
         try:
             text = serde.dumps(data)
@@ -876,7 +907,7 @@ class Engine:
             id, workflow, RunStatus.RUNNING.value, serde.dumps(state), text, now, now
         )
         op = _Op(self, row, leased=False, new=True, live=(state, data))
-        op.note("started", workflow, input=row.data)
+        op.note(HistoryKind.STARTED, workflow, input=row.data)
         if defer:
             op.save(RunStatus.RUNNING, lease=False, notify=True)
         else:
@@ -928,9 +959,9 @@ class Engine:
             ) from None
         fingerprint = ""
         if key is not None:
-            if not _text(key):
+            if not is_text(key):
                 raise InputError(
-                    f"an idempotency key must be 1 to 200 characters, without NUL: {key!r}"
+                    f"an idempotency key must be 1 to {MAX_TEXT} characters, without NUL: {key!r}"
                 )
             fingerprint = _fingerprint(event, thread, payload)
 
@@ -970,7 +1001,7 @@ class Engine:
             try:
                 out_json = serde.dumps(out)
                 op.dirty = True
-                op.note("event", event, _thread_of(op.state, event, thread),
+                op.note(HistoryKind.EVENT, event, _thread_of(op.state, event, thread),
                         input=_json_or_none(payload), output=out_json)  # fmt: skip
                 if key is not None:
                     op.key = KeyRecord(id, key, fingerprint, out_json, clock.now())
@@ -1031,19 +1062,41 @@ class Engine:
                 status=status.value,
             )
 
-    def _require(self, row: InstanceRecord, doing: str, only: RunStatus | None = None) -> RunStatus:
-        """The row's status, if ``doing`` is allowed in it: only in ``only`` if given, else in
-        any status but finished and cancelled. An unknown status text counts as failed."""
+    def _require(self, row: InstanceRecord, action: str) -> RunStatus:
+        """The row's status, if the operator ``action`` is allowed in it (see
+        :data:`OPERATOR_STATUSES`); an unknown status text counts as failed."""
         status = _status_of(row) or RunStatus.FAILED
-        if only is not None and status is not only:
-            why = f"it is {status.value}, not {only.value}"
-        elif only is None and status in (RunStatus.FINISHED, RunStatus.CANCELLED):
-            why = f"it is {status.value}"
-        else:
+        allowed = OPERATOR_STATUSES[action]
+        if status in allowed:
             return status
+        if len(allowed) == 1:
+            why = f"it is {status.value}, not {allowed[0].value}"
+        else:
+            why = f"it is {status.value}"
+        doing = "goto in" if action == "goto" else action
         raise InstanceStatusError(
             f"cannot {doing} instance {row.id!r}: {why}", workflow_id=row.id, status=status.value
         )
+
+    def refusal(self, action: str, id: str) -> GorchError | None:
+        """Why the operator ``action`` (``"pause"``, ``"unpause"``, ``"cancel"``, ``"retry"``,
+        ``"goto"``) would be refused for instance ``id`` now — it does not exist, or its status
+        does not allow it — or None. Changes nothing; for checking many ids before acting on
+        any (the CLI's bulk commands)."""
+        try:
+            self._require(self._row(id), action)
+        except GorchError as exc:
+            return exc
+        return None
+
+    def workflow_class(self, name: str) -> type:
+        """The class registered as ``name``. Raises :class:`NotFoundError` with the closest
+        registered names."""
+        return self._class(name)
+
+    def workflow_of(self, id: str) -> str:
+        """The registered workflow name of instance ``id``. Raises :class:`NotFoundError`."""
+        return self._row(id).workflow
 
     def get(self, id: str) -> Instance:
         """The instance ``id`` (with its timers). Raises :class:`NotFoundError`."""
@@ -1061,8 +1114,8 @@ class Engine:
         """Instances, newest first, filtered by workflow, status and text in the id (``search``,
         case-sensitive); one page at a time (iterate the :class:`Page`, or read its ``items``
         and ``next``)."""
-        if not isinstance(limit, int) or not 1 <= limit <= 1000:
-            raise InputError(f"limit must be an integer from 1 to 1000, not {limit!r}")
+        if not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+            raise InputError(f"limit must be an integer from 1 to {MAX_PAGE}, not {limit!r}")
         statuses: list[str] | None = None
         if status is not None:
             items = [status] if isinstance(status, str) else list(status)
@@ -1073,12 +1126,14 @@ class Engine:
                     f"unknown status in {items!r}; use one of "
                     f"{', '.join(s.value for s in RunStatus)}"
                 ) from None
-        if workflow is not None and not _text(workflow):
+        if workflow is not None and not is_text(workflow):
             raise InputError(
-                f"a workflow name must be 1 to 200 characters, without NUL: {workflow!r}"
+                f"a workflow name must be 1 to {MAX_TEXT} characters, without NUL: {workflow!r}"
             )
-        if search is not None and (len(search) > 200 or "\x00" in search):
-            raise InputError(f"a search must be at most 200 characters, without NUL: {search!r}")
+        if search is not None and (len(search) > MAX_TEXT or "\x00" in search):
+            raise InputError(
+                f"a search must be at most {MAX_TEXT} characters, without NUL: {search!r}"
+            )
         after = _parse_cursor(cursor) if cursor else None
         rows = self.store.list_instances(
             workflow=workflow, status=statuses, limit=limit + 1, after=after, id_contains=search
@@ -1108,9 +1163,9 @@ class Engine:
                 kind of page.
         """
         if limit is not None and (
-            not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 1000
+            not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_PAGE
         ):
-            raise InputError(f"limit must be an integer from 1 to 1000, not {limit!r}")
+            raise InputError(f"limit must be an integer from 1 to {MAX_PAGE}, not {limit!r}")
         after = _parse_history_cursor(cursor, newest_first) if cursor else None
         self._row(id)
         rows = self.store.history(
@@ -1145,7 +1200,7 @@ class Engine:
         for h in records:
             if h.thread:
                 last[h.thread] = h.at
-            elif h.kind == "started":
+            elif h.kind == HistoryKind.STARTED:
                 last[MAIN_THREAD] = h.at
         return [
             ThreadWait(
@@ -1153,14 +1208,14 @@ class Engine:
                 t.name,
                 t.status.value,
                 t.cur_step,
-                _awaited([t]),
+                awaited([t]),
                 last[t.id] if t.id in last else _spawned_at(inst.data, t.name, records),
                 [tm for tm in inst.timers if tm.thread_id == t.id],
             )
             for t in inst.state.threads
         ]
 
-    def _lease(self, row: InstanceRecord, kind: str) -> _Op:
+    def _lease(self, row: InstanceRecord, kind: HistoryKind) -> _Op:
         """Take the lease on a free row, committing a history entry (for operator calls)."""
         op = _Op(self, row, leased=False)
         op.note(kind)
@@ -1177,7 +1232,7 @@ class Engine:
         """
 
         def body(row: InstanceRecord) -> GotoPlan:
-            status = self._require(row, "goto in")
+            status = self._require(row, "goto")
             probe = _Op(self, row, leased=False)
             plan = goto(probe.wf, probe.state, name, thread, dry_run=True)
             if dry_run:
@@ -1189,7 +1244,7 @@ class Engine:
             except GorchError:  # refused before anything ran (e.g. a bad delay from data)
                 op.keep(status, lease=False)
                 raise
-            op.note("goto", name, thread, input=serde.dumps({"plan": plan.describe()}))
+            op.note(HistoryKind.GOTO, name, thread, input=serde.dumps({"plan": plan.describe()}))
             if status is RunStatus.PAUSED:
                 op.save(RunStatus.PAUSED, lease=False)
             else:
@@ -1207,7 +1262,7 @@ class Engine:
             if self._require(row, "pause") is RunStatus.PAUSED:
                 return self._instance(row, timers=True, tolerant=True)
             op = _Op(self, row, leased=False, load=False)
-            op.note("paused")
+            op.note(HistoryKind.PAUSED)
             op.keep(RunStatus.PAUSED, lease=False)
             return self._instance(op.row, timers=True, tolerant=True)
 
@@ -1217,8 +1272,8 @@ class Engine:
         """Let a paused instance go on: it runs until it blocks (due timers fire next)."""
 
         def body(row: InstanceRecord) -> Instance:
-            self._require(row, "unpause", only=RunStatus.PAUSED)
-            op = self._lease(row, "unpaused")
+            self._require(row, "unpause")
+            op = self._lease(row, HistoryKind.UNPAUSED)
             op.run_accepted(f"unpause of {id!r}")
             return self._instance(op.row, timers=True)
 
@@ -1237,7 +1292,7 @@ class Engine:
                 op = _Op(self, row, leased=False)
             except UnreadableInstanceError as exc:
                 op = _Op(self, row, leased=False, load=False)
-                op.note("cancelled", error=f"no teardowns ran: {exc}")
+                op.note(HistoryKind.CANCELLED, error=f"no teardowns ran: {exc}")
                 op.keep(RunStatus.CANCELLED, lease=False, timers=(), attempts=done)
                 return self._instance(op.row, [], tolerant=True)
             if any(t.wait_events for t in op.state.threads):
@@ -1245,11 +1300,11 @@ class Engine:
             try:
                 failed = interpreter_cancel(op.wf, op.state)
             except GorchError as exc:  # the code cannot tear this state down: keep it as it is
-                op.note("cancelled", error=f"no teardowns ran: {exc}")
+                op.note(HistoryKind.CANCELLED, error=f"no teardowns ran: {exc}")
                 op.keep(RunStatus.CANCELLED, lease=False, timers=(), attempts=done)
                 return self._instance(op.row, [])
             errors = [f"teardown of {e.req.name!r} failed: {e.error}" for e in failed]
-            op.note("cancelled", error="; ".join(errors) or None)
+            op.note(HistoryKind.CANCELLED, error="; ".join(errors) or None)
             op.save(RunStatus.CANCELLED, lease=False, attempts=done)
             return self._instance(op.row, [])
 
@@ -1259,9 +1314,9 @@ class Engine:
         """Run a failed instance's step again now (its retry count starts over)."""
 
         def body(row: InstanceRecord) -> Instance:
-            self._require(row, "retry", only=RunStatus.FAILED)
+            self._require(row, "retry")
             op = _Op(self, row, leased=False)
-            op.note("retry", error=row.last_error)
+            op.note(HistoryKind.RETRY, error=row.last_error)
             op.keep(RunStatus.RUNNING, lease=True, attempts=_NO_ATTEMPTS)
             op.run_accepted(f"retry of {id!r}")
             return self._instance(op.row, timers=True)
@@ -1277,7 +1332,7 @@ class Engine:
             return _Op(self, row, leased=True)
         except UnreadableInstanceError as exc:
             op = _Op(self, row, leased=True, load=False)
-            op.note("failed", error=str(exc))
+            op.note(HistoryKind.FAILED, error=str(exc))
             log.error("%s", exc, extra={"gorch_instance": row.id})
             op.keep(RunStatus.FAILED, lease=False,
                     attempts=_Attempts(row.attempts, None, str(exc)))  # fmt: skip
@@ -1307,7 +1362,7 @@ class Engine:
             return False
         op.dirty = True
         due = serde.dumps(clock.format_time(timer.due_at))
-        op.note("timer", timer.name, timer.thread_id, input=due)
+        op.note(HistoryKind.TIMER, timer.name, timer.thread_id, input=due)
         op.run()
         return True
 
@@ -1337,12 +1392,6 @@ def _fingerprint(event: str, thread: str, payload: Any) -> str:
 
 def _cursor(row: InstanceRecord) -> str:
     return f"{clock.format_time(row.created_at)}|{row.id}"
-
-
-def _text(value: Any) -> bool:
-    """Whether ``value`` is usable as an id, key or name: 1 to 200 characters, no NUL (which
-    PostgreSQL's text cannot hold)."""
-    return isinstance(value, str) and 0 < len(value) <= 200 and "\x00" not in value
 
 
 _HISTORY_CURSOR = re.compile(r"([on])([0-9]{1,10})\.([0-9]{1,10})\.([0-9]{1,10})")
@@ -1390,7 +1439,7 @@ def _spawned_at(wf: Any, go: str, records: Sequence[HistoryRecord]) -> datetime 
     """When the thread that the ``Go`` named ``go`` started has been where it is, for a thread
     with no history entry of its own (see :meth:`Engine.waits`); None if history cannot say."""
     try:
-        prog, _ = _program(wf)
+        prog, _ = program(wf)
     except GorchError:
         return None
     for _ in range(100):  # up through Go statements nested in Go bodies
@@ -1399,7 +1448,7 @@ def _spawned_at(wf: Any, go: str, records: Sequence[HistoryRecord]) -> datetime 
             return None
         body = info.thread  # the thread body the Go statement is part of
         for h in reversed(records):
-            if h.kind == "started" and body == MAIN_THREAD:
+            if h.kind == HistoryKind.STARTED and body == MAIN_THREAD:
                 return h.at
             stmt = prog.by_name.get(h.name) if h.kind in _MOVES else None
             # The spawning thread moved on from this statement, before the Go in the body:
@@ -1412,7 +1461,8 @@ def _spawned_at(wf: Any, go: str, records: Sequence[HistoryRecord]) -> datetime 
     return None
 
 
-_MOVES = ("step", "event", "timer", "goto")  # history kinds after which a thread moves on
+# history kinds after which a thread moves on
+_MOVES = (HistoryKind.STEP, HistoryKind.EVENT, HistoryKind.TIMER, HistoryKind.GOTO)
 
 
 def _parse_cursor(cursor: str) -> tuple[datetime, str]:

@@ -11,7 +11,8 @@ before the call, or in a state that a later call continues correctly; never half
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import difflib
+from collections.abc import Iterable, Sequence
 
 __all__ = [
     "AlreadyExistsError",
@@ -21,6 +22,7 @@ __all__ = [
     "ConflictError",
     "DefinitionError",
     "GorchError",
+    "GotoError",
     "HandlerError",
     "IdempotencyKeyError",
     "InputError",
@@ -31,10 +33,23 @@ __all__ = [
     "StateMismatchError",
     "StepError",
     "StepLimitExceeded",
+    "StoreError",
     "StoreUnavailableError",
     "UnreadableInstanceError",
     "WorkflowFinishedError",
+    "did_you_mean",
+    "suggest",
 ]
+
+
+def suggest(name: str, choices: Iterable[str], *, n: int = 3, cutoff: float = 0.6) -> list[str]:
+    """The choices closest to ``name``, best first: what a "did you mean" offers."""
+    return difflib.get_close_matches(name, list(choices), n=n, cutoff=cutoff)
+
+
+def did_you_mean(names: Sequence[str], *, joiner: str = ", ") -> str:
+    """``" Did you mean 'a', 'b'?"`` (with its leading space) for ``names``; ``""`` for none."""
+    return f" Did you mean {joiner.join(map(repr, names))}?" if names else ""
 
 
 class GorchError(Exception):
@@ -71,6 +86,26 @@ class DefinitionError(GorchError):
             lines = "\n".join(f"  - {p}" for p in self.problems)
             message = f"Invalid workflow definition ({len(self.problems)} problems):\n{lines}"
         super().__init__(message, workflow_id=workflow_id)
+
+
+class GotoError(GorchError):
+    """A goto was refused (unknown statement or thread, or a target goto cannot move to).
+
+    Attributes:
+        suggestions: the closest valid names, best first.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        workflow_id: str = "",
+        thread: str = "",
+        statement: str = "",
+        suggestions: Iterable[str] = (),
+    ) -> None:
+        super().__init__(message, workflow_id=workflow_id, thread=thread, statement=statement)
+        self.suggestions = list(suggestions)
 
 
 class StateMismatchError(GorchError):
@@ -322,6 +357,11 @@ class UnreadableInstanceError(GorchError):
         super().__init__(message, workflow_id=workflow_id)
         self.field = field
         self.reason = reason
+
+
+class StoreError(GorchError):
+    """The database cannot be used as a gorch store: a URL of no database gorch can use, a
+    schema written by a newer gorch, a database without gorch's tables where one is needed."""
 
 
 class StoreUnavailableError(GorchError):

@@ -40,6 +40,7 @@ import html
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
+from enum import StrEnum
 from typing import Any
 
 from attrs import define, field, frozen
@@ -60,6 +61,7 @@ from gorch.dsl import (
     K_WAITFOR,
     Default,
 )
+from gorch.engine import HistoryKind
 from gorch.state import MAIN_THREAD, ThreadStatus
 
 __all__ = [
@@ -67,6 +69,7 @@ __all__ = [
     "Graph",
     "Marks",
     "Node",
+    "NodeKind",
     "build",
     "dot",
     "duration",
@@ -77,6 +80,26 @@ __all__ = [
 ]
 
 FORMATS = ("mermaid", "dot", "svg")
+
+
+class NodeKind(StrEnum):
+    """What a box of the diagram stands for."""
+
+    START = "start"  # where the main thread begins
+    END = "end"  # where the workflow finishes
+    STEP = "step"
+    IF = "if"  # an If; its branches are the edges out of it
+    SWITCH = "switch"  # a Switch; its cases are the edges out of it
+    FOR = "for"  # a loop's head: "repeat" into the body, "done" past it
+    BREAK = "break"
+    CONTINUE = "continue"
+    RETURN = "return"
+    WAIT = "wait"  # a Wait; its events are its children
+    ON = "on"  # an event case of a Wait
+    TIMEOUT = "timeout"  # a Timeout case of a Wait
+    WAITFOR = "waitfor"
+    GO = "go"  # where a thread is started; its body is drawn beside
+    THREAD_END = "thread-end"  # where a Go thread ends
 
 
 @frozen
@@ -94,7 +117,7 @@ class Node:
     """
 
     id: str
-    kind: str
+    kind: NodeKind
     name: str
     lines: tuple[str, ...]
     thread: str = MAIN_THREAD
@@ -229,7 +252,7 @@ class _Builder:
 
     def new(
         self,
-        kind: str,
+        kind: NodeKind,
         name: str,
         lines: Iterable[str],
         thread: str,
@@ -254,8 +277,8 @@ class _Builder:
 
     def graph(self) -> Graph:
         tree = self.info.definition() if self.data is None else self.data.definition()
-        start = self.new("start", "", ["start"], MAIN_THREAD, "")
-        end = self.new("end", "", ["end"], MAIN_THREAD, "", later=True)
+        start = self.new(NodeKind.START, "", ["start"], MAIN_THREAD, "")
+        end = self.new(NodeKind.END, "", ["end"], MAIN_THREAD, "", later=True)
         seq = _Seq([start])
         exits = self.seq(_kids(tree), [(start, "", "flow")], seq, MAIN_THREAD, "", end, None)
         self.flush(end)
@@ -319,7 +342,7 @@ class _Builder:
                 return []
             return [(nid, "", "flow")]
         if k in (K_IF, K_SWITCH):
-            kind = "if" if k == K_IF else "switch"
+            kind = NodeKind.IF if k == K_IF else NodeKind.SWITCH
             head = self.new(kind, "", [kind], thread, parent)
             self.link(exits, head)
             block = _Block("branch", head)
@@ -337,7 +360,7 @@ class _Builder:
                 result.append((head, "otherwise", "flow"))
             return result
         if k == K_FOR:
-            head = self.new("for", s.name, [f"loop: {s.name}"], thread, parent)
+            head = self.new(NodeKind.FOR, s.name, [f"loop: {s.name}"], thread, parent)
             self.link(exits, head)
             block = _Block("loop", head, [_Lane("repeat", "", _Seq())])
             out.items.append(block)
@@ -349,14 +372,14 @@ class _Builder:
             self.link([(src, label, "back") for src, label, _ in body], head)
             return [(head, "done", "flow"), *breaks]
         if k == K_WAIT:
-            head = self.new("wait", s.name, [f"wait: {s.name}"], thread, parent)
+            head = self.new(NodeKind.WAIT, s.name, [f"wait: {s.name}"], thread, parent)
             self.link(exits, head)
             block = _Block("branch", head)
             out.items.append(block)
             result = []
             for case in s.kids:
                 ev = self.info.events.get(case.name)
-                kind = "timeout" if case._kind == K_TIMEOUT else "on"
+                kind = NodeKind.TIMEOUT if case._kind == K_TIMEOUT else NodeKind.ON
                 nid = self.new(kind, case.name, _event_lines(case, ev), thread, head)
                 self.edges.append(Edge(head, nid))
                 lane = _Lane("", nid, _Seq())
@@ -366,9 +389,9 @@ class _Builder:
                 )
             return result
         if k == K_GO:
-            head = self.new("go", s.name, [f"go: {s.name}"], thread, parent)
+            head = self.new(NodeKind.GO, s.name, [f"go: {s.name}"], thread, parent)
             self.link(exits, head)
-            tend = self.new("thread-end", "", ["thread ends"], s.name, head, later=True)
+            tend = self.new(NodeKind.THREAD_END, "", ["thread ends"], s.name, head, later=True)
             block = _Block("fork", head, [_Lane(s.name, "", _Seq())], tend)
             out.items.append(block)
             body = self.seq(
@@ -393,13 +416,13 @@ def _kids(tree: Any) -> Sequence[Any]:
     return tree.kids if getattr(tree, "_kind", None) == K_SECTION else (tree,)
 
 
-def _simple(s: Any) -> tuple[str, list[str]]:
+def _simple(s: Any) -> tuple[NodeKind, list[str]]:
     k = s._kind
     if k == K_STEP:
-        return "step", [s.name]
+        return NodeKind.STEP, [s.name]
     if k == K_WAITFOR:
-        return "waitfor", [f"wait for: {s.name}"]
-    word = {K_RETURN: "return", K_BREAK: "break", K_CONTINUE: "continue"}[k]
+        return NodeKind.WAITFOR, [f"wait for: {s.name}"]
+    word = {K_RETURN: NodeKind.RETURN, K_BREAK: NodeKind.BREAK, K_CONTINUE: NodeKind.CONTINUE}[k]
     return word, [word]
 
 
@@ -447,14 +470,14 @@ def position(graph: Graph, instance: Any, history: Iterable[Any]) -> Marks:
     failed: set[str] = set()
     for h in history:
         nid = graph.by_name.get(h.name)
-        if h.kind == "started":
+        if h.kind == HistoryKind.STARTED:
             done.add(graph.start)
         elif nid is None:
             continue
-        elif h.kind in ("step", "event", "timer"):
+        elif h.kind in (HistoryKind.STEP, HistoryKind.EVENT, HistoryKind.TIMER):
             done.add(nid)
             failed.discard(nid)
-        elif h.kind in ("step_failed", "failed"):
+        elif h.kind in (HistoryKind.STEP_FAILED, HistoryKind.FAILED):
             failed.add(nid)
     current: dict[str, list[str]] = {}
     status = str(getattr(instance, "status", ""))
@@ -480,7 +503,7 @@ def position(graph: Graph, instance: Any, history: Iterable[Any]) -> Marks:
             done.add(parent)
             parent = graph.nodes[parent].parent
     # and, unless a goto jumped, what comes before it in its sequence (a WaitFor, an If)
-    if not any(h.kind == "goto" for h in history):
+    if not any(h.kind == HistoryKind.GOTO for h in history):
         _before(graph, graph.tree, done, current)
     for nid in list(done) + list(current):
         if graph.nodes[nid].thread == MAIN_THREAD:
@@ -489,13 +512,13 @@ def position(graph: Graph, instance: Any, history: Iterable[Any]) -> Marks:
     # a Go thread that ran and stands nowhere now has ended
     live = {t.name for t in threads}
     for n in graph.nodes.values():
-        if n.kind == "thread-end" and n.parent in done and n.thread not in live:
+        if n.kind == NodeKind.THREAD_END and n.parent in done and n.thread not in live:
             done.add(n.id)
     # the way around a branch (its "otherwise", an empty case) was not taken if a branch was
     untaken = set()
     for e in graph.edges:
         src = graph.nodes[e.src]
-        if src.kind not in ("if", "switch") or graph.nodes[e.dst].parent == src.id:
+        if src.kind not in (NodeKind.IF, NodeKind.SWITCH) or graph.nodes[e.dst].parent == src.id:
             continue
         branches = (x.dst for x in graph.edges if x.src == src.id)
         if any(graph.nodes[d].parent == src.id and d in done for d in branches):
@@ -546,21 +569,21 @@ def _state_of(nid: str, marks: Marks | None) -> str:
 # -- Mermaid -------------------------------------------------------------------------------
 
 _MERMAID_SHAPES = {
-    "start": ('(("', '"))'),
-    "end": ('((("', '")))'),
-    "thread-end": ('(["', '"])'),
-    "step": ('["', '"]'),
-    "if": ('{"', '"}'),
-    "switch": ('{"', '"}'),
-    "for": ('{{"', '"}}'),
-    "wait": ('[/"', '"/]'),
-    "on": ('>"', '"]'),
-    "timeout": ('>"', '"]'),
-    "waitfor": ('[/"', '"\\]'),
-    "go": ('[["', '"]]'),
-    "return": ('(["', '"])'),
-    "break": ('(["', '"])'),
-    "continue": ('(["', '"])'),
+    NodeKind.START: ('(("', '"))'),
+    NodeKind.END: ('((("', '")))'),
+    NodeKind.THREAD_END: ('(["', '"])'),
+    NodeKind.STEP: ('["', '"]'),
+    NodeKind.IF: ('{"', '"}'),
+    NodeKind.SWITCH: ('{"', '"}'),
+    NodeKind.FOR: ('{{"', '"}}'),
+    NodeKind.WAIT: ('[/"', '"/]'),
+    NodeKind.ON: ('>"', '"]'),
+    NodeKind.TIMEOUT: ('>"', '"]'),
+    NodeKind.WAITFOR: ('[/"', '"\\]'),
+    NodeKind.GO: ('[["', '"]]'),
+    NodeKind.RETURN: ('(["', '"])'),
+    NodeKind.BREAK: ('(["', '"])'),
+    NodeKind.CONTINUE: ('(["', '"])'),
 }
 
 _MERMAID_ARROWS = {"flow": "-->", "back": "-.->", "go": "-.->", "jump": "-.->"}
@@ -619,21 +642,21 @@ def _with_threads(n: Node, marks: Marks | None) -> tuple[str, ...]:
 # -- Graphviz DOT --------------------------------------------------------------------------
 
 _DOT_SHAPES = {
-    "start": "circle",
-    "end": "doublecircle",
-    "thread-end": "oval",
-    "step": "box",
-    "if": "diamond",
-    "switch": "diamond",
-    "for": "hexagon",
-    "wait": "parallelogram",
-    "on": "cds",
-    "timeout": "cds",
-    "waitfor": "trapezium",
-    "go": "component",
-    "return": "oval",
-    "break": "oval",
-    "continue": "oval",
+    NodeKind.START: "circle",
+    NodeKind.END: "doublecircle",
+    NodeKind.THREAD_END: "oval",
+    NodeKind.STEP: "box",
+    NodeKind.IF: "diamond",
+    NodeKind.SWITCH: "diamond",
+    NodeKind.FOR: "hexagon",
+    NodeKind.WAIT: "parallelogram",
+    NodeKind.ON: "cds",
+    NodeKind.TIMEOUT: "cds",
+    NodeKind.WAITFOR: "trapezium",
+    NodeKind.GO: "component",
+    NodeKind.RETURN: "oval",
+    NodeKind.BREAK: "oval",
+    NodeKind.CONTINUE: "oval",
 }
 
 
@@ -659,7 +682,7 @@ def dot(graph: Graph, marks: Marks | None = None) -> str:
         for n in nodes:
             attrs = [f"label={_dq(chr(10).join(_with_threads(n, marks)))}"]
             attrs.append(f"shape={_DOT_SHAPES[n.kind]}")
-            if n.kind == "step":
+            if n.kind == NodeKind.STEP:
                 attrs.append('style="rounded,filled"')
             state = _state_of(n.id, marks)
             if state:
@@ -735,18 +758,24 @@ class _Layout:
         lines = _with_threads(n, self.marks)
         text = max(len(x) for x in lines) * _CHAR_W
         h = len(lines) * _LINE_H + 12
-        if n.kind in ("start", "end"):
+        if n.kind in (NodeKind.START, NodeKind.END):
             d = max(text + 14, 34.0)
             return d, d
-        if n.kind in ("if", "switch"):
+        if n.kind in (NodeKind.IF, NodeKind.SWITCH):
             return text + 44, h + 16
-        if n.kind in ("for", "wait", "waitfor", "on", "timeout"):
+        if n.kind in (NodeKind.FOR, NodeKind.WAIT, NodeKind.WAITFOR, NodeKind.ON, NodeKind.TIMEOUT):
             return text + 40, h
         return text + 24, h
 
     def node(self, nid: str) -> _Box:
         w, h = self.size(nid)
-        closed = self.g.nodes[nid].kind in ("return", "break", "continue", "end", "thread-end")
+        closed = self.g.nodes[nid].kind in (
+            NodeKind.RETURN,
+            NodeKind.BREAK,
+            NodeKind.CONTINUE,
+            NodeKind.END,
+            NodeKind.THREAD_END,
+        )
         return _Box(w, h, w / 2, not closed, [("node", (nid, 0.0, 0.0, w, h))])
 
     def seq(self, seq: _Seq) -> _Box:
@@ -859,36 +888,44 @@ class _Layout:
         return out
 
 
+# Kinds drawn as closing pills: nothing follows them in their sequence.
+_CLOSED = frozenset((NodeKind.RETURN, NodeKind.BREAK, NodeKind.CONTINUE, NodeKind.THREAD_END))
+
+
 def _svg_node(n: Node, x: float, y: float, w: float, h: float, lines: Sequence[str]) -> str:
     k = n.kind
-    if k in ("start", "end"):
+    if k in (NodeKind.START, NodeKind.END):
         cx, cy, rad = x + w / 2, y + h / 2, w / 2
         shape = f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="{rad:.1f}"/>'
-        if k == "end":
+        if k == NodeKind.END:
             shape += f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="{rad - 4:.1f}"/>'
-    elif k in ("if", "switch"):
+    elif k in (NodeKind.IF, NodeKind.SWITCH):
         shape = _poly([(x + w / 2, y), (x + w, y + h / 2), (x + w / 2, y + h), (x, y + h / 2)])
-    elif k == "for":
+    elif k == NodeKind.FOR:
         e = 12
         shape = _poly([(x + e, y), (x + w - e, y), (x + w, y + h / 2), (x + w - e, y + h),
                        (x + e, y + h), (x, y + h / 2)])  # fmt: skip
-    elif k == "wait":
+    elif k == NodeKind.WAIT:
         e = 10
         shape = _poly([(x + e, y), (x + w, y), (x + w - e, y + h), (x, y + h)])
-    elif k == "waitfor":
+    elif k == NodeKind.WAITFOR:
         e = 10
         shape = _poly([(x + e, y), (x + w - e, y), (x + w, y + h), (x, y + h)])
-    elif k in ("on", "timeout"):
+    elif k in (NodeKind.ON, NodeKind.TIMEOUT):
         e = 12
         shape = _poly([(x, y), (x + w - e, y), (x + w, y + h / 2), (x + w - e, y + h),
                        (x, y + h)])  # fmt: skip
-    elif k == "go":
+    elif k == NodeKind.GO:
         shape = (
             f'<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}"/>'
             f'<path d="M{x + 6:.1f},{y:.1f}v{h:.1f}M{x + w - 6:.1f},{y:.1f}v{h:.1f}"/>'
         )
     else:
-        rx = h / 2 if k in ("return", "break", "continue", "thread-end") else 4
+        rx = (
+            h / 2
+            if k in (NodeKind.RETURN, NodeKind.BREAK, NodeKind.CONTINUE, NodeKind.THREAD_END)
+            else 4
+        )
         shape = f'<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" rx="{rx:.1f}"/>'
     cy = y + h / 2 - (len(lines) - 1) * _LINE_H / 2 + 4
     texts = "".join(

@@ -25,7 +25,6 @@ How it runs, and why it is fast:
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import re
 import typing
@@ -60,6 +59,7 @@ from gorch.errors import (
     CallbackNotFound,
     DefinitionError,
     GorchError,
+    GotoError,
     HandlerError,
     InputError,
     StaleCallback,
@@ -67,6 +67,8 @@ from gorch.errors import (
     StepError,
     StepLimitExceeded,
     WorkflowFinishedError,
+    did_you_mean,
+    suggest,
 )
 from gorch.samples import sample
 from gorch.state import (
@@ -82,15 +84,23 @@ from gorch.state import (
 )
 
 __all__ = [
+    "ANY",
     "DEFAULT_MAX_STEPS",
+    "NO_PAYLOAD",
     "GotoError",
     "GotoPlan",
     "Outcome",
+    "Program",
+    "StatementInfo",
+    "awaited",
     "cancel",
     "class_problems",
     "find_statement",
     "goto",
     "handle_callback",
+    "is_lifecycle",
+    "payload_type",
+    "program",
     "resume",
     "run",
     "validate",
@@ -138,31 +148,11 @@ _KIND_NAMES = {
 _BLOCKED, _PASS, _FINISHED = 0, 1, 2
 
 
-class GotoError(GorchError):
-    """A goto was refused (unknown statement or thread, or a target goto cannot move to).
-
-    Attributes:
-        suggestions: the closest valid names, best first.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        workflow_id: str = "",
-        thread: str = "",
-        statement: str = "",
-        suggestions: Iterable[str] = (),
-    ) -> None:
-        super().__init__(message, workflow_id=workflow_id, thread=thread, statement=statement)
-        self.suggestions = list(suggestions)
-
-
 # --------------------------------------------------------------------------------------------
 # The compiled index of a definition
 
 
-class _Info:
+class StatementInfo:
     """One statement's place in a compiled definition."""
 
     __slots__ = (
@@ -179,7 +169,7 @@ class _Info:
         "thread",
     )
 
-    def __init__(self, node: Any, parent: _Info | None, idx: int, path: tuple[int, ...]):
+    def __init__(self, node: Any, parent: StatementInfo | None, idx: int, path: tuple[int, ...]):
         self.cls: type = type(node)
         self.kind: int = node._kind
         self.name: str = node.name
@@ -187,7 +177,7 @@ class _Info:
         self.parent: Any = parent
         self.idx = idx
         self.path = path
-        self.kids: list[_Info] = []
+        self.kids: list[StatementInfo] = []
         self.loop: Any = None  # innermost For of the same thread body (validated: set for Break)
         self.thread: str = MAIN_THREAD  # the thread body this statement belongs to
         self.lifecycle = False  # an On whose handler has setup/teardown
@@ -201,17 +191,17 @@ class _Info:
         self.label: str = here if parent is None else f"{parent.label} > {here}"
 
 
-class _Program:
+class Program:
     """A definition compiled for the interpreter: positions, parent links, a name index."""
 
     __slots__ = ("by_name", "root")
 
-    def __init__(self, root: _Info, by_name: dict[str, _Info]) -> None:
+    def __init__(self, root: StatementInfo, by_name: dict[str, StatementInfo]) -> None:
         self.root = root
         self.by_name = by_name
 
 
-def _is_lifecycle(handler: object) -> bool:
+def is_lifecycle(handler: object) -> bool:
     cls = type(handler)
     return all(callable(getattr(cls, m, None)) for m in ("setup", "handle", "teardown"))
 
@@ -230,7 +220,7 @@ def _is_async(fn: object) -> bool:
     return inspect.iscoroutinefunction(target) or inspect.isasyncgenfunction(target)
 
 
-def _value_problems(prog: _Program, tree: Any) -> list[str]:
+def _value_problems(prog: Program, tree: Any) -> list[str]:
     """What is wrong with the values of one tree (a Timeout's ``after``, a Go's ``id``): these
     may come from the workflow's data, so they are checked on the tree at hand, not compiled
     into the class's program."""
@@ -244,7 +234,7 @@ def _value_problems(prog: _Program, tree: Any) -> list[str]:
     return problems
 
 
-def _checked_value(node: Any, info: _Info, workflow_id: str = "") -> Any:
+def _checked_value(node: Any, info: StatementInfo, workflow_id: str = "") -> Any:
     """A Timeout's delay or a Go's thread id, or a DefinitionError saying what is wrong."""
     if info.kind == K_TIMEOUT:
         try:
@@ -259,26 +249,26 @@ def _checked_value(node: Any, info: _Info, workflow_id: str = "") -> Any:
     raise DefinitionError([f"{info.label}: {problem}"], workflow_id=workflow_id)
 
 
-def _compile(tree: Any) -> tuple[_Program, list[str]]:
+def _compile(tree: Any) -> tuple[Program, list[str]]:
     """Index ``tree`` and collect every rule it breaks (as sentences starting with a path)."""
     problems: list[str] = []
-    by_name: dict[str, _Info] = {}
+    by_name: dict[str, StatementInfo] = {}
     seen: dict[str, list[str]] = {}
 
     if not isinstance(tree, Stmt):
-        return _Program(_Info(Section(()), None, 0, ()), {}), [
+        return Program(StatementInfo(Section(()), None, 0, ()), {}), [
             f"definition() must return a statement tree built with S(...), got {tree!r}"
         ]
 
     def visit(
         node: Any,
-        parent: _Info | None,
+        parent: StatementInfo | None,
         idx: int,
         path: tuple[int, ...],
-        loop: _Info | None,
+        loop: StatementInfo | None,
         thread: str,
-    ) -> _Info:
-        info = _Info(node, parent, idx, path)
+    ) -> StatementInfo:
+        info = StatementInfo(node, parent, idx, path)
         info.loop = loop
         info.thread = thread
         kind = info.kind
@@ -311,7 +301,7 @@ def _compile(tree: Any) -> tuple[_Program, list[str]]:
         elif kind == K_ON:
             h = node.handler
             if h is not None:
-                if _is_lifecycle(h):
+                if is_lifecycle(h):
                     info.lifecycle = True
                     problems.extend(
                         f"{where}: the handler's {method} {_ASYNC}"
@@ -384,10 +374,10 @@ def _compile(tree: Any) -> tuple[_Program, list[str]]:
                 + " and at ".join(places)
                 + "; every named statement needs a unique name"
             )
-    return _Program(root, by_name), problems
+    return Program(root, by_name), problems
 
 
-def _can_block(info: _Info) -> bool:
+def _can_block(info: StatementInfo) -> bool:
     """Whether a loop body contains something that blocks, runs a step or leaves the loop."""
     for kid in info.kids:
         if kid.kind in (K_STEP, K_WAIT, K_WAITFOR, K_RETURN, K_BREAK):
@@ -397,10 +387,10 @@ def _can_block(info: _Info) -> bool:
     return False
 
 
-_PROGRAMS: dict[type, _Program] = {}
+_PROGRAMS: dict[type, Program] = {}
 
 
-def _program(wf: Any) -> tuple[_Program, Any]:
+def program(wf: Any) -> tuple[Program, Any]:
     """The compiled program of ``wf``'s class, and the tree it was built from (if just built)."""
     cls = type(wf)
     prog = _PROGRAMS.get(cls)
@@ -416,14 +406,14 @@ def _program(wf: Any) -> tuple[_Program, Any]:
 
 def find_statement(wf: Any, name: str) -> Any:
     """The statement named ``name`` in ``wf``'s definition, or None (through the name index)."""
-    prog, tree = _program(wf)
+    prog, tree = program(wf)
     info = prog.by_name.get(name)
     if info is None:
         return None
     return _node_at(wf.definition() if tree is None else tree, info)
 
 
-def _node_at(tree: Any, info: _Info) -> Any:
+def _node_at(tree: Any, info: StatementInfo) -> Any:
     n = tree
     for i in info.path:
         n = n.kids[i]
@@ -502,13 +492,15 @@ class _Missing:
         return self.name
 
 
-_NO_PARAM = _Missing("NO_PAYLOAD")
-_ANY = _Missing("ANY")
+NO_PAYLOAD: Any = _Missing("NO_PAYLOAD")
+"""The payload type of an event whose handler takes none (the event carries no body)."""
+ANY: Any = _Missing("ANY")
+"""The payload or output type of a handler that does not say it: any JSON."""
 _HANDLER_SPECS: dict[object, object] = {}
 
 
-def _payload_type(func: Callable[..., Any]) -> object:
-    """The type a function handler wants its payload as, ``_ANY``, or ``_NO_PARAM``."""
+def payload_type(func: Callable[..., Any]) -> object:
+    """The type a function handler wants its payload as, ``ANY``, or ``NO_PAYLOAD``."""
     # Functions and methods are keyed by their code, callable objects by their class; anything
     # else (functools.partial, builtins) carries its own signature and is inspected each time.
     key: object = getattr(func, "__code__", None)
@@ -525,10 +517,10 @@ def _payload_type(func: Callable[..., Any]) -> object:
             ]
         except (TypeError, ValueError):
             params = []
-            spec = _ANY
+            spec = ANY
         if spec is None:
             if not params:
-                spec = _NO_PARAM
+                spec = NO_PAYLOAD
             else:
                 first = params[0]
                 target = (
@@ -540,9 +532,9 @@ def _payload_type(func: Callable[..., Any]) -> object:
                     hints = typing.get_type_hints(target)
                 except Exception:
                     hints = {}
-                spec = hints.get(first.name, _ANY)
+                spec = hints.get(first.name, ANY)
                 if spec is Any:
-                    spec = _ANY
+                    spec = ANY
         if key is not None:
             _HANDLER_SPECS[key] = spec
     return spec
@@ -552,12 +544,12 @@ def _structure_input(
     func: Callable[..., Any], input: Any, state: State, thread: str, event: str
 ) -> tuple[bool, Any]:
     """Return (takes_payload, payload structured into the handler's annotation)."""
-    spec = _payload_type(func)
-    if spec is _NO_PARAM:
+    spec = payload_type(func)
+    if spec is NO_PAYLOAD:
         if input is not None:
             raise _no_payload(state, thread, event, input)
         return False, None
-    if spec is _ANY:
+    if spec is ANY:
         return True, input
     if isinstance(spec, type) and isinstance(input, spec):
         return True, input
@@ -619,11 +611,11 @@ class _Run:
     def __init__(self, wf: Any, state: State, before: Before | None = None) -> None:
         self.wf = wf
         self.state = state
-        self.prog, self.tree = _program(wf)
+        self.prog, self.tree = program(wf)
         self.stale = False
         self.before = before
 
-    def node(self, info: _Info, fresh: bool = False) -> Any:
+    def node(self, info: StatementInfo, fresh: bool = False) -> Any:
         """The statement at ``info`` in the current tree; a fresh tree if ``fresh`` and
         user code ran since the tree was built."""
         tree = self.tree
@@ -650,8 +642,7 @@ class _Run:
     # -- checks ------------------------------------------------------------------------------
 
     def mismatch(self, t: Thread, what: str, name: str, expected: str) -> StateMismatchError:
-        close = difflib.get_close_matches(name, list(self.prog.by_name), n=3)
-        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        hint = did_you_mean(suggest(name, self.prog.by_name))
         return StateMismatchError(
             f"workflow {self.state.id!r} ({self.state.workflow}): thread {t.id!r} is at "
             f"{what} {name!r}, but {type(self.wf).__name__}.definition() has no {expected} "
@@ -773,7 +764,7 @@ class _Run:
                 keep.append(e)
         t.wait_events = keep
 
-    def new_events(self, wait: _Info, t: Thread, pc: int) -> list[WaitEvent]:
+    def new_events(self, wait: StatementInfo, t: Thread, pc: int) -> list[WaitEvent]:
         """The events of a wait that begins now, at ``pc``."""
         events = []
         wid = self.state.id
@@ -827,7 +818,7 @@ class _Run:
         t.pc += 1
         self.state.pc += 1
 
-    def pass_condition(self, t: Thread, info: _Info, handler: Any) -> None:
+    def pass_condition(self, t: Thread, info: StatementInfo, handler: Any) -> None:
         """A WaitFor's condition holds: call its handler; the thread resumes after it."""
         if handler is not None:
             if self.before is not None:
@@ -861,7 +852,7 @@ class _Run:
         prog = self.prog
         state = self.state
         by_name = prog.by_name
-        cont: _Info
+        cont: StatementInfo
         if not t.cur_step:
             cont = prog.root if t.name == MAIN_THREAD else by_name[t.name]
             i = 0
@@ -873,7 +864,7 @@ class _Run:
             cont = at.parent
             i = at.idx + 1
         spawned: list[Thread] = []
-        turned: set[_Info] = set()
+        turned: set[StatementInfo] = set()
         pc = t.pc + 1
         status = _RESUMING
         step = ""
@@ -964,7 +955,7 @@ class _Run:
             t.wait_events.extend(events)
         return _PASS if passes else _BLOCKED
 
-    def spin(self, t: Thread, loop: _Info) -> DefinitionError:
+    def spin(self, t: Thread, loop: StatementInfo) -> DefinitionError:
         return DefinitionError(
             [
                 f"{loop.label}: a turn of the loop ran no Step and waited for nothing, so its "
@@ -1209,10 +1200,10 @@ def _limit(state: State, t: Thread, limit: int) -> StepLimitExceeded:
 
 def waiting_for(state: State) -> list[str]:
     """The events the workflow waits for now, sorted, without repeats."""
-    return _awaited(state.threads)
+    return awaited(state.threads)
 
 
-def _awaited(threads: Iterable[Thread]) -> list[str]:
+def awaited(threads: Iterable[Thread]) -> list[str]:
     """The events these threads wait for now, sorted, without repeats."""
     return sorted({
         e.req.name
@@ -1222,7 +1213,7 @@ def _awaited(threads: Iterable[Thread]) -> list[str]:
 
 
 def _find_event(
-    req: CallbackRequest, state: State, prog: _Program | None = None
+    req: CallbackRequest, state: State, prog: Program | None = None
 ) -> tuple[Thread, WaitEvent]:
     """The waiting thread and event that ``req`` is for; refuses with a precise error."""
     name = req.name
@@ -1250,7 +1241,7 @@ def _find_event(
         if e.req.name == name and e.status in _ACTIVE
     ]
     if not candidates:
-        waiting = _awaited(threads)
+        waiting = awaited(threads)
         listing = ", ".join(map(repr, waiting)) if waiting else "no event at all"
         known = prog.by_name.get(name) if prog is not None else None
         if known is not None and known.kind in (K_ON, K_TIMEOUT):
@@ -1260,7 +1251,7 @@ def _find_event(
                 f"but no thread waits there now."
             )
         else:
-            hint = _did_you_mean(difflib.get_close_matches(name, waiting, n=3))
+            hint = did_you_mean(suggest(name, waiting))
         raise CallbackNotFound(
             f"workflow {state.id!r} ({state.workflow}): {where} waiting for event "
             f"{name!r}; {it} for {listing}.{hint}",
@@ -1354,7 +1345,7 @@ def handle_callback(req: CallbackRequest, wf: Any, state: State, input: Any = No
     return out
 
 
-def _call(fn: Callable[[], object], state: State, t: Thread, info: _Info) -> object:
+def _call(fn: Callable[[], object], state: State, t: Thread, info: StatementInfo) -> object:
     try:
         return fn()
     except GorchError:
@@ -1467,16 +1458,16 @@ def goto(
 _GOTO_TARGETS = {K_STEP: _EXECUTING, K_WAIT: _WAITING_EVENT, K_WAITFOR: _WAITING_CONDITION}
 
 
-def _goto_target(run: _Run, name: str, thread: str) -> tuple[Thread, _Info]:
+def _goto_target(run: _Run, name: str, thread: str) -> tuple[Thread, StatementInfo]:
     """The thread to move and the statement it moves to; refuses anything else."""
     state, by_name = run.state, run.prog.by_name
     t = state.thread(thread)
     if t is None:
         ids = [x.id for x in state.threads]
-        close = difflib.get_close_matches(thread, ids, n=3)
+        close = suggest(thread, ids)
         raise GotoError(
             f"workflow {state.id!r} ({state.workflow}) has no thread {thread!r}; its threads "
-            f"are {', '.join(map(repr, ids)) or 'none'}.{_did_you_mean(close)}",
+            f"are {', '.join(map(repr, ids)) or 'none'}.{did_you_mean(close)}",
             workflow_id=state.id,
             thread=thread,
             suggestions=close,
@@ -1487,7 +1478,7 @@ def _goto_target(run: _Run, name: str, thread: str) -> tuple[Thread, _Info]:
     targets = sorted(
         n for n, i in by_name.items() if i.kind in _GOTO_TARGETS and i.thread == t.name
     )
-    close = difflib.get_close_matches(name, targets, n=3, cutoff=0.4)
+    close = suggest(name, targets, cutoff=0.4)
     if info is None:
         why = f"{type(run.wf).__name__}.definition() has no statement named {name!r}."
     elif info.thread != t.name:
@@ -1501,17 +1492,12 @@ def _goto_target(run: _Run, name: str, thread: str) -> tuple[Thread, _Info]:
             f"{info.label} is not a Step, Wait or WaitFor; goto can only continue at one of those."
         )
     raise GotoError(
-        f"workflow {state.id!r} ({state.workflow}): goto refused: {why}{_did_you_mean(close)}",
+        f"workflow {state.id!r} ({state.workflow}): goto refused: {why}{did_you_mean(close)}",
         workflow_id=state.id,
         thread=thread,
         statement=name,
         suggestions=close,
     )
-
-
-def _did_you_mean(names: Iterable[str]) -> str:
-    names = list(names)
-    return f" Did you mean {', '.join(map(repr, names))}?" if names else ""
 
 
 class _GotoMove:
@@ -1521,7 +1507,7 @@ class _GotoMove:
 
     __slots__ = ("info", "known", "plan", "run", "thread")
 
-    def __init__(self, run: _Run, t: Thread, info: _Info) -> None:
+    def __init__(self, run: _Run, t: Thread, info: StatementInfo) -> None:
         self.run, self.thread, self.info = run, t, info
         by_name = run.prog.by_name
         # Events the code no longer has cannot be torn down: they go.

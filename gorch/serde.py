@@ -36,7 +36,6 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 import functools
 import math
 import re
@@ -73,7 +72,8 @@ from gorch._serde_types import (
     literal_values,
     refuse,
 )
-from gorch.errors import InputError, SerializationError
+from gorch.errors import InputError, SerializationError, suggest
+from gorch.limits import MAX_DEPTH
 from gorch.state import (
     CallbackRequest,
     EventStatus,
@@ -100,17 +100,8 @@ __all__ = [
 
 T = TypeVar("T")
 
-MAX_DEPTH = 64
-"""How deeply input may nest (arrays and objects): deeper input is refused with InputError.
 
-orjson refuses to write more than 254 levels, and an accepted payload is stored again inside
-other documents (the event's history row, the workflow data that keeps it inside its records
-and lists): 64 levels leave those ~190 levels, and keep cattrs' recursive structuring far from
-Python's recursion limit. Real payloads rarely nest more than ten levels.
-"""
-
-
-class _Converter(OrjsonConverter):
+class Converter(OrjsonConverter):
     """The orjson converter, remembering which hooks were registered after gorch's own.
 
     :func:`check_type` accepts a type it does not know when a user registered both a structure
@@ -174,7 +165,7 @@ class _Converter(OrjsonConverter):
         return False
 
 
-converter = _Converter(unstruct_collection_overrides={cabc.Set: list})
+converter = Converter(unstruct_collection_overrides={cabc.Set: list})
 """The one converter gorch uses for every document it stores or receives."""
 configure_converter(converter)
 
@@ -550,7 +541,7 @@ def _transform(exc: BaseException, path: str, out: list[str], t: Any = None) -> 
     elif isinstance(exc, ForbiddenExtraKeysError):
         names = sorted(init_names(exc.cl))
         for key in sorted(exc.extra_fields):
-            close = difflib.get_close_matches(key, names, n=1) or _abbreviated(key, names)
+            close = suggest(key, names, n=1) or _abbreviated(key, names)
             listed = ", ".join(repr(n) for n in names) or "none"
             hint = (
                 f"did you mean {close[0]!r}?"

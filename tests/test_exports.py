@@ -1,4 +1,5 @@
-"""The public surface: what `gorch` exports is a contract (DESIGN.md sections 1, 2 and 6)."""
+"""The public surface: what `gorch` exports is a contract (docs/architecture.md, "The public
+surface")."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import sys
 
 import gorch
 
-# Names that tests outside this repository rely on (DESIGN.md). Removing one is a breaking change.
+# Names that tests outside this repository rely on. Removing one is a breaking change.
 CONTRACT = {
     # section 1: the DSL
     "S", "Step", "If", "Switch", "Case", "Default", "For", "Break", "Continue", "Return",
@@ -79,3 +80,46 @@ def test_import_gorch_stays_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# The exact public surface of each public module: adding or removing a name is deliberate (edit
+# here, and say so in docs/architecture.md's public surface).
+SURFACE = {
+    "gorch": {
+        "AlreadyExistsError", "AmbiguousCallback", "Break", "BusyError", "CallbackNotFound",
+        "CallbackRequest", "Case", "CheckpointType", "ConflictError", "Continue", "Default",
+        "DefinitionError", "Engine", "EventStatus", "For", "Go", "GorchError", "GotoError",
+        "GotoPlan", "Handler", "HandlerError", "HistoryEntry", "HistoryKind",
+        "IdempotencyKeyError", "If", "InputError", "Instance", "InstanceStatusError", "Listener",
+        "MAIN_THREAD", "NotFoundError", "On", "Outcome", "Page", "RetryPolicy", "Return",
+        "RunStatus", "S", "Section", "SerializationError", "StaleCallback", "State",
+        "StateMismatchError", "Step", "StepError", "StepLimitExceeded", "Stmt", "StoreError",
+        "StoreUnavailableError", "Switch", "Thread", "ThreadStatus", "ThreadWait", "Timeout",
+        "UnreadableInstanceError", "Wait", "WaitEvent", "WaitFor", "Worker",
+        "WorkflowFinishedError", "WorkflowStatus", "dumps", "goto", "handle_callback", "loads",
+        "new_state", "resume", "run", "validate", "waiting_for",
+    },
+    "gorch.store": {
+        "HistoryRecord", "InstanceRecord", "KeyRecord", "MemoryStore", "SQLStore", "Store",
+        "TimerRecord", "Write",
+    },
+    "gorch.http": {
+        "ADMIN", "Auth", "AuthError", "Caller", "MAX_BODY", "PROBLEM", "Problem", "create_app",
+    },
+    "gorch.testing": {"Harness", "REAL_TIME_MODULES", "START"},
+    "gorch.graph": {
+        "Edge", "Graph", "Marks", "Node", "NodeKind", "build", "dot", "duration", "mermaid",
+        "position", "render", "svg",
+    },
+}  # fmt: skip
+
+
+def test_each_public_module_exports_exactly_its_surface() -> None:
+    import importlib
+
+    for name, expected in SURFACE.items():
+        module = importlib.import_module(name)
+        assert set(module.__all__) == expected, name
+        assert len(module.__all__) == len(expected), f"{name}: a name is listed twice"
+        missing = [n for n in expected if not hasattr(module, n)]
+        assert missing == [], (name, missing)

@@ -16,8 +16,9 @@ Example::
     # uvicorn shop:app   or   gorch serve shop:app
 """
 
-from gorch.http._app import MAX_BODY, create_app
+from gorch.http._app import create_app
 from gorch.http._auth import ADMIN, Auth, AuthError, Caller
 from gorch.http._problems import PROBLEM, Problem
+from gorch.limits import MAX_BODY
 
 __all__ = ["ADMIN", "MAX_BODY", "PROBLEM", "Auth", "AuthError", "Caller", "Problem", "create_app"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import logging
 import pathlib
 import re
@@ -31,17 +30,17 @@ from gorch import _views as views
 from gorch import graph, serde
 from gorch.catalog import NO_PAYLOAD, EventInfo, WorkflowInfo, describe
 from gorch.engine import Engine, RunStatus, Worker
-from gorch.errors import GorchError, InputError
+from gorch.errors import GorchError, InputError, did_you_mean, suggest
 from gorch.http import _schemas as schemas
 from gorch.http._auth import ADMIN, Auth, Caller
 from gorch.http._problems import PROBLEM, Problem, from_gorch, problem_response
 from gorch.http._schemas import MODELS, REF, TypeSchemas
+from gorch.limits import MAX_BODY, MAX_PAGE, MAX_TEXT, is_text
 
 __all__ = ["create_app"]
 
 log = logging.getLogger("gorch.http")
 
-MAX_BODY = 1 << 20
 HEALTH_TIMEOUT = 5.0
 _OPEN = Caller(frozenset(), everything=True)
 _ERRORS = {
@@ -57,7 +56,7 @@ _ERRORS = {
     "seconds (GET /health: a part of the service is unhealthy, see 'unhealthy')",
 }
 
-Id = Annotated[str, Path(min_length=1, max_length=200, description="the instance's id")]
+Id = Annotated[str, Path(min_length=1, max_length=MAX_TEXT, description="the instance's id")]
 _PUBLIC = ("/health", "/info")  # the routes that need no token
 
 
@@ -179,7 +178,7 @@ class _Api:
 
     def workflow(self, name: str) -> WorkflowInfo:
         if name not in self.catalog:
-            self.engine._class(name)  # not registered: NotFoundError with "did you mean"
+            self.engine.workflow_class(name)  # not registered: NotFoundError, "did you mean"
         return self.catalog[name]
 
     async def call(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
@@ -232,7 +231,7 @@ class _Api:
             "goto_targets": [
                 {"name": n.name, "kind": n.kind, "thread": n.thread}
                 for n in self.graphs[info.name].nodes.values()
-                if n.kind in ("step", "wait", "waitfor")
+                if n.kind in (graph.NodeKind.STEP, graph.NodeKind.WAIT, graph.NodeKind.WAITFOR)
             ],
         }
 
@@ -390,7 +389,7 @@ def create_app(
         operation_id="get_workflow",
     )
     async def get_workflow(
-        request: Request, workflow: Annotated[str, Path(max_length=200)]
+        request: Request, workflow: Annotated[str, Path(max_length=MAX_TEXT)]
     ) -> Response:
         """One registered workflow: its events, payload schemas and roles."""
         api.caller(request)
@@ -405,7 +404,7 @@ def create_app(
     )
     async def workflow_diagram(
         request: Request,
-        workflow: Annotated[str, Path(max_length=200)],
+        workflow: Annotated[str, Path(max_length=MAX_TEXT)],
         format: Format = "svg",
     ) -> Response:
         """The workflow's diagram, drawn from its code: SVG, Mermaid or Graphviz DOT."""
@@ -425,12 +424,12 @@ def create_app(
     )
     async def list_instances(
         request: Request,
-        workflow: Annotated[str | None, Query(max_length=200)] = None,
+        workflow: Annotated[str | None, Query(max_length=MAX_TEXT)] = None,
         status: Annotated[list[RunStatus] | None, Query()] = None,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
         cursor: Annotated[str | None, Query(max_length=400)] = None,
         q: Annotated[
-            str | None, Query(max_length=200, description="only ids containing this text")
+            str | None, Query(max_length=MAX_TEXT, description="only ids containing this text")
         ] = None,
     ) -> Response:
         """Instances, newest first, filtered by workflow, status and text in the id; one page
@@ -470,7 +469,7 @@ def create_app(
         request: Request,
         id: Id,
         limit: Annotated[
-            int | None, Query(ge=1, le=1000, description="at most this many; none: all")
+            int | None, Query(ge=1, le=MAX_PAGE, description="at most this many; none: all")
         ] = None,
         cursor: Annotated[str | None, Query(max_length=100)] = None,
         newest_first: Annotated[bool, Query(description="the newest entry first")] = False,
@@ -526,18 +525,18 @@ def create_app(
     async def send_event(
         request: Request,
         id: Id,
-        event: Annotated[str, Path(min_length=1, max_length=200)],
-        thread: Annotated[str, Query(max_length=200)] = "",
+        event: Annotated[str, Path(min_length=1, max_length=MAX_TEXT)],
+        thread: Annotated[str, Query(max_length=MAX_TEXT)] = "",
         idempotency_key: Annotated[
-            str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)
+            str | None, Header(alias="Idempotency-Key", min_length=1, max_length=MAX_TEXT)
         ] = None,
     ) -> Response:
         """Send any event to an instance (the typed operations under /workflows say each
         event's payload)."""
         api.caller(request)  # 401 before anything about the instance is told
-        row = await api.call(engine._row, id)
-        api.event_roles(request, api.workflow(row.workflow), event)
-        return await api.send(request, id, event, row.workflow, thread, idempotency_key)
+        workflow = await api.call(engine.workflow_of, id)
+        api.event_roles(request, api.workflow(workflow), event)
+        return await api.send(request, id, event, workflow, thread, idempotency_key)
 
     @app.post(
         "/instances/{id}/goto",
@@ -635,9 +634,9 @@ def _typed_routes(app: FastAPI, api: _Api, info: WorkflowInfo) -> None:
                 f'"data" (the {info.cls.__name__} to start from), got {_short(body)}'
             )
         id = body.get("id")
-        if id is not None and (not isinstance(id, str) or not 1 <= len(id) <= 200 or "/" in id):
+        if id is not None and (not is_text(id) or "/" in id):
             raise InputError(
-                f'"id" must be text of 1 to 200 characters without "/" (it is part of the '
+                f'"id" must be text of 1 to {MAX_TEXT} characters without "/" (it is part of the '
                 f"instance's URL), got {_short(id)}"
             )
         try:
@@ -667,7 +666,7 @@ def _typed_routes(app: FastAPI, api: _Api, info: WorkflowInfo) -> None:
                 {
                     "type": "object",
                     "properties": {
-                        "id": {"type": "string", "minLength": 1, "maxLength": 200},
+                        "id": {"type": "string", "minLength": 1, "maxLength": MAX_TEXT},
                         "data": data_schema,
                     },
                     "additionalProperties": False,
@@ -710,9 +709,9 @@ def _event_route(app: FastAPI, api: _Api, info: WorkflowInfo, ev: EventInfo) -> 
     async def send(
         request: Request,
         id: Id,
-        thread: Annotated[str, Query(max_length=200)] = "",
+        thread: Annotated[str, Query(max_length=MAX_TEXT)] = "",
         idempotency_key: Annotated[
-            str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)
+            str | None, Header(alias="Idempotency-Key", min_length=1, max_length=MAX_TEXT)
         ] = None,
     ) -> Response:
         api.require(request, ev.roles, f"sending {event!r}")
@@ -798,7 +797,7 @@ def _no_route(app: FastAPI, method: str, path: str) -> Problem:
     close: list[str] = []
     if len(parts) >= 2 and parts[0] == "workflows" and parts[1] not in api.catalog:
         name = parts[1]
-        close = difflib.get_close_matches(name, list(api.catalog), n=3, cutoff=0.5)
+        close = suggest(name, api.catalog, cutoff=0.5)
         known = ", ".join(map(repr, api.catalog)) or "none"
         detail = f"no workflow is registered as {name!r} (registered: {known})"
     elif len(parts) == 6 and parts[0] == "workflows" and parts[2:5:2] == ["instances", "events"]:
@@ -811,7 +810,7 @@ def _no_route(app: FastAPI, method: str, path: str) -> Problem:
                 f"fire it by hand with POST /instances/{{id}}/events/{quote(event, safe='')}"
             )
         else:
-            close = difflib.get_close_matches(event, sendable, n=3, cutoff=0.5)
+            close = suggest(event, sendable, cutoff=0.5)
             detail = (
                 f"workflow {info.name!r} has no event {event!r} to send (its events: "
                 f"{', '.join(sendable) or 'none'})"
@@ -829,13 +828,13 @@ def _no_route(app: FastAPI, method: str, path: str) -> Problem:
             if len(seg) == parts_n:
                 seg = [p if s.startswith("{") else s for s, p in zip(seg, parts, strict=True)]
             filled.setdefault("/" + "/".join(seg), []).append(f"{verb} {template}")
-        found = difflib.get_close_matches(path, list(filled), n=3, cutoff=0.6)
+        found = suggest(path, filled)
         close = [r for f in found for r in filled[f] if r.startswith(f"{method} ")] or [
             r for f in found for r in filled[f]
         ]
         detail = f"no route has the path {path!r}; the routes are listed at /docs"
     if close:
-        detail += f". Did you mean {' or '.join(map(repr, close))}?"
+        detail += "." + did_you_mean(close, joiner=" or ")
     if close:
         return Problem(404, "not-found", "Not found", detail, did_you_mean=close)
     return Problem(404, "not-found", "Not found", detail)

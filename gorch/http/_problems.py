@@ -15,6 +15,7 @@ from gorch.errors import (
     CallbackNotFound,
     ConflictError,
     GorchError,
+    GotoError,
     HandlerError,
     IdempotencyKeyError,
     InputError,
@@ -26,7 +27,6 @@ from gorch.errors import (
     UnreadableInstanceError,
     WorkflowFinishedError,
 )
-from gorch.interpreter import GotoError
 
 __all__ = ["PROBLEM", "Problem", "from_gorch", "problem_response"]
 

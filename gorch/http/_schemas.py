@@ -20,6 +20,7 @@ from pydantic_core import core_schema
 
 from gorch.catalog import ANY, NO_PAYLOAD
 from gorch.engine import RunStatus
+from gorch.limits import MAX_TEXT
 from gorch.state import MAIN_THREAD
 
 log = logging.getLogger("gorch.http")
@@ -130,8 +131,8 @@ class ThreadWait(BaseModel):
 
 class GotoRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    to: str = Field(min_length=1, max_length=200, description="the statement to continue at")
-    thread: str = Field(MAIN_THREAD, min_length=1, max_length=200)
+    to: str = Field(min_length=1, max_length=MAX_TEXT, description="the statement to continue at")
+    thread: str = Field(MAIN_THREAD, min_length=1, max_length=MAX_TEXT)
     dry_run: bool = Field(False, description="only say what would change")
 
 

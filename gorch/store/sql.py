@@ -58,7 +58,13 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.schema import CreateIndex, CreateTable
 from sqlmodel import Field, SQLModel
 
-from gorch.errors import AlreadyExistsError, ConflictError, GorchError, StoreUnavailableError
+from gorch.errors import (
+    AlreadyExistsError,
+    ConflictError,
+    GorchError,
+    StoreError,
+    StoreUnavailableError,
+)
 from gorch.store._pool import UNREACHABLE, Pool
 from gorch.store._rows import instance as _row
 from gorch.store._rows import read_time as _read_time
@@ -84,10 +90,6 @@ SCHEMA_VERSION = 1
 MIGRATIONS: dict[int, list[str]] = {}
 
 NOTIFY_CHANNEL = "gorch_work"
-
-
-class StoreError(GorchError):
-    """The database cannot be used as a gorch store (newer schema, bad URL)."""
 
 
 class JSONText(TypeDecorator[Any]):

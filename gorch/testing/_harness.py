@@ -51,7 +51,7 @@ REAL_TIME_MODULES: tuple[str, ...] = (
 _PAGE = 500
 
 
-def _frozen_time(start: datetime) -> Any:
+def frozen_time(start: datetime) -> Any:
     """freezegun's ``freeze_time(start)`` (not started), leaving :data:`REAL_TIME_MODULES` be.
 
     Raises:
@@ -97,7 +97,7 @@ class Harness:
         self.clock: Any = None
         if isinstance(store, str) and store not in ("memory", "sqlite"):
             raise ValueError(f"store must be 'memory', 'sqlite' or a Store, not {store!r}")
-        freezer = _frozen_time(start) if start is not None else None  # refuse before building
+        freezer = frozen_time(start) if start is not None else None  # refuse before building
         try:
             # Built in real time, before freezing: see the module docstring.
             if store == "memory":

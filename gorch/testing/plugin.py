@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from gorch.testing._harness import START, Harness, _frozen_time
+from gorch.testing._harness import START, Harness, frozen_time
 
 __all__ = ["gorch", "gorch_time"]
 
@@ -40,5 +40,5 @@ def gorch() -> Iterator[Callable[..., Harness]]:
 def gorch_time() -> Iterator[Any]:
     """Frozen time at :data:`~gorch.testing.START` for the test (with the Harness's ignore
     list); ``gorch_time.tick(timedelta(hours=1))``, ``gorch_time.move_to(when)``."""
-    with _frozen_time(START) as frozen:
+    with frozen_time(START) as frozen:
         yield frozen
