@@ -95,6 +95,50 @@ def test_python_m_gorch_help() -> None:
     assert "Usage: gorch" in proc.stdout
 
 
+def test_python_m_gorch_cli_is_the_same_command() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "gorch.cli", "list", "--help"],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("Usage: gorch list [OPTIONS]"), proc.stdout
+
+
+# What a command imports only when it runs: the store's SQLAlchemy and driver, serve's server.
+HEAVY = ["fastapi", "psycopg", "pydantic", "sqlalchemy", "starlette", "uvicorn"]
+
+
+def test_help_imports_no_database_nor_web_framework() -> None:
+    """``gorch --help`` and every command's ``--help`` stay quick to answer."""
+    code = (
+        "import sys\n"
+        "from gorch.cli import cli, main\n"
+        "for args in [['--help'], *([name, '--help'] for name in cli.commands)]:\n"
+        "    try:\n"
+        "        main(args)\n"
+        "    except SystemExit as exc:\n"
+        "        assert exc.code == 0, (args, exc.code)\n"
+        f"print(sorted(n for n in {HEAVY!r} if n in sys.modules), file=sys.stderr)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Usage: gorch serve [OPTIONS] [MODULE:APP]" in proc.stdout  # every command answered
+    assert proc.stderr.strip() == "[]", proc.stderr
+
+
 def test_serve_an_app_needs_module_colon_attribute(g: Gorch) -> None:
     message = g.usage("serve", "myshop.api")
     assert message == "Error: 'myshop.api': write the app as module:attribute, e.g. myshop.api:app"
