@@ -1,4 +1,4 @@
-"""Workflows for ``tests/test_cli.py``: a step that fails until a class-level flag is set.
+"""Workflows for the CLI tests (``tests/cli/``): a step that fails until a class-level flag is set.
 
 The command line builds ``Engine(store, workflows)`` with the default retry policy, so the
 failing step carries its own ``RetryPolicy(max_attempts=1)``: its first failure makes the
