@@ -24,8 +24,14 @@ from gorch.errors import (
 from gorch.interpreter._handlers import call_handler, no_payload, structure_input
 from gorch.interpreter._index import EVENT_KINDS, Program
 from gorch.interpreter._run import Run
-from gorch.interpreter._status import ACTIVE, RESUMING, WAITING_EVENT
-from gorch.state import CallbackRequest, State, Thread, WaitEvent, WorkflowStatus
+from gorch.interpreter._status import (
+    ACTIVE,
+    RESUMING,
+    WAITING_EVENT,
+    WORKFLOW_FINISHED,
+    WORKFLOW_RESUMING,
+)
+from gorch.state import CallbackRequest, State, Thread, WaitEvent
 
 
 def waiting_for(state: State) -> list[str]:
@@ -71,7 +77,7 @@ def handle_callback(req: CallbackRequest, wf: Any, state: State, input: Any = No
         >>> handle_callback(CallbackRequest(name="say"), wf, state, "hi")
         'HI'
     """
-    if state.status is WorkflowStatus.FINISHED:
+    if state.status is WORKFLOW_FINISHED:
         raise WorkflowFinishedError(
             f"workflow {state.id!r} ({state.workflow}) has finished; it takes no more events "
             f"(got {req.name!r})",
@@ -98,7 +104,7 @@ def handle_callback(req: CallbackRequest, wf: Any, state: State, input: Any = No
     t.cur_callback = info.name
     t.pc += 1
     state.pc += 1
-    state.status = WorkflowStatus.RESUMING
+    state.status = WORKFLOW_RESUMING
     return out
 
 

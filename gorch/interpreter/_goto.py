@@ -16,8 +16,14 @@ from gorch.dsl import K_WAIT
 from gorch.errors import GotoError, WorkflowFinishedError, did_you_mean, suggest
 from gorch.interpreter._index import StatementInfo
 from gorch.interpreter._run import STANDS_AT, Checkpoint, Run
-from gorch.interpreter._status import TEARING_DOWN, WAITING_EVENT
-from gorch.state import MAIN_THREAD, CheckpointType, State, Thread, ThreadStatus, WorkflowStatus
+from gorch.interpreter._status import (
+    AFTER_TEARDOWN,
+    TEARING_DOWN,
+    WAITING_EVENT,
+    WORKFLOW_FINISHED,
+    WORKFLOW_RESUMING,
+)
+from gorch.state import MAIN_THREAD, State, Thread, ThreadStatus
 
 
 @define
@@ -92,7 +98,7 @@ def goto(
             changes.
         WorkflowFinishedError: the workflow finished already.
     """
-    if state.status is WorkflowStatus.FINISHED:
+    if state.status is WORKFLOW_FINISHED:
         raise WorkflowFinishedError(
             f"workflow {state.id!r} ({state.workflow}) has finished; goto cannot revive it",
             workflow_id=state.id,
@@ -104,7 +110,7 @@ def goto(
         return move.plan
     move.apply()
     if run.teardowns(t) and checkpoint is not None:
-        checkpoint(CheckpointType.AFTER_TEARDOWN)
+        checkpoint(AFTER_TEARDOWN)
     move.plan.applied = True
     return move.plan
 
@@ -186,4 +192,4 @@ class GotoMove:
         t.cur_callback = ""
         t.pc += 1
         run.state.pc += 1
-        run.state.status = WorkflowStatus.RESUMING
+        run.state.status = WORKFLOW_RESUMING

@@ -27,13 +27,18 @@ from gorch.interpreter._callbacks import handle_callback
 from gorch.interpreter._run import FINISHED, PASS, Before, Checkpoint, Run
 from gorch.interpreter._status import (
     AFTER_CONDITION,
+    AFTER_RESUME,
     AFTER_STEP,
+    AFTER_TEARDOWN,
     EXECUTING,
     RESUMING,
     WAITING_CONDITION,
     WAITING_EVENT,
+    WORKFLOW_FINISHED,
+    WORKFLOW_RESUMING,
+    WORKFLOW_WAITING,
 )
-from gorch.state import CallbackRequest, CheckpointType, State, Thread, WorkflowStatus
+from gorch.state import CallbackRequest, State, Thread, WorkflowStatus
 
 DEFAULT_MAX_STEPS = 10_000
 """How many steps one ``resume`` may execute before it stops with ``StepLimitExceeded``."""
@@ -86,7 +91,7 @@ def resume(
         >>> wf.said, state.status.value
         ('hello', 'Finished')
     """
-    if state.status is WorkflowStatus.FINISHED:
+    if state.status is WORKFLOW_FINISHED:
         _resume_finished(wf, state, checkpoint, before)
     else:
         _run_until_blocked(Run(wf, state, before), checkpoint, max_steps)
@@ -112,12 +117,12 @@ def _run_until_blocked(run: Run, checkpoint: Checkpoint | None, max_steps: int) 
     while True:
         t = _next_runnable(state.threads)
         if t is not None:
-            state.status = WorkflowStatus.RESUMING
+            state.status = WORKFLOW_RESUMING
             if t.status is RESUMING:
                 outcome = run.advance(t)
                 if outcome != PASS:
                     if checkpoint is not None:
-                        checkpoint(CheckpointType.AFTER_RESUME)
+                        checkpoint(AFTER_RESUME)
                     if outcome == FINISHED:
                         run.finish_teardowns(checkpoint)
                         return
@@ -152,7 +157,7 @@ def _prepare(run: Run, checkpoint: Checkpoint | None) -> None:
         run.check_thread(x)
     for x in threads:
         if x.wait_events and run.teardowns(x) and checkpoint is not None:
-            checkpoint(CheckpointType.AFTER_TEARDOWN)
+            checkpoint(AFTER_TEARDOWN)
 
 
 def _set_up_waits(run: Run, checkpoint: Checkpoint | None) -> None:
@@ -160,7 +165,7 @@ def _set_up_waits(run: Run, checkpoint: Checkpoint | None) -> None:
     for x in run.state.threads:
         if x.status is WAITING_EVENT:
             run.setups(x, checkpoint)
-    run.state.status = WorkflowStatus.WAITING
+    run.state.status = WORKFLOW_WAITING
 
 
 def _next_runnable(threads: list[Thread]) -> Thread | None:

@@ -54,6 +54,8 @@ from gorch.interpreter._handlers import describe
 from gorch.interpreter._index import EVENT_KINDS, KIND_NAMES, StatementInfo, checked_value
 from gorch.interpreter._status import (
     ACTIVE,
+    AFTER_SETUP,
+    AFTER_TEARDOWN,
     EXECUTING,
     PENDING_SETUP,
     PENDING_TEARDOWN,
@@ -64,6 +66,7 @@ from gorch.interpreter._status import (
     TEARING_DOWN,
     WAITING_CONDITION,
     WAITING_EVENT,
+    WORKFLOW_FINISHED,
 )
 from gorch.state import (
     MAIN_THREAD,
@@ -73,7 +76,6 @@ from gorch.state import (
     Thread,
     ThreadStatus,
     WaitEvent,
-    WorkflowStatus,
 )
 
 Checkpoint = Callable[[CheckpointType], object]
@@ -214,7 +216,7 @@ class Run:
             changed = self.teardowns(x) or changed
         state.threads = [x for x in state.threads if x.wait_events]
         if changed and checkpoint is not None:
-            checkpoint(CheckpointType.AFTER_TEARDOWN)
+            checkpoint(AFTER_TEARDOWN)
 
     def setups(self, t: Thread, checkpoint: Checkpoint | None) -> None:
         """Set up every event of ``t``'s wait that is not set up yet; keep failures."""
@@ -235,7 +237,7 @@ class Run:
             e.status = SETUP
             e.error = ""
         if changed and checkpoint is not None:
-            checkpoint(CheckpointType.AFTER_SETUP)
+            checkpoint(AFTER_SETUP)
 
     def end_waits(self, t: Thread, fired: WaitEvent | None = None) -> None:
         """The wait of ``t`` ended: mark its events for teardown (or drop the ones that need
@@ -484,7 +486,7 @@ class Run:
                     main.wait_events.extend(leftovers)
             return False
         # The main thread ended: the workflow is finished, every other thread stops.
-        state.status = WorkflowStatus.FINISHED
+        state.status = WORKFLOW_FINISHED
         for other in state.threads:
             self.end_waits(other)
         state.threads = [x for x in state.threads if x.wait_events]
