@@ -13,7 +13,8 @@ How it runs, and why it is fast, is told where it happens:
   statement; ``_validate``: every rule a class or a tree breaks, raised once.
 - ``_handlers``: telling handlers apart, reading a function handler's payload type, calling it.
 - ``_run``: one call's view of a workflow, why ``definition()`` is called again and when, and
-  the units of work (advance, execute a step, pass a ``WaitFor``).
+  the units of work (advance, execute a step, pass a ``WaitFor``); ``_waits``: the events of a
+  wait (made, set up, ended, torn down); ``_status``: the statuses as module constants.
 - ``_resume``: the step loop (:func:`resume`) and the load-resume-save call (:func:`run`).
 - ``_callbacks``: delivering an event (:func:`handle_callback`); ``_goto``: moving a stuck
   thread (:func:`goto`); ``_cancel``: ending every wait (:func:`cancel`).

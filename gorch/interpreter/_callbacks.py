@@ -31,6 +31,7 @@ from gorch.interpreter._status import (
     WORKFLOW_FINISHED,
     WORKFLOW_RESUMING,
 )
+from gorch.interpreter._waits import end_waits
 from gorch.state import CallbackRequest, State, Thread, WaitEvent
 
 
@@ -99,7 +100,7 @@ def handle_callback(req: CallbackRequest, wf: Any, state: State, input: Any = No
     else:
         takes, payload = structure_input(handler, input, state, t.id, info.name)
         out = call_handler((lambda: handler(payload)) if takes else handler, state, t, info)
-    run.end_waits(t, e)
+    end_waits(run, t, e)
     t.status = RESUMING
     t.cur_callback = info.name
     t.pc += 1

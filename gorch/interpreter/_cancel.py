@@ -10,6 +10,7 @@ from typing import Any
 
 from gorch.interpreter._run import Before, Run
 from gorch.interpreter._status import TEARDOWN_ERROR
+from gorch.interpreter._waits import end_waits, known_events, teardowns
 from gorch.state import State, WaitEvent
 
 
@@ -31,8 +32,8 @@ def cancel(wf: Any, state: State, *, before: Before | None = None) -> list[WaitE
     run = Run(wf, state, before)
     failed = []
     for t in state.threads:
-        t.wait_events = run.known_events(t)
-        run.end_waits(t)
-        run.teardowns(t)
+        t.wait_events = known_events(run, t)
+        end_waits(run, t)
+        teardowns(run, t)
         failed += [e for e in t.wait_events if e.status is TEARDOWN_ERROR]
     return failed

@@ -23,6 +23,7 @@ from gorch.interpreter._status import (
     WORKFLOW_FINISHED,
     WORKFLOW_RESUMING,
 )
+from gorch.interpreter._waits import end_waits, known_events, new_events, teardowns
 from gorch.state import MAIN_THREAD, State, Thread, ThreadStatus
 
 
@@ -109,7 +110,7 @@ def goto(
     if dry_run:
         return move.plan
     move.apply()
-    if run.teardowns(t) and checkpoint is not None:
+    if teardowns(run, t) and checkpoint is not None:
         checkpoint(AFTER_TEARDOWN)
     move.plan.applied = True
     return move.plan
@@ -164,10 +165,10 @@ class GotoMove:
 
     def __init__(self, run: Run, t: Thread, info: StatementInfo) -> None:
         self.run, self.thread, self.info = run, t, info
-        self.known = run.known_events(t)  # the others go: they cannot be torn down
+        self.known = known_events(run, t)  # the others go: they cannot be torn down
         probe = Thread(t.id, t.name, t.status, wait_events=[evolve(e) for e in self.known])
         if t.status is WAITING_EVENT:
-            run.end_waits(probe)
+            end_waits(run, probe)
         self.plan = GotoPlan(
             workflow_id=run.state.id,
             thread=t.id,
@@ -182,10 +183,10 @@ class GotoMove:
     def apply(self) -> None:
         """Move the thread; the caller then runs the teardowns the plan lists."""
         run, t, info = self.run, self.thread, self.info
-        events = run.new_events(info, t, t.pc + 1) if info.kind == K_WAIT else []
+        events = new_events(run, info, t, t.pc + 1) if info.kind == K_WAIT else []
         t.wait_events = self.known
         if t.status is WAITING_EVENT:
-            run.end_waits(t)
+            end_waits(run, t)
         t.wait_events.extend(events)
         t.status = self.plan.to_status
         t.cur_step = info.name

@@ -38,6 +38,7 @@ from gorch.interpreter._status import (
     WORKFLOW_RESUMING,
     WORKFLOW_WAITING,
 )
+from gorch.interpreter._waits import finish_teardowns, setups, teardowns
 from gorch.state import CallbackRequest, State, Thread, WorkflowStatus
 
 DEFAULT_MAX_STEPS = 10_000
@@ -106,7 +107,7 @@ def _resume_finished(
             f"workflow {state.id!r} ({state.workflow}) has finished; there is nothing to resume",
             workflow_id=state.id,
         )
-    Run(wf, state, before).finish_teardowns(checkpoint)
+    finish_teardowns(Run(wf, state, before), checkpoint)
 
 
 def _run_until_blocked(run: Run, checkpoint: Checkpoint | None, max_steps: int) -> None:
@@ -124,7 +125,7 @@ def _run_until_blocked(run: Run, checkpoint: Checkpoint | None, max_steps: int) 
                     if checkpoint is not None:
                         checkpoint(AFTER_RESUME)
                     if outcome == FINISHED:
-                        run.finish_teardowns(checkpoint)
+                        finish_teardowns(run, checkpoint)
                         return
                     continue
                 # A WaitFor whose condition holds passes straight on, with no checkpoint in
@@ -156,7 +157,7 @@ def _prepare(run: Run, checkpoint: Checkpoint | None) -> None:
     for x in threads:
         run.check_thread(x)
     for x in threads:
-        if x.wait_events and run.teardowns(x) and checkpoint is not None:
+        if x.wait_events and teardowns(run, x) and checkpoint is not None:
             checkpoint(AFTER_TEARDOWN)
 
 
@@ -164,7 +165,7 @@ def _set_up_waits(run: Run, checkpoint: Checkpoint | None) -> None:
     """Every thread is blocked: set up the events of the waits that began."""
     for x in run.state.threads:
         if x.status is WAITING_EVENT:
-            run.setups(x, checkpoint)
+            setups(run, x, checkpoint)
     run.state.status = WORKFLOW_WAITING
 
 

@@ -16,7 +16,8 @@ Work happens in units, each applied to the state only when it completed: advanci
 through control flow to its next blocking point (:meth:`Run.advance`), running one step
 (:meth:`Run.execute`), passing one ``WaitFor`` (:meth:`Run.pass_condition`), handling one
 callback, one goto. Each unit adds one to the thread's and the state's ``pc``. A unit that
-raises changes nothing.
+raises changes nothing. What a wait's events go through (setup, teardown) is in
+:mod:`gorch.interpreter._waits`.
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ from gorch.dsl import (
     K_TIMEOUT,
     K_WAIT,
     K_WAITFOR,
-    Timeout,
 )
 from gorch.errors import (
     DefinitionError,
@@ -54,23 +54,16 @@ from gorch.interpreter._handlers import describe
 from gorch.interpreter._index import EVENT_KINDS, KIND_NAMES, StatementInfo, checked_value
 from gorch.interpreter._status import (
     ACTIVE,
-    AFTER_SETUP,
-    AFTER_TEARDOWN,
     EXECUTING,
-    PENDING_SETUP,
-    PENDING_TEARDOWN,
     RESUMING,
-    SETUP,
-    SETUP_ERROR,
-    TEARDOWN_ERROR,
     TEARING_DOWN,
     WAITING_CONDITION,
     WAITING_EVENT,
     WORKFLOW_FINISHED,
 )
+from gorch.interpreter._waits import end_waits, new_events
 from gorch.state import (
     MAIN_THREAD,
-    CallbackRequest,
     CheckpointType,
     State,
     Thread,
@@ -180,106 +173,6 @@ class Run:
             if waiting is not None and e.status in ACTIVE and event.parent is not waiting:
                 raise self.mismatch(t, "event", e.req.name, f"event of Wait {t.cur_step!r}")
 
-    # -- setup and teardown ------------------------------------------------------------------
-
-    def teardowns(self, t: Thread) -> bool:
-        """Tear down every wait event of ``t`` whose wait ended; keep failures for a retry.
-
-        Returns whether anything changed (the caller checkpoints).
-        """
-        changed = False
-        keep: list[WaitEvent] = []
-        for e in t.wait_events:
-            if e.status not in TEARING_DOWN:
-                keep.append(e)
-                continue
-            changed = True
-            info = self.prog.by_name[e.req.name]
-            if self.before is not None:
-                self.before(t, e.req.name)
-            try:
-                self.node(info).handler.teardown(e.req, e.handled)
-            except Exception as exc:
-                e.status = TEARDOWN_ERROR
-                e.error = describe(exc)
-                keep.append(e)
-        if changed:
-            t.wait_events = keep
-        return changed
-
-    def finish_teardowns(self, checkpoint: Checkpoint | None) -> None:
-        """The workflow finished: tear down what is left; keep only threads still holding
-        failed teardowns, for a later resume to retry."""
-        state = self.state
-        changed = False
-        for x in state.threads:
-            changed = self.teardowns(x) or changed
-        state.threads = [x for x in state.threads if x.wait_events]
-        if changed and checkpoint is not None:
-            checkpoint(AFTER_TEARDOWN)
-
-    def setups(self, t: Thread, checkpoint: Checkpoint | None) -> None:
-        """Set up every event of ``t``'s wait that is not set up yet; keep failures."""
-        changed = False
-        for e in t.wait_events:
-            if e.status is not PENDING_SETUP and e.status is not SETUP_ERROR:
-                continue
-            changed = True
-            if self.before is not None:
-                self.before(t, e.req.name)
-            try:
-                data = self.node(self.prog.by_name[e.req.name]).handler.setup(e.req)
-            except Exception as exc:
-                e.status = SETUP_ERROR
-                e.error = describe(exc)
-                continue
-            e.req.setup_data = "" if data is None else str(data)
-            e.status = SETUP
-            e.error = ""
-        if changed and checkpoint is not None:
-            checkpoint(AFTER_SETUP)
-
-    def end_waits(self, t: Thread, fired: WaitEvent | None = None) -> None:
-        """The wait of ``t`` ended: mark its events for teardown (or drop the ones that need
-        none: functions, timeouts, and events whose setup never succeeded)."""
-        keep = []
-        for e in t.wait_events:
-            if e.status in TEARING_DOWN:
-                keep.append(e)
-            elif e.status is SETUP and self.prog.by_name[e.req.name].lifecycle:
-                e.status = PENDING_TEARDOWN
-                e.handled = e is fired
-                keep.append(e)
-        t.wait_events = keep
-
-    def known_events(self, t: Thread) -> list[WaitEvent]:
-        """The wait events of ``t`` that the code still has (the others cannot be torn down)."""
-        by_name = self.prog.by_name
-        return [
-            e
-            for e in t.wait_events
-            if e.req.name in by_name and by_name[e.req.name].kind in EVENT_KINDS
-        ]
-
-    def new_events(self, wait: StatementInfo, t: Thread, pc: int) -> list[WaitEvent]:
-        """The events of a wait that begins now, at ``pc``."""
-        events = []
-        wid = self.state.id
-        for ev in wait.kids:
-            req = CallbackRequest(wid, t.id, ev.name, pc, "")
-            if ev.kind == K_TIMEOUT:
-                node = self.node(ev, fresh=True)
-                checked_value(node, ev, wid)
-                req.setup_data = node.setup(req)
-                events.append(WaitEvent(Timeout.type, req, SETUP))
-            elif ev.lifecycle:
-                h = self.node(ev).handler
-                events.append(WaitEvent(getattr(h, "type", type(h).__name__), req))
-            else:
-                kind = "none" if self.node(ev).handler is None else "function"
-                events.append(WaitEvent(kind, req, SETUP))
-        return events
-
     # -- units of work -----------------------------------------------------------------------
 
     def execute(self, t: Thread) -> None:
@@ -387,7 +280,7 @@ class Run:
                     break
                 if k == K_WAIT:
                     status, step = WAITING_EVENT, s.name
-                    events = self.new_events(s, t, pc)
+                    events = new_events(self, s, t, pc)
                     break
                 if k == K_SECTION:
                     cont, i = s, 0
@@ -488,7 +381,7 @@ class Run:
         # The main thread ended: the workflow is finished, every other thread stops.
         state.status = WORKFLOW_FINISHED
         for other in state.threads:
-            self.end_waits(other)
+            end_waits(self, other)
         state.threads = [x for x in state.threads if x.wait_events]
         for x in state.threads:
             x.status = RESUMING
