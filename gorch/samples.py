@@ -28,7 +28,7 @@ import dataclasses
 import enum
 import types
 import typing
-from collections.abc import Mapping, Sequence, Set
+from collections.abc import Callable, Mapping, Sequence, Set
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Literal, Union
@@ -107,30 +107,51 @@ def _zero(t: Any, depth: int) -> Any:
     """A plain value of type ``t``: zero, empty, the first choice, or None."""
     if t in _ZEROS:
         return _ZEROS[t]
-    origin, args = typing.get_origin(t), typing.get_args(t)
-    if origin is typing.Annotated:
-        return _zero(args[0], depth)
-    if origin is Union or origin is types.UnionType:
-        return None if type(None) in args else _zero(args[0], depth)
-    if origin is Literal:
-        return args[0]
-    if origin is tuple:
-        if not args or (len(args) == 2 and args[1] is Ellipsis):
-            return ()
-        return tuple(_zero(a, depth) for a in args)
-    container = origin or t
-    if isinstance(container, type):
-        if issubclass(container, enum.Enum):
-            return next(iter(container), None)
-        for base, empty in ((Mapping, dict), (Set, set), (Sequence, list)):
-            if issubclass(container, base) and not issubclass(container, str | bytes):
-                try:
-                    return container()
-                except TypeError:
-                    return empty()
-        if attrs.has(container) or dataclasses.is_dataclass(container):
-            return _record(container, depth + 1)
-        for known, zero in _ZEROS.items():
-            if issubclass(container, known):
-                return zero
+    origin = typing.get_origin(t)
+    of_form = _FORMS.get(origin)
+    if of_form is not None:
+        return of_form(typing.get_args(t), depth)
+    return _zero_of_class(origin or t, depth)
+
+
+def _zero_of_union(args: tuple[Any, ...], depth: int) -> Any:
+    return None if type(None) in args else _zero(args[0], depth)
+
+
+def _zero_of_tuple(args: tuple[Any, ...], depth: int) -> Any:
+    if not args or (len(args) == 2 and args[1] is Ellipsis):
+        return ()  # tuple[()] or tuple[X, ...]
+    return tuple(_zero(a, depth) for a in args)
+
+
+# The zero of a typing form, from its arguments: {origin: zero(args, depth)}.
+_FORMS: dict[Any, Callable[[tuple[Any, ...], int], Any]] = {
+    typing.Annotated: lambda args, depth: _zero(args[0], depth),
+    Union: _zero_of_union,
+    types.UnionType: _zero_of_union,
+    Literal: lambda args, depth: args[0],
+    tuple: _zero_of_tuple,
+}
+# Empty containers, most specific first: a container class that cannot be built without
+# arguments gets the plain one.
+_EMPTIES = ((Mapping, dict), (Set, set), (Sequence, list))
+
+
+def _zero_of_class(cls: Any, depth: int) -> Any:
+    """The zero of a class (or of the origin of a generic alias: ``list`` for ``list[int]``)."""
+    if not isinstance(cls, type):
+        return None
+    if issubclass(cls, enum.Enum):
+        return next(iter(cls), None)
+    for base, empty in _EMPTIES:
+        if issubclass(cls, base) and not issubclass(cls, str | bytes):
+            try:
+                return cls()
+            except TypeError:
+                return empty()
+    if attrs.has(cls) or dataclasses.is_dataclass(cls):
+        return _record(cls, depth + 1)
+    for known, zero in _ZEROS.items():
+        if issubclass(cls, known):
+            return zero
     return None

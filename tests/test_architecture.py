@@ -27,7 +27,14 @@ MAX_FUNCTION_LINES = 60
 MAX_COMPLEXITY = 15
 
 # Kept whole on purpose: {"path:Qualified.name": why, with the measured figure}.
-EXEMPT: dict[str, str] = {}
+EXEMPT: dict[str, str] = {
+    "gorch/interpreter/_run.py:Run.advance": (
+        "the interpreter's step loop, one branch per kind of statement passed: split into a "
+        "start, a walk, a climb out of a finished body and an apply, it cost 3.8% more "
+        "instructions on bench.interpreter's run_loop_workflow (601.8k -> 624.8k per run) and "
+        "9% more on 100 sequential steps (callgrind)"
+    ),
+}
 
 # Not split yet (issue 12 empties these; a name here that is fixed fails the test, so the
 # lists can only shrink).
@@ -35,7 +42,6 @@ PENDING_MODULES = {
     "gorch/engine.py",
     "gorch/graph.py",
     "gorch/http/_app.py",
-    "gorch/interpreter.py",
     "gorch/serde.py",
     "gorch/store/sql.py",
 }
@@ -52,12 +58,6 @@ PENDING_FUNCTIONS = {
     "gorch/graph.py:_Builder.stmt",
     "gorch/http/_app.py:create_app",
     "gorch/http/_app.py:_no_route",
-    "gorch/interpreter.py:_compile",
-    "gorch/interpreter.py:resume",
-    "gorch/interpreter.py:_find_event",
-    "gorch/interpreter.py:_Run.check_thread",
-    "gorch/interpreter.py:_Run.advance",
-    "gorch/samples.py:_zero",
     "gorch/serde.py:_transform",
     "gorch/store/_pool.py:Pool.run",
     "gorch/store/sql.py:_Dialect.__init__",
