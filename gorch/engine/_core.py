@@ -1,0 +1,196 @@
+"""What every engine call stands on: the settings, reading a row, waiting for a lease, and the
+read-again loop an operation runs in.
+
+:class:`EngineCore` is the base of each concern's class (reading, delivering, operating), which
+:class:`~gorch.engine.Engine` joins into the one class users see; its underscore methods are
+the engine package's own, for those classes, the operation and the worker's claims.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import random
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from datetime import timedelta
+from typing import Any
+
+from gorch import clock
+from gorch.engine._op import ReadAgain
+from gorch.engine._records import Instance, Listener, RunStatus
+from gorch.engine._rows import read, status_of
+from gorch.errors import (
+    BusyError,
+    ConflictError,
+    DefinitionError,
+    InputError,
+    NotFoundError,
+    UnreadableInstanceError,
+    did_you_mean,
+    suggest,
+)
+from gorch.interpreter import DEFAULT_MAX_STEPS, class_problems, find_statement
+from gorch.retry import RetryPolicy
+from gorch.state import State
+from gorch.store.base import InstanceRecord, Store, TimerRecord
+
+log = logging.getLogger("gorch.engine")
+
+
+class EngineCore:
+    """The settings and the shared machinery of :class:`~gorch.engine.Engine` (whose
+    docstring describes the arguments)."""
+
+    def __init__(
+        self,
+        store: Store,
+        workflows: Mapping[str, type],
+        *,
+        retry: RetryPolicy | None = None,
+        lease: timedelta | float = timedelta(seconds=60),
+        busy_wait: float = 10.0,
+        max_steps: int = DEFAULT_MAX_STEPS,
+        listeners: Iterable[Listener] = (),
+        owner: str | None = None,
+    ) -> None:
+        problems = []
+        for name, cls in workflows.items():
+            if not isinstance(name, str) or not name:
+                raise ValueError(f"workflow names must be non-empty strings, not {name!r}")
+            if not isinstance(cls, type) or not callable(getattr(cls, "definition", None)):
+                raise ValueError(f"workflow {name!r}: {cls!r} has no definition() method")
+            problems += [f"workflow {name!r} ({cls.__name__}): {p}" for p in class_problems(cls)]
+        if problems:
+            raise DefinitionError(problems)
+        self.store = store
+        self.workflows = dict(workflows)
+        self.retry_policy = retry or RetryPolicy()
+        self.lease = lease if isinstance(lease, timedelta) else timedelta(seconds=lease)
+        self.busy_wait = busy_wait
+        self.max_steps = max_steps
+        self.listeners = list(listeners)
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._leases = itertools.count(1)
+        self.rng = random.Random()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.store!r}, {sorted(self.workflows)})"
+
+    def policy(self, wf: Any, step: str) -> RetryPolicy:
+        """The retry policy of ``step`` in workflow ``wf`` (the step's own, or the default)."""
+        node = find_statement(wf, step) if step else None
+        own = getattr(node, "retry", None)
+        return own if isinstance(own, RetryPolicy) else self.retry_policy
+
+    # -- the engine package's own ------------------------------------------------------------
+
+    def _class(self, workflow: str) -> type:
+        """The class registered as ``workflow``; NotFoundError with the closest names."""
+        try:
+            return self.workflows[workflow]
+        except KeyError:
+            hint = did_you_mean(suggest(workflow, self.workflows))
+            known = ", ".join(map(repr, sorted(self.workflows))) or "none"
+            raise NotFoundError(
+                f"workflow {workflow!r}, which is not registered with this engine "
+                f"(registered: {known}).{hint}",
+            ) from None
+
+    def _lease_name(self) -> str:
+        """A lease owner's name for one operation or one claim."""
+        return f"{self.owner}#{next(self._leases)}"
+
+    def _each(self, hook: str, *args: Any) -> None:
+        """Call ``hook`` of every listener; one that raises is logged and ignored."""
+        for listener in self.listeners:
+            try:
+                getattr(listener, hook)(*args)
+            except Exception:
+                log.exception("listener %r failed in %s", listener, hook)
+
+    def _status(self, id: str, workflow: str, old: RunStatus | None, new: RunStatus) -> None:
+        """An instance's status changed: log it and tell the listeners."""
+        log.info("%s: %s -> %s", id, old, new.value, extra={"gorch_instance": id})
+        self._each("on_status", id, workflow, old, new)
+
+    def _row(self, id: str) -> InstanceRecord:
+        """The stored row of instance ``id``; NotFoundError (InputError for a bad id)."""
+        if not isinstance(id, str) or not id:
+            raise InputError(f"an instance id must be a non-empty string, not {id!r}")
+        row = self.store.get(id) if "\x00" not in id else None  # start refuses NUL in ids
+        if row is None:
+            raise NotFoundError(f"no instance has id {id!r}", workflow_id=id)
+        return row
+
+    def _instance(
+        self, row: InstanceRecord, timers: bool | list[TimerRecord] = False, tolerant: bool = False
+    ) -> Instance:
+        """The row as an :class:`Instance`. ``timers``: True to read them, or the timers.
+        ``tolerant``: a row that does not load is shown with what is known and ``load_error``
+        (else it raises UnreadableInstanceError)."""
+        try:
+            state, data = read(row, self.workflows)
+            error = None
+        except UnreadableInstanceError as exc:
+            if not tolerant:
+                raise
+            state, data, error = State(row.id, row.workflow, threads=[]), None, str(exc)
+        if timers is True:
+            timers = self.store.timers(row.id)
+        return Instance(
+            id=row.id,
+            workflow=row.workflow,
+            status=status_of(row) or RunStatus.FAILED,
+            data=data,
+            state=state,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            version=row.version,
+            attempts=row.attempts,
+            next_attempt_at=row.next_attempt_at,
+            last_error=row.last_error,
+            timers=timers or [],
+            load_error=error,
+        )
+
+    def _operate(self, id: str, body: Callable[[InstanceRecord], Any]) -> Any:
+        """Run ``body`` on a freshly read, unleased row; read again while the instance changes
+        under it before it did anything (``body`` raised :class:`ReadAgain`)."""
+        waited = [0.0]
+        for _ in range(1000):
+            row = self._free_row(id, waited)
+            try:
+                return body(row)
+            except ReadAgain:
+                continue
+        raise ConflictError(  # pragma: no cover - needs 1000 lost races in a row
+            f"instance {id!r} kept changing under this call; nothing changed, try again",
+            workflow_id=id,
+        )
+
+    def _free_row(self, id: str, waited: list[float]) -> InstanceRecord:
+        """Read the instance, waiting (up to ``busy_wait`` in all) while someone else holds a
+        live lease on it."""
+        pause = 0.002
+        while True:
+            row = self._row(id)
+            owner, until = row.lease_owner, row.lease_expires
+            if owner is None or until is None or until < clock.now():
+                return row
+            if waited[0] >= self.busy_wait:
+                raise BusyError(
+                    f"instance {id!r} is busy: {owner} is running it (lease until "
+                    f"{clock.format_time(until)}) and did not finish within "
+                    f"{self.busy_wait:g} s. Nothing changed; send again later.",
+                    workflow_id=id,
+                    owner=owner,
+                )
+            # time.monotonic may be frozen by freezegun in tests: count what we slept instead
+            step = min(pause, self.busy_wait - waited[0])
+            time.sleep(step)
+            waited[0] += step
+            pause = min(pause * 2, 0.05)

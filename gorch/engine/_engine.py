@@ -1,0 +1,48 @@
+""":class:`Engine`: the one class users see, joined from one class per concern.
+
+Each concern's calls live in their own module, written once with their docstrings, on a base
+that holds the settings and the shared machinery (:class:`~gorch.engine._core.EngineCore`):
+
+- reading (get, list, history, waits, workflow_class, workflow_of): ``_reading.py``;
+- delivering (start, send, send_json): ``_delivering.py``;
+- operating (goto, pause, unpause, cancel, retry, refusal): ``_operating.py``.
+
+Mixins rather than thin methods that forward to functions: a call and its documentation then
+stand in one place, with nothing to keep in step (a forwarding method repeats every
+parameter), and a call costs no extra frame on the hot path (``send``).
+"""
+
+from __future__ import annotations
+
+from gorch.engine._delivering import Delivering
+from gorch.engine._operating import Operating
+from gorch.engine._reading import Reading
+
+
+class Engine(Reading, Delivering, Operating):
+    """Durable workflow instances on a store.
+
+    Args:
+        store: where instances live (:class:`gorch.store.SQLStore` or ``MemoryStore``).
+        workflows: registered workflow classes by name.
+        retry: the default retry policy for failing steps (a step may override it with
+            ``Step(..., retry=RetryPolicy(...))``).
+        lease: how long a claim on an instance lasts without a checkpoint. A step that runs
+            longer than this may be run a second time by a worker that takes the instance over.
+        busy_wait: seconds an operation waits for an instance another process is working on
+            before it raises :class:`BusyError`.
+        max_steps: steps one resume may run before yielding the instance to a worker.
+        listeners: :class:`Listener` objects.
+        owner: this engine's name in leases (default: host, pid and a random suffix).
+
+    Raises:
+        DefinitionError: a registered class breaks a rule of the DSL, or one of its fields has
+            a type that cannot round-trip through JSON (every problem listed; see
+            :func:`gorch.validate`).
+
+    Example::
+
+        engine = Engine(SQLStore("sqlite:///gorch.db"), {"pizza": PizzaOrder})
+        engine.start("pizza", PizzaOrder(), id="order-1")
+        engine.send("order-1", "AddToCart", {"name": "margherita", "qty": 2}, key="req-17")
+    """

@@ -1,0 +1,153 @@
+"""The engine's operator calls: goto (repair), pause, unpause, cancel, retry, and
+:meth:`~Operating.refusal`, which says whether one would be refused.
+
+Each is allowed in the statuses :data:`~gorch.engine.OPERATOR_STATUSES` names, and each writes
+a history entry saying what the operator did. One that runs user code (goto's and cancel's
+teardowns, the run after unpause, retry and goto) holds the instance's lease while it does.
+"""
+
+from __future__ import annotations
+
+from gorch import serde
+from gorch.engine._core import EngineCore
+from gorch.engine._op import Operation
+from gorch.engine._records import OPERATOR_STATUSES, HistoryKind, Instance, RunStatus
+from gorch.engine._rows import status_of
+from gorch.errors import GorchError, InstanceStatusError, UnreadableInstanceError
+from gorch.interpreter import GotoPlan, goto
+from gorch.interpreter import cancel as interpreter_cancel
+from gorch.state import MAIN_THREAD
+from gorch.store.base import InstanceRecord
+
+
+class Operating(EngineCore):
+    """:class:`~gorch.engine.Engine`'s operator calls."""
+
+    def refusal(self, action: str, id: str) -> GorchError | None:
+        """Why the operator ``action`` (``"pause"``, ``"unpause"``, ``"cancel"``, ``"retry"``,
+        ``"goto"``) would be refused for instance ``id`` now — it does not exist, or its status
+        does not allow it — or None. Changes nothing; for checking many ids before acting on
+        any (the CLI's bulk commands)."""
+        try:
+            self._require(self._row(id), action)
+        except GorchError as exc:
+            return exc
+        return None
+
+    def goto(
+        self, id: str, name: str, thread: str = MAIN_THREAD, *, dry_run: bool = False
+    ) -> GotoPlan:
+        """Move ``thread`` of instance ``id`` to the statement ``name`` and run on from there.
+
+        With ``dry_run`` nothing changes and the plan says what would. A failed instance is
+        repaired this way (its retry count is reset); a paused one stays paused.
+        """
+
+        def body(row: InstanceRecord) -> GotoPlan:
+            status = self._require(row, "goto")
+            probe = Operation(self, row, leased=False)
+            plan = goto(probe.wf, probe.state, name, thread, dry_run=True)
+            if dry_run:
+                return plan
+            op = Operation(self, row, leased=False)
+            op.hold()  # while teardowns run
+            try:
+                plan = goto(op.wf, op.state, name, thread)
+            except GorchError:  # refused before anything ran (e.g. a bad delay from data)
+                op.release()
+                raise
+            op.note(HistoryKind.GOTO, name, thread, input=serde.dumps({"plan": plan.describe()}))
+            if status is RunStatus.PAUSED:
+                op.mark(RunStatus.PAUSED)
+            else:
+                op.restart()
+                op.run_accepted(f"goto {name!r} in {id!r}")
+            return plan
+
+        plan: GotoPlan = self._operate(id, body)
+        return plan
+
+    def pause(self, id: str) -> Instance:
+        """Stop the instance: no event is accepted and no timer fires until :meth:`unpause`."""
+
+        def body(row: InstanceRecord) -> Instance:
+            if self._require(row, "pause") is RunStatus.PAUSED:
+                return self._instance(row, timers=True, tolerant=True)
+            op = Operation(self, row, leased=False, load=False)
+            op.note(HistoryKind.PAUSED)
+            op.mark(RunStatus.PAUSED)
+            return self._instance(op.row, timers=True, tolerant=True)
+
+        return self._operate(id, body)  # type: ignore[no-any-return]
+
+    def unpause(self, id: str) -> Instance:
+        """Let a paused instance go on: it runs until it blocks (due timers fire next)."""
+
+        def body(row: InstanceRecord) -> Instance:
+            self._require(row, "unpause")
+            op = Operation(self, row, leased=False)
+            op.note(HistoryKind.UNPAUSED)
+            op.hold()
+            op.run_accepted(f"unpause of {id!r}")
+            return self._instance(op.row, timers=True)
+
+        return self._operate(id, body)  # type: ignore[no-any-return]
+
+    def cancel(self, id: str) -> Instance:
+        """End the instance for good: its waits are torn down (Handler teardowns run, as for
+        goto), its timers are deleted and nothing more runs. The threads keep their
+        positions, for inspection. A teardown that fails is recorded in the history; an
+        instance whose row does not load is cancelled without teardowns."""
+
+        def body(row: InstanceRecord) -> Instance:
+            self._require(row, "cancel")
+            try:
+                op = Operation(self, row, leased=False)
+            except UnreadableInstanceError as exc:
+                op = Operation(self, row, leased=False, load=False)
+                op.note(HistoryKind.CANCELLED, error=f"no teardowns ran: {exc}")
+                op.mark_cancelled(torn_down=False)
+                return self._instance(op.row, [], tolerant=True)
+            if any(t.wait_events for t in op.state.threads):
+                op.hold()  # teardowns are user code
+            try:
+                failed = interpreter_cancel(op.wf, op.state)
+            except GorchError as exc:  # the code cannot tear this state down: keep it as it is
+                op.note(HistoryKind.CANCELLED, error=f"no teardowns ran: {exc}")
+                op.mark_cancelled(torn_down=False)
+                return self._instance(op.row, [])
+            errors = [f"teardown of {e.req.name!r} failed: {e.error}" for e in failed]
+            op.note(HistoryKind.CANCELLED, error="; ".join(errors) or None)
+            op.mark_cancelled(torn_down=True)
+            return self._instance(op.row, [])
+
+        return self._operate(id, body)  # type: ignore[no-any-return]
+
+    def retry(self, id: str) -> Instance:
+        """Run a failed instance's step again now (its retry count starts over)."""
+
+        def body(row: InstanceRecord) -> Instance:
+            self._require(row, "retry")
+            op = Operation(self, row, leased=False)
+            op.note(HistoryKind.RETRY, error=row.last_error)
+            op.restart()
+            op.run_accepted(f"retry of {id!r}")
+            return self._instance(op.row, timers=True)
+
+        return self._operate(id, body)  # type: ignore[no-any-return]
+
+    def _require(self, row: InstanceRecord, action: str) -> RunStatus:
+        """The row's status, if the operator ``action`` is allowed in it (see
+        :data:`OPERATOR_STATUSES`); an unknown status text counts as failed."""
+        status = status_of(row) or RunStatus.FAILED
+        allowed = OPERATOR_STATUSES[action]
+        if status in allowed:
+            return status
+        if len(allowed) == 1:
+            why = f"it is {status.value}, not {allowed[0].value}"
+        else:
+            why = f"it is {status.value}"
+        doing = "goto in" if action == "goto" else action
+        raise InstanceStatusError(
+            f"cannot {doing} instance {row.id!r}: {why}", workflow_id=row.id, status=status.value
+        )

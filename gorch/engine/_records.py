@@ -1,0 +1,201 @@
+"""The engine's vocabulary and what its calls return: plain records, no behaviour.
+
+:class:`RunStatus` and :class:`HistoryKind` are the words a stored row and its history use;
+:data:`OPERATOR_STATUSES` says which operator action each status allows. :class:`Instance`,
+:class:`Page`, :class:`HistoryEntry` and :class:`ThreadWait` are what the reading calls give
+back, and :class:`Listener` is the hook a caller passes in. They live apart from the engine so
+that a face (the CLI, the HTTP API, the views) can read them without the machinery that makes
+them.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterator
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Generic, TypeVar, overload
+
+from attrs import define, field
+
+from gorch.interpreter import waiting_for
+from gorch.state import State
+from gorch.store.base import TimerRecord
+
+_T = TypeVar("_T")
+
+
+class RunStatus(StrEnum):
+    """Where an instance stands, as the engine sees it."""
+
+    RUNNING = "running"  # a worker has work to do on it (or is doing it)
+    WAITING = "waiting"  # every thread waits for an event, a timer or a condition
+    FINISHED = "finished"
+    FAILED = "failed"  # a step kept failing past its retry policy; an operator repairs it
+    PAUSED = "paused"  # no event is accepted, no timer fires, until unpaused
+    CANCELLED = "cancelled"
+
+
+class HistoryKind(StrEnum):
+    """What one history entry records (``HistoryEntry.kind``; the store keeps the text)."""
+
+    STARTED = "started"  # the instance was created; input: its data
+    EVENT = "event"  # an event was accepted; input: its payload, output: the handler's answer
+    TIMER = "timer"  # a Timeout fired; input: its due time
+    STEP = "step"  # a step (or a WaitFor's handler) ran and its checkpoint committed
+    STEP_FAILED = "step_failed"  # an attempt failed; error: why, output: the attempt number
+    FAILED = "failed"  # the instance gave up (past its retry policy, or code and state disagree)
+    FINISHED = "finished"  # the main thread returned
+    GOTO = "goto"  # an operator moved a thread; input: the plan
+    PAUSED = "paused"  # an operator paused it
+    UNPAUSED = "unpaused"  # an operator let it go on
+    CANCELLED = "cancelled"  # an operator ended it; error: teardowns that failed, if any
+    RETRY = "retry"  # an operator ran its failed step again; error: the error it had
+
+
+OPEN_STATUSES = (RunStatus.RUNNING, RunStatus.WAITING)
+"""The statuses in which an instance accepts events."""
+
+_LIVE = (RunStatus.RUNNING, RunStatus.WAITING, RunStatus.PAUSED, RunStatus.FAILED)
+OPERATOR_STATUSES: dict[str, tuple[RunStatus, ...]] = {
+    "pause": _LIVE,
+    "unpause": (RunStatus.PAUSED,),
+    "cancel": _LIVE,
+    "retry": (RunStatus.FAILED,),
+    "goto": _LIVE,
+}
+"""The statuses in which each operator action is allowed (an instance that finished or was
+cancelled takes none of them)."""
+
+
+@define
+class Instance:
+    """A workflow instance as stored.
+
+    Attributes:
+        id, workflow: the instance's id and its workflow's registered name.
+        status: see :class:`RunStatus`.
+        data: the workflow object.
+        state: the interpreter's :class:`~gorch.State`.
+        created_at, updated_at: aware UTC datetimes.
+        version: bumped by every write.
+        attempts: consecutive failed attempts of the step the instance is at.
+        next_attempt_at: when the next retry is due (or None).
+        last_error: the last step failure (or None).
+        timers: the instance's due timers, soonest first.
+        load_error: why the stored row does not load, for a row listed as it is (its
+            ``data`` is then None and its ``state`` has no threads); None for a sound row.
+    """
+
+    id: str
+    workflow: str
+    status: RunStatus
+    data: Any
+    state: State
+    created_at: datetime
+    updated_at: datetime
+    version: int = 0
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    last_error: str | None = None
+    timers: list[TimerRecord] = field(factory=list)
+    load_error: str | None = None
+
+    def waiting_for(self) -> list[str]:
+        """The events the instance waits for now, sorted."""
+        return waiting_for(self.state)
+
+
+@define
+class Page(Generic[_T]):
+    """One page of :meth:`Engine.list` or :meth:`Engine.history`: ``items``, and ``next`` to
+    pass as ``cursor`` for the next page (None on the last one).
+
+    A page is a sequence of its items: ``for inst in engine.list()``, ``len(page)``,
+    ``page[0]`` and ``page[-1]`` work on ``items``.
+    """
+
+    items: builtins.list[_T]
+    next: str | None = None
+
+    def __iter__(self) -> Iterator[_T]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @overload
+    def __getitem__(self, i: int) -> _T: ...
+    @overload
+    def __getitem__(self, i: slice) -> builtins.list[_T]: ...
+    def __getitem__(self, i: int | slice) -> _T | builtins.list[_T]:
+        return self.items[i]
+
+
+@define
+class HistoryEntry:
+    """One entry of an instance's history.
+
+    Attributes:
+        at, kind, name, thread, error: as recorded (see :class:`~gorch.store.HistoryRecord`).
+        input, output: parsed JSON. A stored text that is not JSON (a hand-edited row) is
+            given as that text, and ``note`` says so.
+        seq: the entry's position in the instance's history, from 1.
+        note: None, or what is odd about the stored entry.
+    """
+
+    at: datetime
+    kind: str
+    name: str = ""
+    thread: str = ""
+    input: Any = None
+    output: Any = None
+    error: str | None = None
+    seq: int = 0
+    note: str | None = None
+
+
+@define
+class ThreadWait:
+    """Where one thread of an instance is, from :meth:`Engine.waits`.
+
+    Attributes:
+        thread: the thread's id; ``name`` its name (the ``Go`` that started it).
+        status: the thread's :class:`~gorch.ThreadStatus` value.
+        at: the statement it is at (a Wait, a WaitFor or a Step).
+        events: the events it waits for (empty unless it waits for events).
+        since: when the thread last did something (its last step, event or timer, or the
+            instance's start), from history; ``None`` for a thread that has done nothing yet.
+        timers: its timers, soonest first.
+    """
+
+    thread: str
+    name: str
+    status: str
+    at: str
+    events: list[str]
+    since: datetime | None
+    timers: list[TimerRecord] = field(factory=list)
+
+
+class Listener:
+    """Hooks the engine calls around steps and on status changes (for logging and metrics).
+
+    Subclass it and override what you need; pass instances as ``Engine(listeners=[...])``. An
+    exception from a listener is logged and otherwise ignored: listeners never change the
+    outcome of an operation.
+    """
+
+    def before_step(self, instance: str, workflow: str, thread: str, step: str) -> None:
+        """A step (or a WaitFor's handler) is about to run."""
+
+    def after_step(
+        self, instance: str, workflow: str, thread: str, step: str, error: BaseException | None
+    ) -> None:
+        """A step ran; ``error`` is what it raised, or None (its checkpoint then commits before
+        the next step starts, or when the run reaches a wait)."""
+
+    def on_status(
+        self, instance: str, workflow: str, old: RunStatus | None, new: RunStatus
+    ) -> None:
+        """The instance's status changed (``old`` is None for a new instance)."""
