@@ -34,7 +34,6 @@ EXEMPT: dict[str, str] = {}
 PENDING_MODULES = {
     "gorch/cli.py",
     "gorch/engine.py",
-    "gorch/graph.py",
     "gorch/http/_app.py",
     "gorch/interpreter.py",
     "gorch/serde.py",
@@ -49,10 +48,6 @@ PENDING_FUNCTIONS = {
     "gorch/cli.py:_operator",
     "gorch/engine.py:Engine.send",
     "gorch/engine.py:Engine.list",
-    "gorch/graph.py:position",
-    "gorch/graph.py:mermaid",
-    "gorch/graph.py:dot",
-    "gorch/graph.py:_Builder.stmt",
     "gorch/http/_app.py:create_app",
     "gorch/http/_app.py:_no_route",
     "gorch/interpreter.py:_compile",
