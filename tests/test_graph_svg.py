@@ -12,7 +12,9 @@ from _graphs import (
     ODD,
     SVG_NS,
     TEXT,
+    Every,
     Odd,
+    check_golden,
     classes,
     confirmed_order,
     marks_of,
@@ -29,6 +31,24 @@ from gorch.graph import svg as draw_svg
 @pytest.fixture(scope="module")
 def pizza() -> Graph:
     return build("pizza", PizzaOrder)
+
+
+@pytest.fixture(scope="module")
+def every() -> Graph:
+    return build("every", Every)
+
+
+# The layout is pinned to the byte: the pizza order by docs/pizza.svg (tests/test_docs.py), every
+# kind of statement and an instance's marks here.
+
+
+def test_golden_svg_of_every_kind_of_statement(every: Graph) -> None:
+    check_golden("every.svg", draw_svg(every))
+
+
+def test_golden_svg_marks_of_an_order_in_the_middle(pizza: Graph) -> None:
+    engine, id = confirmed_order()
+    check_golden("pizza_confirmed.svg", draw_svg(pizza, marks_of(engine, id, pizza)))
 
 
 @pytest.mark.parametrize("workflow", ["pizza", "every"])

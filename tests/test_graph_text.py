@@ -58,6 +58,11 @@ def test_golden_marks_of_an_order_in_the_middle(pizza: Graph) -> None:
     check_golden("pizza_confirmed.mmd", mermaid(pizza, marks))
 
 
+def test_golden_dot_marks_of_an_order_in_the_middle(pizza: Graph) -> None:
+    engine, id = confirmed_order()
+    check_golden("pizza_confirmed.dot", dot(pizza, marks_of(engine, id, pizza)))
+
+
 # --------------------------------------------------------------------------------------------
 # Structure
 
