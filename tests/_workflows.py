@@ -28,7 +28,7 @@ from gorch import (
 )
 
 # --------------------------------------------------------------------------------------------
-# The pizza order of DESIGN.md section 1, made richer: a cart loop with a timeout, handlers
+# The README's pizza order, made richer: a cart loop with a timeout, handlers
 # with typed payloads that validate their input, an If after the loop, a parallel payment
 # thread, a step that fails on its first attempt, and a WaitFor.
 

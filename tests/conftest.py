@@ -1,7 +1,8 @@
 """Shared fixtures: a real PostgreSQL server for the session, and one store of each kind.
 
-The PostgreSQL server is started by the tests themselves (DESIGN.md section 5). If it cannot
-start, every test that needs it errors: the run fails, it does not skip.
+The PostgreSQL server is started by the tests themselves (docs/testing.md, "A real PostgreSQL
+server in tests"). If it cannot start, every test that needs it errors: the run fails, it does
+not skip.
 """
 
 from __future__ import annotations

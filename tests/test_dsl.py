@@ -1,4 +1,4 @@
-"""The statement constructors: plain data, with the shapes DESIGN.md section 1 gives them."""
+"""The statement constructors: plain data, with the shapes docs/concepts.md gives them."""
 
 from __future__ import annotations
 

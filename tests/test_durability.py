@@ -1,4 +1,5 @@
-"""Durability under concurrency and crashes (DESIGN.md sections 4 and 5), on SQLite and PostgreSQL.
+"""Durability under concurrency and crashes, on SQLite and PostgreSQL (docs/engine.md, "What the
+engine guarantees").
 
 - Many threads, and several processes, send events to one instance at once: every accepted
   event is applied exactly once, in history order; a refused one changed nothing.

@@ -515,7 +515,7 @@ def test_non_finite_payment_amount_survives_the_request_pattern(amount: Any) -> 
         assert a.wf.paid == 0.0
 
 
-# Typed payloads must not be coerced: DESIGN.md says bad input is a clear InputError. (Before
+# Typed payloads must not be coerced: bad input is a clear InputError (docs/engine.md). (Before
 # the serde fix made during this session, cattrs' default hooks called str()/int() on anything,
 # so {"name": None} became the pizza "None" and a qty of 2.7 became 2.)
 @pytest.mark.parametrize(
