@@ -10,11 +10,12 @@ from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from fastapi import Header, Path, Query
+from starlette.responses import Response
 
 from gorch.limits import MAX_TEXT
 
 __all__ = [
-    "DIAGRAM_DOC",
+    "DIAGRAM",
     "DIAGRAM_TYPES",
     "Format",
     "Id",
@@ -46,6 +47,8 @@ DIAGRAM_DOC: dict[int | str, dict[str, Any]] = {
         },
     }
 }
+DIAGRAM: dict[str, Any] = {"response_class": Response, "responses": DIAGRAM_DOC}
+"""The options of a route that answers a diagram: ``router.get(path, **DIAGRAM, ...)``."""
 Format = Annotated[
     Literal["svg", "mermaid", "dot"], Query(description="svg (default), mermaid or dot")
 ]

@@ -14,7 +14,7 @@ from gorch.engine import RunStatus
 from gorch.errors import InputError
 from gorch.http import _schemas as schemas
 from gorch.http._api import PROTECTED, AnyCaller, app_api, json_response
-from gorch.http._params import DIAGRAM_DOC, Format, Id, IdempotencyKey, Thread, json_body
+from gorch.http._params import DIAGRAM, Format, Id, IdempotencyKey, Thread, json_body
 from gorch.http._problems import Problem
 from gorch.limits import MAX_PAGE, MAX_TEXT
 
@@ -88,12 +88,7 @@ async def get_history(
     return json_response({"items": [views.history(h) for h in page], "next": page.next})
 
 
-@router.get(
-    "/instances/{id}/diagram",
-    response_class=Response,
-    responses=DIAGRAM_DOC,
-    operation_id="instance_diagram",
-)
+@router.get("/instances/{id}/diagram", operation_id="instance_diagram", **DIAGRAM)
 async def instance_diagram(request: Request, id: Id, format: Format = "svg") -> Response:
     """The instance's workflow diagram with where each thread is now and what already ran."""
     api = app_api(request)

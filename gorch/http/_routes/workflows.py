@@ -13,7 +13,7 @@ from gorch import graph
 from gorch.catalog import NO_PAYLOAD, WorkflowInfo
 from gorch.http import _schemas as schemas
 from gorch.http._api import PROTECTED, Api, app_api, json_response
-from gorch.http._params import DIAGRAM_DOC, Format, Name, event_path
+from gorch.http._params import DIAGRAM, Format, Name, event_path
 
 __all__ = ["description", "router"]
 
@@ -37,12 +37,7 @@ async def get_workflow(request: Request, workflow: Name) -> Response:
     return json_response(description(api, api.workflow(workflow)))
 
 
-@router.get(
-    "/workflows/{workflow}/diagram",
-    response_class=Response,
-    responses=DIAGRAM_DOC,
-    operation_id="workflow_diagram",
-)
+@router.get("/workflows/{workflow}/diagram", operation_id="workflow_diagram", **DIAGRAM)
 async def workflow_diagram(request: Request, workflow: Name, format: Format = "svg") -> Response:
     """The workflow's diagram, drawn from its code: SVG, Mermaid or Graphviz DOT."""
     api = app_api(request)
