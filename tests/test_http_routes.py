@@ -148,3 +148,17 @@ def test_the_public_routes_are_served_and_need_no_token(
             assert isinstance(route.app, StaticFiles), template
         r = client.request("GET" if method == "MOUNT" else method, url, follow_redirects=False)
         assert r.status_code < 400, (method, template, r.status_code, r.text[:200])
+
+
+def test_the_token_is_checked_before_the_parameters(
+    served: tuple[Any, Engine, httpx.Client],
+) -> None:
+    """Without a valid token, a request with a bad parameter is refused for the token (401),
+    not judged on its parameters (400): nothing of a request is answered before its caller is
+    known. (The caller is a dependency of the router, solved before the route's parameters.)"""
+    _, _, client = served
+    for url in ["/instances?limit=0", "/instances?status=nope", "/instances/" + "x" * 300]:
+        r = client.get(url)
+        assert r.status_code == 401, (url, r.text)
+        r = client.get(url, headers={"Authorization": "Bearer admin-demo-token"})
+        assert r.status_code == 400, (url, r.text)
