@@ -265,98 +265,160 @@ async function listView(mine, params) {
 }
 
 // -- one instance ----------------------------------------------------------------------------
+// The page is made of parts, each owning its elements and drawing into them what a refresh
+// loaded. `page` is what the parts share: the instance's id and path, its workflow's
+// description, and `reload` (refresh after an action, redrawing the forms too).
 
 async function instanceView(mine, id) {
   const path = `/instances/${enc(id)}`;
   const info = await api(path);
   const wf = (await workflows()).find((w) => w.name === info.workflow);
   const [box, boxLabel] = liveBox();
-
-  const summary = h("dl", { class: "summary" });
-  const status = badge(info.status);
-  const figure = h("div", { class: "diagram scroll", tabindex: "0", role: "group", "aria-label": "Diagram" });
+  const summary = summaryPart(info);
+  const diagram = diagramPart();
+  const history = historyPart(path);
   const waits = h("div", { class: "scroll" });
+  const events = h("div", { class: "events" });
+  const ops = h("div", { class: "ops" });
+  const data = h("pre", { class: "json", tabindex: "0" });
+  const state = h("pre", { class: "json", tabindex: "0" });
+  const page = { id, path, wf };
+  let formsKey = null; // what the forms were drawn for: redrawn only when it changes
+
+  page.refresh = () => attempt(async () => {
+    const [inst, ws, hist, svg] = await Promise.all([
+      api(path), api(`${path}/waits`),
+      api(`${path}/history?limit=${HISTORY_PAGE}&newest_first=true`),
+      api(`${path}/diagram`, { accept: "image/svg+xml" })]);
+    summary.show(inst);
+    diagram.show(svg);
+    waits.replaceChildren(waitsTable(ws));
+    data.textContent = json(inst.data);
+    state.textContent = json(inst.state);
+    history.merge(hist);
+    // Redrawn only when the status or the waits change: not to lose what is being typed.
+    const key = JSON.stringify([inst.status, ws.map((w) => [w.thread, w.events])]);
+    if (key !== formsKey) {
+      formsKey = key;
+      events.replaceChildren(...eventForms(page, ws));
+      ops.replaceChildren(...operatorActions(page, inst));
+    }
+  });
+  page.reload = () => {
+    formsKey = null;
+    return page.refresh();
+  };
+
+  if (mine !== gen) return;
+  main.replaceChildren(
+    h("div", { class: "title-row" }, heading(id), summary.status, boxLabel),
+    summary.list,
+    section("Diagram", ...diagram.elements),
+    section("Threads", waits),
+    section("Send an event", events),
+    section("Operator actions", ops),
+    section("Data", data),
+    h("details", { class: "state" }, h("summary", {}, "State (the interpreter's)"), state),
+    section("History", ...history.elements));
+  summary.show(info);
+  await page.refresh();
+  if (mine === gen) stop = live(page.refresh, box);
+}
+
+// Run an action; if it fails, say why.
+async function attempt(action) {
+  try {
+    await action();
+  } catch (err) {
+    say(explain(err), "error");
+  }
+}
+
+// " (thread t)" after what belongs to a thread other than the main one.
+function threadNote(thread) {
+  return thread && thread !== "_main_" ? h("span", { class: "muted" }, ` (thread ${thread})`) : "";
+}
+
+// The status badge (shown in the title row) and the summary list under the title.
+function summaryPart(info) {
+  const status = badge(info.status);
+  const list = h("dl", { class: "summary" });
+  function show(inst) {
+    status.className = `badge ${inst.status}`;
+    status.textContent = inst.status;
+    list.replaceChildren(...summaryRows(inst).flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+  }
+  return { status, list, show };
+}
+
+function summaryRows(inst) {
+  const rows = [
+    ["Workflow", inst.workflow],
+    ["Created", time(inst.created_at)], ["Updated", time(inst.updated_at)],
+    ["Version", String(inst.version)],
+  ];
+  if (inst.attempts) rows.push(["Attempts", String(inst.attempts)]);
+  if (inst.next_attempt_at) rows.push(["Next attempt", time(inst.next_attempt_at)]);
+  if (inst.last_error) rows.push(["Last error", h("span", { class: "error" }, inst.last_error)]);
+  return rows;
+}
+
+// The diagram (fitted to its box, or at its actual size) and its legend.
+function diagramPart() {
+  const figure = h("div", { class: "diagram scroll", tabindex: "0", role: "group", "aria-label": "Diagram" });
   const zoom = h("button", { type: "button", class: "secondary", "aria-pressed": "false",
     onclick: () => {
       const actual = figure.classList.toggle("actual");
       zoom.setAttribute("aria-pressed", String(actual));
     } }, "Actual size");
-  const events = h("div", { class: "events" });
-  const data = h("pre", { class: "json", tabindex: "0" });
-  const state = h("pre", { class: "json", tabindex: "0" });
-  const history = h("ol", { class: "timeline" });
-  const historyCount = h("p", { class: "muted", "aria-live": "polite" });
+  const legend = h("p", { class: "legend muted" },
+    h("span", { class: "key current" }), " where a thread is now ",
+    h("span", { class: "key done" }), " already run ",
+    h("span", { class: "key failed" }), " failed");
+  let placed = false; // scrolled to where a thread is (once: after that the scrolling is yours)
+  function show(svg) {
+    figure.innerHTML = svg; // drawn by gorch.graph, every text escaped
+    readable(figure.querySelector("svg"));
+    if (!placed) placed = showCurrent(figure);
+  }
+  return { elements: [zoom, figure, legend], show };
+}
+
+// Where each thread is, what it waits for, since when, and its timers.
+function waitsTable(ws) {
+  if (!ws.length) return h("p", {}, "No thread is running.");
+  const cols = ["Thread", "At", "Waits for", "Since", "Timers due"];
+  const cell = (n, ...kids) => h("td", { role: "cell", "data-label": cols[n] }, ...kids);
+  return h("table", { class: "cards", role: "table" },
+    h("caption", { class: "sr-only" }, "Threads"),
+    h("thead", { role: "rowgroup" }, h("tr", { role: "row" },
+      cols.map((c) => h("th", { scope: "col", role: "columnheader" }, c)))),
+    h("tbody", { role: "rowgroup" }, ws.map((w) => h("tr", { role: "row" },
+      h("th", { scope: "row", role: "rowheader" }, w.thread),
+      cell(1, w.at || "(start)", h("br"), h("small", { class: "muted" }, w.status)),
+      cell(2, w.events.join(", ") || "—"),
+      cell(3, w.since ? time(w.since) : "—"),
+      cell(4, w.timers.length ? w.timers.map((t) => h("div", {}, `${t.name}: `, time(t.due_at))) : "—")))));
+}
+
+// The history, newest first: each refresh brings the newest page, older pages load on demand.
+function historyPart(path) {
+  const list = h("ol", { class: "timeline" });
+  const count = h("p", { class: "muted", "aria-live": "polite" });
   const older = h("button", { type: "button", class: "secondary", hidden: true, onclick: loadOlder },
     "Load older entries");
-  let entries = []; // the history entries shown, newest first
+  let entries = []; // the entries shown, newest first
   let olderCursor = null; // where the next older page starts (null: the oldest is shown)
-  const ops = h("div", { class: "ops" });
-  let eventsKey = null;
-  let current = info;
-  let placed = false; // the diagram was scrolled to where a thread is (once: then it is yours)
 
-  async function refresh() {
-    try {
-      const [inst, ws, hist, svg] = await Promise.all([
-        api(path), api(`${path}/waits`),
-        api(`${path}/history?limit=${HISTORY_PAGE}&newest_first=true`),
-        api(`${path}/diagram`, { accept: "image/svg+xml" })]);
-      current = inst;
-      renderSummary(inst);
-      figure.innerHTML = svg; // drawn by gorch.graph, every text escaped
-      readable(figure.querySelector("svg"));
-      if (!placed) placed = showCurrent(figure);
-      renderWaits(ws);
-      data.textContent = json(inst.data);
-      state.textContent = json(inst.state);
-      mergeHistory(hist);
-      const key = JSON.stringify([inst.status, ws.map((w) => [w.thread, w.events])]);
-      if (key !== eventsKey) {
-        eventsKey = key;
-        renderEvents(inst, ws);
-        renderOps(inst);
-      }
-    } catch (err) {
-      say(explain(err), "error");
-    }
-  }
-
-  function renderSummary(inst) {
-    status.className = `badge ${inst.status}`;
-    status.textContent = inst.status;
-    const rows = [
-      ["Workflow", inst.workflow],
-      ["Created", time(inst.created_at)], ["Updated", time(inst.updated_at)],
-      ["Version", String(inst.version)],
-    ];
-    if (inst.attempts) rows.push(["Attempts", String(inst.attempts)]);
-    if (inst.next_attempt_at) rows.push(["Next attempt", time(inst.next_attempt_at)]);
-    if (inst.last_error) rows.push(["Last error", h("span", { class: "error" }, inst.last_error)]);
-    summary.replaceChildren(...rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
-  }
-
-  function renderWaits(ws) {
-    if (!ws.length) {
-      waits.replaceChildren(h("p", {}, "No thread is running."));
-      return;
-    }
-    const cols = ["Thread", "At", "Waits for", "Since", "Timers due"];
-    const cell = (n, ...kids) => h("td", { role: "cell", "data-label": cols[n] }, ...kids);
-    waits.replaceChildren(h("table", { class: "cards", role: "table" },
-      h("caption", { class: "sr-only" }, "Threads"),
-      h("thead", { role: "rowgroup" }, h("tr", { role: "row" },
-        cols.map((c) => h("th", { scope: "col", role: "columnheader" }, c)))),
-      h("tbody", { role: "rowgroup" }, ws.map((w) => h("tr", { role: "row" },
-        h("th", { scope: "row", role: "rowheader" }, w.thread),
-        cell(1, w.at || "(start)", h("br"), h("small", { class: "muted" }, w.status)),
-        cell(2, w.events.join(", ") || "—"),
-        cell(3, w.since ? time(w.since) : "—"),
-        cell(4, w.timers.length ? w.timers.map((t) => h("div", {}, `${t.name}: `, time(t.due_at))) : "—"))))));
+  function render() {
+    count.textContent = historyCount(entries);
+    older.hidden = !olderCursor;
+    list.replaceChildren(...entries.map(historyEntry));
   }
 
   // The newest page, put in front of what is shown: history only grows, so the entries are
   // told apart by seq. A page that does not reach back to what is shown starts over.
-  function mergeHistory(page) {
+  function merge(page) {
     const top = entries.length ? entries[0].seq : 0;
     const reach = page.items.length ? page.items.at(-1).seq : 0;
     if (!entries.length || reach > top + 1) {
@@ -365,193 +427,184 @@ async function instanceView(mine, id) {
     } else {
       entries = [...page.items.filter((e) => e.seq > top), ...entries];
     }
-    renderHistory();
+    render();
   }
 
   async function loadOlder() {
     if (!olderCursor) return;
     older.disabled = true;
-    try {
+    await attempt(async () => {
       const qs = `limit=${HISTORY_PAGE}&newest_first=true&cursor=${enc(olderCursor)}`;
       const page = await api(`${path}/history?${qs}`);
       const first = entries.length;
       entries = [...entries, ...page.items];
       olderCursor = page.next;
-      renderHistory();
-      history.children[first]?.focus(); // the first entry just loaded
+      render();
+      list.children[first]?.focus(); // the first entry just loaded
+    });
+    older.disabled = false;
+  }
+
+  return { elements: [count, list, older], merge };
+}
+
+function historyCount(entries) {
+  const total = entries.length ? entries[0].seq : 0; // seq counts from 1: the newest is the count
+  if (!total) return "No entries yet.";
+  if (entries.length >= total) return `All ${total} entr${total === 1 ? "y" : "ies"}, newest first.`;
+  return `The latest ${entries.length} of ${total} entries, newest first.`;
+}
+
+function historyEntry(e) {
+  const folded = (label, value) => value !== null && value !== undefined
+    ? h("details", {}, h("summary", {}, label), h("pre", {}, json(value))) : "";
+  return h("li", { class: `entry ${e.kind}`, tabindex: "-1" },
+    h("div", { class: "when" }, `#${e.seq} · `, time(e.at)),
+    h("div", {}, h("strong", {}, e.kind.replace("_", " ")), e.name ? ` ${e.name}` : "", threadNote(e.thread)),
+    folded("input", e.input),
+    folded("output", e.output),
+    e.error ? h("p", { class: "error" }, e.error) : "",
+    e.note ? h("p", { class: "why" }, `Note: ${e.note}`) : "");
+}
+
+// A form for each event a thread waits for now (a timeout fires by itself: none for it).
+function eventForms(page, ws) {
+  const forms = [];
+  for (const w of ws) {
+    for (const name of w.events) {
+      const ev = page.wf?.events.find((e) => e.name === name);
+      if (ev && !ev.timeout) forms.push(eventForm(page, w.thread, ev));
+    }
+  }
+  return forms.length ? forms : [h("p", {}, "The instance waits for no event now.")];
+}
+
+function eventForm(page, thread, ev) {
+  const form = new SchemaForm(ev.payload);
+  const id = `send-${ev.name}-${thread}`.replace(/[^\w-]/g, "_");
+  const why = lacks(ev.roles);
+  const button = h("button", { type: "submit", disabled: Boolean(why) }, `Send ${ev.name}`);
+  const send = async (payload) => {
+    const qs = thread === "_main_" ? "" : `?thread=${enc(thread)}`;
+    const res = await api(`${page.path}/events/${enc(ev.name)}${qs}`, { method: "POST", body: payload });
+    say(`Sent ${ev.name}${res.output !== null ? `; answer: ${JSON.stringify(res.output)}` : ""}.`, "ok");
+    await page.reload();
+  };
+  return h("form", { class: "card event", id, novalidate: true, "aria-labelledby": `${id}-title`,
+    onsubmit: (e) => {
+      e.preventDefault();
+      submit(form, button, send);
+    } },
+    h("h3", { id: `${id}-title` }, ev.name, threadNote(thread)),
+    ev.roles.length ? h("p", { class: "muted" }, `Sent by: ${ev.roles.join(" or ")}`) : "",
+    form.element,
+    button,
+    why ? h("p", { class: "why" }, why) : "");
+}
+
+// The operator actions that take no input: in which statuses each can be done, what it does.
+const ACTIONS = {
+  pause: { can: (st) => ["running", "waiting"].includes(st),
+    what: "No event is accepted and no timer fires until it is unpaused." },
+  unpause: { can: (st) => st === "paused", what: "The instance goes on where it stopped." },
+  cancel: { can: (st) => !["finished", "cancelled"].includes(st),
+    what: "The instance ends for good; its state is kept for inspection. This cannot be undone." },
+  retry: { can: (st) => st === "failed", what: "The failed step runs again now." },
+};
+
+function operatorActions(page, inst) {
+  const why = lacksAdmin();
+  const buttons = Object.keys(ACTIONS).map((action) =>
+    actionButton(page, action, !ACTIONS[action].can(inst.status) || Boolean(why)));
+  return [
+    h("p", { class: why ? "why" : "muted" }, why || "These need the admin role."),
+    h("div", { class: "buttons" }, buttons),
+    gotoForm(page, inst),
+  ];
+}
+
+function actionButton(page, action, disabled) {
+  const name = action[0].toUpperCase() + action.slice(1);
+  return h("button", { type: "button", class: action === "cancel" ? "danger" : "", disabled,
+    onclick: async () => {
+      if (!(await confirmAction(`${name} ${page.id}?`, h("p", {}, ACTIONS[action].what), action))) return;
+      await attempt(async () => {
+        await api(`${page.path}/${action}`, { method: "POST" });
+        say(`${action}: done.`, "ok");
+        await page.reload();
+      });
+    } }, name);
+}
+
+// Goto (repair): pick a statement and a thread, preview what would change, then apply it.
+function gotoForm(page, inst) {
+  const targets = page.wf?.goto_targets ?? [];
+  const threads = inst.state.threads.map((t) => t.id);
+  const to = h("select", { id: "goto-to" }, targets.map((t) =>
+    h("option", { value: t.name }, `${t.name} (${t.kind}${t.thread === "_main_" ? "" : `, thread ${t.thread}`})`)));
+  const thread = h("select", { id: "goto-thread" },
+    (threads.length ? threads : ["_main_"]).map((t) => h("option", { value: t }, t)));
+  const plan = h("div", { class: "plan", "aria-live": "polite" });
+  // The thread follows the statement: goto moves a thread within its own body.
+  const follow = () => {
+    const t = targets.find((x) => x.name === to.value);
+    const match = inst.state.threads.find((x) => x.name === t?.thread);
+    if (match) thread.value = match.id;
+    plan.replaceChildren();
+  };
+  to.addEventListener("change", follow);
+  follow();
+  thread.addEventListener("change", () => plan.replaceChildren());
+  const request = (dryRun) => api(`${page.path}/goto`, {
+    method: "POST", body: { to: to.value, thread: thread.value, dry_run: dryRun } });
+  const preview = async (e) => {
+    e.preventDefault();
+    try {
+      const apply = applyGoto(page, await request(true), () => request(false), plan);
+      apply.focus();
     } catch (err) {
-      say(explain(err), "error");
-    } finally {
-      older.disabled = false;
+      plan.replaceChildren(h("p", { class: "error", role: "alert" }, explain(err)));
     }
-  }
+  };
+  return h("form", { class: "card goto", "aria-labelledby": "goto-title", onsubmit: preview },
+    h("h3", { id: "goto-title" }, "Go to a statement (repair)"),
+    labelled("Statement", to), labelled("Thread", thread),
+    h("button", { type: "submit", disabled: Boolean(lacksAdmin()) }, "Preview goto"),
+    plan);
+}
 
-  function renderHistory() {
-    const total = entries.length ? entries[0].seq : 0; // seq counts from 1: the newest is the count
-    historyCount.textContent = !total ? "No entries yet."
-      : entries.length >= total ? `All ${total} entr${total === 1 ? "y" : "ies"}, newest first.`
-      : `The latest ${entries.length} of ${total} entries, newest first.`;
-    older.hidden = !olderCursor;
-    history.replaceChildren(...entries.map((e) => h("li", { class: `entry ${e.kind}`, tabindex: "-1" },
-      h("div", { class: "when" }, `#${e.seq} · `, time(e.at)),
-      h("div", {}, h("strong", {}, e.kind.replace("_", " ")), e.name ? ` ${e.name}` : "",
-        e.thread && e.thread !== "_main_" ? h("span", { class: "muted" }, ` (thread ${e.thread})`) : ""),
-      e.input !== null && e.input !== undefined ? h("details", {}, h("summary", {}, "input"), h("pre", {}, json(e.input))) : "",
-      e.output !== null && e.output !== undefined ? h("details", {}, h("summary", {}, "output"), h("pre", {}, json(e.output))) : "",
-      e.error ? h("p", { class: "error" }, e.error) : "",
-      e.note ? h("p", { class: "why" }, `Note: ${e.note}`) : "")));
-  }
-
-  function renderEvents(inst, ws) {
-    const forms = [];
-    for (const w of ws) {
-      for (const name of w.events) {
-        const ev = wf?.events.find((e) => e.name === name);
-        if (!ev || ev.timeout) continue;
-        forms.push(eventForm(inst, w.thread, ev));
-      }
-    }
-    events.replaceChildren(...(forms.length ? forms : [h("p", {}, "The instance waits for no event now.")]));
-  }
-
-  function eventForm(inst, thread, ev) {
-    const form = new SchemaForm(ev.payload);
-    const id = `send-${ev.name}-${thread}`.replace(/[^\w-]/g, "_");
-    const why = lacks(ev.roles);
-    const button = h("button", { type: "submit", disabled: Boolean(why) }, `Send ${ev.name}`);
-    const el = h("form", { class: "card event", id, novalidate: true, "aria-labelledby": `${id}-title`,
-      onsubmit: (e) => {
-        e.preventDefault();
-        submit(form, button, async (payload) => {
-          const qs = thread === "_main_" ? "" : `?thread=${enc(thread)}`;
-          const res = await api(`${path}/events/${enc(ev.name)}${qs}`, { method: "POST", body: payload });
-          say(`Sent ${ev.name}${res.output !== null ? `; answer: ${JSON.stringify(res.output)}` : ""}.`, "ok");
-          eventsKey = null;
-          await refresh();
-        });
-      } },
-      h("h3", { id: `${id}-title` }, ev.name, thread !== "_main_" ? h("span", { class: "muted" }, ` (thread ${thread})`) : ""),
-      ev.roles.length ? h("p", { class: "muted" }, `Sent by: ${ev.roles.join(" or ")}`) : "",
-      form.element,
-      button,
-      why ? h("p", { class: "why" }, why) : "");
-    return el;
-  }
-
-  function renderOps(inst) {
-    const st = inst.status;
-    const allowed = {
-      pause: ["running", "waiting"].includes(st),
-      unpause: st === "paused",
-      cancel: !["finished", "cancelled"].includes(st),
-      retry: st === "failed",
-    };
-    const what = {
-      pause: "No event is accepted and no timer fires until it is unpaused.",
-      unpause: "The instance goes on where it stopped.",
-      cancel: "The instance ends for good; its state is kept for inspection. This cannot be undone.",
-      retry: "The failed step runs again now.",
-    };
-    const why = lacksAdmin();
-    const buttons = Object.keys(what).map((action) => h("button", {
-      type: "button", class: action === "cancel" ? "danger" : "", disabled: !allowed[action] || Boolean(why),
-      onclick: async () => {
-        const title = `${action[0].toUpperCase()}${action.slice(1)} ${id}?`;
-        if (!(await confirmAction(title, h("p", {}, what[action]), action))) return;
-        try {
-          await api(`${path}/${action}`, { method: "POST" });
-          say(`${action}: done.`, "ok");
-          eventsKey = null;
-          await refresh();
-        } catch (err) {
-          say(explain(err), "error");
-        }
-      } }, action[0].toUpperCase() + action.slice(1)));
-    ops.replaceChildren(
-      h("p", { class: why ? "why" : "muted" }, why || "These need the admin role."),
-      h("div", { class: "buttons" }, buttons),
-      gotoForm(inst));
-  }
-
-  function gotoForm(inst) {
-    const targets = wf?.goto_targets ?? [];
-    const threads = inst.state.threads.map((t) => t.id);
-    const to = h("select", { id: "goto-to" }, targets.map((t) =>
-      h("option", { value: t.name }, `${t.name} (${t.kind}${t.thread === "_main_" ? "" : `, thread ${t.thread}`})`)));
-    const thread = h("select", { id: "goto-thread" },
-      (threads.length ? threads : ["_main_"]).map((t) => h("option", { value: t }, t)));
-    const plan = h("div", { class: "plan", "aria-live": "polite" });
-    // The thread follows the statement: goto moves a thread within its own body.
-    const follow = () => {
-      const t = targets.find((x) => x.name === to.value);
-      const match = inst.state.threads.find((x) => x.name === t?.thread);
-      if (match) thread.value = match.id;
+// Show a dry run's plan in `plan`, with the button that applies it (after a confirmation).
+function applyGoto(page, p, apply, plan) {
+  const button = h("button", { type: "button", class: "danger", onclick: async () => {
+    const ok = await confirmAction(`Move thread ${p.thread} of ${page.id}?`, [
+      h("p", {}, `From ${p.from_step || "(start)"} to ${p.to_step}.`), gotoChanges(p)], "Apply goto");
+    if (!ok) return;
+    await attempt(async () => {
+      const done = await apply();
+      say(`goto: thread ${done.thread} now at ${done.to_step}.`, "ok");
       plan.replaceChildren();
-    };
-    to.addEventListener("change", follow);
-    follow();
-    thread.addEventListener("change", () => plan.replaceChildren());
-    const request = (dryRun) => api(`${path}/goto`, {
-      method: "POST", body: { to: to.value, thread: thread.value, dry_run: dryRun } });
-    const form = h("form", { class: "card goto", "aria-labelledby": "goto-title",
-      onsubmit: async (e) => {
-        e.preventDefault();
-        try {
-          const p = await request(true);
-          const apply = h("button", { type: "button", class: "danger", onclick: async () => {
-            const ok = await confirmAction(`Move thread ${p.thread} of ${id}?`, [
-              h("p", {}, `From ${p.from_step || "(start)"} to ${p.to_step}.`),
-              h("ul", {}, p.description.map((d) => h("li", {}, d)))], "Apply goto");
-            if (!ok) return;
-            try {
-              const done = await request(false);
-              say(`goto: thread ${done.thread} now at ${done.to_step}.`, "ok");
-              plan.replaceChildren();
-              eventsKey = null;
-              await refresh();
-            } catch (err) {
-              say(explain(err), "error");
-            }
-          } }, "Apply goto");
-          plan.replaceChildren(
-            h("h4", {}, "What would change (dry run)"),
-            h("table", { class: "diff" }, h("tbody", {},
-              h("tr", {}, h("th", { scope: "row" }, "Thread"), h("td", {}, p.thread)),
-              h("tr", { class: "del" }, h("th", { scope: "row" }, "Now"), h("td", {}, `− ${p.from_step || "(start)"} (${p.from_status})`)),
-              h("tr", { class: "add" }, h("th", { scope: "row" }, "After"), h("td", {}, `+ ${p.to_step} (${p.to_status})`)),
-              p.teardown.length ? h("tr", { class: "del" }, h("th", { scope: "row" }, "Stops waiting for"), h("td", {}, p.teardown.join(", "))) : "",
-              p.setup.length ? h("tr", { class: "add" }, h("th", { scope: "row" }, "Starts waiting for"), h("td", {}, p.setup.join(", "))) : "")),
-            h("ul", {}, p.description.map((d) => h("li", {}, d))),
-            apply);
-          apply.focus();
-        } catch (err) {
-          plan.replaceChildren(h("p", { class: "error", role: "alert" }, explain(err)));
-        }
-      } },
-      h("h3", { id: "goto-title" }, "Go to a statement (repair)"),
-      labelled("Statement", to), labelled("Thread", thread),
-      h("button", { type: "submit", disabled: Boolean(lacksAdmin()) }, "Preview goto"),
-      plan);
-    return form;
-  }
+      await page.reload();
+    });
+  } }, "Apply goto");
+  plan.replaceChildren(h("h4", {}, "What would change (dry run)"), gotoDiff(p), gotoChanges(p), button);
+  return button;
+}
 
-  if (mine !== gen) return;
-  main.replaceChildren(
-    h("div", { class: "title-row" }, heading(id), status, boxLabel),
-    summary,
-    section("Diagram", zoom, figure, h("p", { class: "legend muted" },
-      h("span", { class: "key current" }), " where a thread is now ",
-      h("span", { class: "key done" }), " already run ",
-      h("span", { class: "key failed" }), " failed")),
-    section("Threads", waits),
-    section("Send an event", events),
-    section("Operator actions", ops),
-    section("Data", data),
-    h("details", { class: "state" }, h("summary", {}, "State (the interpreter's)"), state),
-    section("History", historyCount, history, older));
-  renderSummary(info);
-  await refresh();
-  if (mine === gen) stop = live(refresh, box);
+// A goto plan as a diff: the thread, where it is and will be, the waits it stops and starts.
+function gotoDiff(p) {
+  const row = (attrs, label, text) => h("tr", attrs, h("th", { scope: "row" }, label), h("td", {}, text));
+  const del = { class: "del" };
+  const add = { class: "add" };
+  return h("table", { class: "diff" }, h("tbody", {},
+    row({}, "Thread", p.thread),
+    row(del, "Now", `− ${p.from_step || "(start)"} (${p.from_status})`),
+    row(add, "After", `+ ${p.to_step} (${p.to_status})`),
+    p.teardown.length ? row(del, "Stops waiting for", p.teardown.join(", ")) : "",
+    p.setup.length ? row(add, "Starts waiting for", p.setup.join(", ")) : ""));
+}
+
+function gotoChanges(p) {
+  return h("ul", {}, p.description.map((d) => h("li", {}, d)));
 }
 
 // -- start -----------------------------------------------------------------------------------
