@@ -215,8 +215,8 @@ def _reason(e: Explanation, step: str) -> str:
     if s is RunStatus.FAILED:
         if step and e.attempts:
             return (
-                f"its step {step!r} failed {e.attempts} time{'s' * (e.attempts != 1)}, past "
-                f"its retry policy ({e.max_attempts} attempts): it waits for an operator"
+                f"its step {step!r} failed {_times(e.attempts)}, past its retry policy (at "
+                f"most {_times(e.max_attempts)}): it waits for an operator"
             )
         return "the engine gave up on it (see the last error): it waits for an operator"
     if s is RunStatus.PAUSED:
@@ -227,6 +227,10 @@ def _reason(e: Explanation, step: str) -> str:
             "were, for inspection)"
         )
     return "its main thread returned: nothing more runs"
+
+
+def _times(n: int) -> str:
+    return "once" if n == 1 else f"{n} times"
 
 
 def _commands(e: Explanation, step: str) -> list[SuggestedCommand]:
@@ -241,10 +245,7 @@ def _commands(e: Explanation, step: str) -> list[SuggestedCommand]:
 
     if _needs_worker(e):
         out.append(SuggestedCommand("gorch worker", "run a worker: it runs what is due"))
-    if s is RunStatus.PAUSED:
-        add("unpause", f"gorch unpause {q}", "let it go on (due timers fire next)")
-    else:
-        add("pause", f"gorch pause {q}", "stop it: no event is accepted, no timer fires")
+    add("unpause", f"gorch unpause {q}", "let it go on (due timers fire next)")
     doing = f" {step!r}" if step else ""
     add("retry", f"gorch retry {q}", f"run its failed step{doing} again now")
     for t in e.threads:
@@ -253,6 +254,8 @@ def _commands(e: Explanation, step: str) -> list[SuggestedCommand]:
             names = ", ".join(map(repr, t.goto_targets))
             what = f"move thread {t.thread} to NAME (shows the plan first), one of: {names}"
             add("goto", f"gorch goto {q} NAME{opt}", what)
+    if s is not RunStatus.PAUSED:
+        add("pause", f"gorch pause {q}", "stop it: no event is accepted, no timer fires")
     add("cancel", f"gorch cancel {q}", "end it for good: its waits are torn down")
     out.append(SuggestedCommand(f"gorch history {q}", "what it did, oldest first"))
     return out

@@ -13,8 +13,6 @@ import textwrap
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-import orjson
-
 from gorch.engine._records import RunStatus
 from gorch.state import ThreadStatus
 
@@ -24,13 +22,18 @@ if TYPE_CHECKING:
 _WORKER = "is `gorch worker` running?"
 _WIDTH = 96  # the commands' descriptions wrap here
 _SETTLED = (RunStatus.FINISHED, RunStatus.CANCELLED)
+_IS = {s: "is" for s in RunStatus} | {
+    RunStatus.FAILED: "has",
+    RunStatus.FINISHED: "has",
+    RunStatus.CANCELLED: "was",
+}
 
 
 def render(e: Explanation) -> str:
     """The explanation as text, one fact a line."""
-    lines = [f"{e.id} ({e.workflow}) is {e.status.value}: {e.reason}."]
+    lines = [f"{e.id} ({e.workflow}) {_IS[e.status]} {e.status.value}: {e.reason}."]
     if e.status_since is not None:
-        lines.append(f"  {e.status.value} since {when(e.status_since, e.now)}")
+        lines.append(f"  {e.status.value} at {when(e.status_since, e.now)}")
     lines += _troubles(e)
     if e.status is not RunStatus.FINISHED:
         for t in e.threads:
@@ -42,7 +45,7 @@ def render(e: Explanation) -> str:
             c.what,
             _WIDTH,
             initial_indent=f"  {c.command.ljust(width)}  ",
-            subsequent_indent=" " * (width + 6),
+            subsequent_indent=" " * (width + 4),
             break_on_hyphens=False,
         )
     return "\n".join(lines) + "\n"
@@ -93,6 +96,8 @@ def _doing(e: Explanation, t: ThreadExplanation) -> str:
     """What the thread does (or, in a finished or cancelled instance, did) at its statement."""
     where = f"{t.kind} {t.at!r}" if t.kind else repr(t.at)
     was = e.status in _SETTLED
+    if t.status == ThreadStatus.EXECUTING and e.status is RunStatus.FAILED:
+        return f"stopped at {where}, which failed"
     if t.status == ThreadStatus.EXECUTING:
         doing = f"{'was about to run' if was else 'is about to run'} {where}"
         if e.status is RunStatus.RUNNING and not e.lease_live and not e.attempts:
@@ -145,7 +150,7 @@ def _condition(c: WaitCondition) -> list[str]:
     if c.description:
         lines.append(f"  which means: {c.description}")
     for name, v in c.values:
-        lines.append(f"    self.{name} = {orjson.dumps(v, default=repr).decode()}")
+        lines.append(f"    self.{name} = {v!r}")
     if c.note:
         lines.append(f"  ({c.note})")
     return lines
@@ -158,11 +163,14 @@ def when(at: datetime, now: datetime) -> str:
 
 def span(at: datetime, now: datetime) -> str:
     """How long ago (or how soon) ``at`` is: ``3 min ago``, ``in 1 h 30 min``, ``now``."""
-    seconds = int((now - at).total_seconds())
-    if seconds == 0:
+    exact = (now - at).total_seconds()
+    seconds = int(exact)
+    if exact == 0:
         return "now"
     size = abs(seconds)
-    if size < 60:
+    if size == 0:
+        text = "under 1 s"
+    elif size < 60:
         text = f"{size} s"
     elif size < 3600:
         text = f"{size // 60} min"
@@ -172,4 +180,4 @@ def span(at: datetime, now: datetime) -> str:
     else:
         d, h = divmod(size // 3600, 24)
         text = f"{d} d" + (f" {h} h" if h else "")
-    return f"{text} ago" if seconds > 0 else f"in {text}"
+    return f"{text} ago" if exact > 0 else f"in {text}"
