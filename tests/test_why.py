@@ -393,3 +393,15 @@ def test_an_unknown_instance_is_refused(engine: Engine) -> None:
         engine.why("nope")
     with pytest.raises(InputError):
         engine.why("")
+
+
+def test_the_example_in_docs_engine_md_shows_the_real_output() -> None:
+    """docs/engine.md's "Why is it waiting?" prints what test_several_go_threads pins."""
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "engine.md").read_text()
+    section = doc[doc.index("## Why is it waiting?") :]
+    shown = section[section.index("```text\n") + 8 : section.index("```\n\nWhat it says")]
+    assert shown == (GOLDEN / "go_threads.txt").read_text(encoding="utf-8")
+    code = section[section.index("```python\n") : section.index("```text")]
+    assert code.count("engine.send(") == 3  # the sends of confirmed(), as written there
+    assert '"AddToCart", {"pizza": {"name": "margherita"}}' in code
+    assert '"ConfirmOrder", {"manager": "Giulia", "amount": 31.5}' in code
