@@ -2,7 +2,7 @@
 
 The text is pinned by golden files in ``tests/golden/why/`` (``cli_*.txt``), made with time
 frozen at ``gorch.testing.START``; rewrite them after an intended change with
-``GORCH_UPDATE_GOLDEN=1 python -m pytest tests/cli/test_why.py`` (see tests/test_why.py).
+``GORCH_UPDATE_GOLDEN=1 python -m pytest tests/cli/test_cli_why.py`` (see tests/test_why.py).
 """
 
 from __future__ import annotations
