@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from conftest import make_store
 
 from examples.pizza.workflow import PizzaOrder
 from gorch import (
@@ -41,7 +40,7 @@ from gorch import (
 from gorch import _views as views
 from gorch.engine import AcceptedEvent, DueTimer, WaitCondition
 from gorch.engine._conditions import condition
-from gorch.store import Store
+from gorch.store import MemoryStore, SQLStore, Store
 from gorch.testing import START
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "why"
@@ -144,7 +143,9 @@ WORKFLOWS: dict[str, type] = {
 @pytest.fixture(params=["memory", "sqlite"])
 def engine(request: pytest.FixtureRequest, tmp_path: Path, gorch_time: Any) -> Iterator[Engine]:
     """An engine on memory and on SQLite, time frozen at START (the goldens hold on both)."""
-    store: Store = make_store(request.param, tmp_path)
+    store: Store = (
+        MemoryStore() if request.param == "memory" else SQLStore(f"sqlite:///{tmp_path}/g.db")
+    )
     Charge.broken, Charge.engine, Charge.seen = True, None, []
     yield Engine(store, WORKFLOWS, owner="engine-1")
     store.close()
