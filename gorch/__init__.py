@@ -32,6 +32,7 @@ from gorch.dsl import Timeout as Timeout
 from gorch.dsl import Wait as Wait
 from gorch.dsl import WaitFor as WaitFor
 from gorch.engine import Engine as Engine
+from gorch.engine import Explanation as Explanation
 from gorch.engine import HistoryEntry as HistoryEntry
 from gorch.engine import HistoryKind as HistoryKind
 from gorch.engine import Instance as Instance
@@ -102,6 +103,7 @@ __all__ = [
     "DefinitionError",
     "Engine",
     "EventStatus",
+    "Explanation",
     "For",
     "Go",
     "GorchError",

@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import attrs
+
 from gorch import clock, serde
-from gorch.engine import HistoryEntry, Instance, ThreadWait
+from gorch.engine import Explanation, HistoryEntry, Instance, ThreadWait
 from gorch.interpreter import GotoPlan, awaited
 from gorch.store.base import TimerRecord
 
-__all__ = ["goto_plan", "history", "instance", "summary", "time", "wait"]
+__all__ = ["goto_plan", "history", "instance", "summary", "time", "wait", "why"]
 
 
 def time(at: datetime | None) -> str | None:
@@ -89,3 +91,20 @@ def goto_plan(id: str, plan: GotoPlan) -> dict[str, Any]:
         "applied": plan.applied,
         "description": plan.describe(),
     }
+
+
+def why(e: Explanation) -> dict[str, Any]:
+    """An :class:`~gorch.engine.Explanation` as JSON data: its fields, times as ISO-8601 UTC
+    text, and ``text``, the explanation in plain words."""
+
+    def value(_: Any, __: Any, v: Any) -> Any:
+        if isinstance(v, datetime):
+            return time(v)
+        return list(v) if isinstance(v, tuple) else v  # JSON's arrays, as orjson writes them
+
+    out = attrs.asdict(e, value_serializer=value)
+    for t in out["threads"]:
+        if t["condition"] is not None:
+            t["condition"]["values"] = dict(t["condition"]["values"])
+    out["text"] = str(e)
+    return out

@@ -360,15 +360,27 @@ class WaitFor(Stmt):
 
     The condition is re-checked whenever every thread is blocked, before ``resume`` returns; a
     ``WaitFor`` whose condition already holds when reached passes straight on.
+
+    ``description`` says in words what the condition waits for (``"the order is paid in
+    full"``); :meth:`gorch.Engine.why` shows it beside the condition's source text. The
+    interpreter ignores it.
     """
 
-    __slots__ = ("cond", "handler", "name")
+    __slots__ = ("cond", "description", "handler", "name")
     _kind = K_WAITFOR
 
-    def __init__(self, name: str, cond: Any, handler: Callable[[], object] | None = None):
+    def __init__(
+        self,
+        name: str,
+        cond: Any,
+        handler: Callable[[], object] | None = None,
+        *,
+        description: str = "",
+    ):
         self.name = name
         self.cond = cond
         self.handler = handler
+        self.description = description
 
     def __repr__(self) -> str:
         return f"WaitFor({self.name!r})"

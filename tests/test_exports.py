@@ -88,8 +88,8 @@ SURFACE = {
     "gorch": {
         "AlreadyExistsError", "AmbiguousCallback", "Break", "BusyError", "CallbackNotFound",
         "CallbackRequest", "Case", "CheckpointType", "ConflictError", "Continue", "Default",
-        "DefinitionError", "Engine", "EventStatus", "For", "Go", "GorchError", "GotoError",
-        "GotoPlan", "Handler", "HandlerError", "HistoryEntry", "HistoryKind",
+        "DefinitionError", "Engine", "EventStatus", "Explanation", "For", "Go", "GorchError",
+        "GotoError", "GotoPlan", "Handler", "HandlerError", "HistoryEntry", "HistoryKind",
         "IdempotencyKeyError", "If", "InputError", "Instance", "InstanceStatusError", "Listener",
         "MAIN_THREAD", "NotFoundError", "On", "Outcome", "Page", "RetryPolicy", "Return",
         "RunStatus", "S", "Section", "SerializationError", "StaleCallback", "State",

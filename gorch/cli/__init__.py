@@ -23,6 +23,7 @@ The package, by concern (a new command goes in the module of its concern, added 
 - ``_instances``: ``init``, ``start``, ``send``, ``show``, ``list``, ``history``.
 - ``_operators``: ``goto``, ``pause``, ``unpause``, ``cancel``, ``retry``.
 - ``_definitions``: ``graph``.
+- ``_why``: ``why``.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ from gorch.cli._serving import LOG_FORMAT as LOG_FORMAT
 from gorch.cli._serving import log_config as log_config
 from gorch.cli._serving import serve as serve
 from gorch.cli._serving import worker as worker
+from gorch.cli._why import why as why
 
 __all__ = ["cli", "main"]
 

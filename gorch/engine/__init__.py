@@ -32,8 +32,11 @@ Where each part lives (private modules; everything public is imported from here)
 - ``_records.py``: the vocabulary (RunStatus, HistoryKind, OPERATOR_STATUSES) and the records
   the calls return (Instance, Page, HistoryEntry, ThreadWait), and Listener.
 - ``_engine.py``: Engine, joined from ``_reading.py`` (get, list, history, waits),
-  ``_delivering.py`` (start, send, send_json) and ``_operating.py`` (goto, pause, unpause,
-  cancel, retry, refusal), on ``_core.py`` (settings, reading a row, waiting for a lease).
+  ``_delivering.py`` (start, send, send_json), ``_operating.py`` (goto, pause, unpause,
+  cancel, retry, refusal) and ``_why.py`` (why), on ``_core.py`` (settings, reading a row,
+  waiting for a lease).
+- ``_explanation.py``, ``_why_text.py``, ``_conditions.py``: what ``why`` returns (Explanation
+  and its parts), the same in plain words, and a ``WaitFor``'s condition read from its source.
 - ``_op.py``: one operation on one instance, and each commit it makes, by name.
 - ``_rows.py``: a stored row, read (and the error for one that does not load).
 - ``_cursors.py``, ``_keys.py``, ``_since.py``: page cursors, idempotency keys, and since when
@@ -45,6 +48,14 @@ Where each part lives (private modules; everything public is imported from here)
 from __future__ import annotations
 
 from gorch.engine._engine import Engine
+from gorch.engine._explanation import (
+    AcceptedEvent,
+    DueTimer,
+    Explanation,
+    SuggestedCommand,
+    ThreadExplanation,
+    WaitCondition,
+)
 from gorch.engine._records import (
     OPERATOR_STATUSES,
     HistoryEntry,
@@ -59,14 +70,20 @@ from gorch.engine._worker import Worker, WorkerHealth
 
 __all__ = [
     "OPERATOR_STATUSES",
+    "AcceptedEvent",
+    "DueTimer",
     "Engine",
+    "Explanation",
     "HistoryEntry",
     "HistoryKind",
     "Instance",
     "Listener",
     "Page",
     "RunStatus",
+    "SuggestedCommand",
+    "ThreadExplanation",
     "ThreadWait",
+    "WaitCondition",
     "Worker",
     "WorkerHealth",
 ]

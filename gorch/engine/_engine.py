@@ -5,7 +5,8 @@ that holds the settings and the shared machinery (:class:`~gorch.engine._core.En
 
 - reading (get, list, history, waits, workflow_class, workflow_of): ``_reading.py``;
 - delivering (start, send, send_json): ``_delivering.py``;
-- operating (goto, pause, unpause, cancel, retry, refusal): ``_operating.py``.
+- operating (goto, pause, unpause, cancel, retry, refusal): ``_operating.py``;
+- explaining (why): ``_why.py``.
 
 Mixins rather than thin methods that forward to functions: a call and its documentation then
 stand in one place, with nothing to keep in step (a forwarding method repeats every
@@ -17,9 +18,10 @@ from __future__ import annotations
 from gorch.engine._delivering import Delivering
 from gorch.engine._operating import Operating
 from gorch.engine._reading import Reading
+from gorch.engine._why import Explaining
 
 
-class Engine(Reading, Delivering, Operating):
+class Engine(Reading, Delivering, Operating, Explaining):
     """Durable workflow instances on a store.
 
     Args:
