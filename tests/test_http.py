@@ -349,6 +349,17 @@ def test_me_says_the_tokens_roles(make_shop: Callable[..., Shop]) -> None:
     assert open_.client.get("/me").json() == {"roles": [], "admin": True, "auth": False}
 
 
+def test_why_says_over_http_what_the_engine_says(shop: Shop) -> None:
+    shop.start("order-1")
+    why = shop.read("/instances/order-1/why", role="Cook")
+    assert why["text"] == str(shop.engine.why("order-1"))
+    assert why["id"] == "order-1" and why["status"] == "waiting"
+    (main,) = why["threads"]
+    assert main["at"] == "for the cart"
+    assert [e["name"] for e in main["events"]] == ["AddToCart", "EmptyCart", "SubmitCart"]
+    assert "gorch send order-1 AddToCart" in why["text"]
+
+
 @pytest.mark.parametrize("route", ["typed", "generic"])
 def test_the_pizza_journey_end_to_end(shop: Shop, route: str) -> None:
     generic = route == "generic"
@@ -612,6 +623,7 @@ READS = [
     "/instances/{id}",
     "/instances/{id}/history",
     "/instances/{id}/waits",
+    "/instances/{id}/why",
 ]
 
 
@@ -647,6 +659,7 @@ GUARDED: list[tuple[str, str, Any]] = [
     ("GET", "/instances/{id}", None),
     ("GET", "/instances/{id}/history", None),
     ("GET", "/instances/{id}/waits", None),
+    ("GET", "/instances/{id}/why", None),
     ("GET", "/workflows/pizza/diagram", None),
     ("GET", "/instances/{id}/diagram", None),
     ("POST", "/workflows/pizza/instances", {"id": "intruder"}),
@@ -831,6 +844,7 @@ def test_a_bad_query_is_malformed(shop: Shop, query: dict[str, Any]) -> None:
         ("GET", "/instances/ghost", None),
         ("GET", "/instances/ghost/history", None),
         ("GET", "/instances/ghost/waits", None),
+        ("GET", "/instances/ghost/why", None),
         ("GET", "/instances/ghost/diagram", None),
         ("POST", "/instances/ghost/events/AddToCart", MARGHERITA),
         ("POST", "/instances/ghost/goto", GOTO_BODY),

@@ -129,6 +129,31 @@ class ThreadWait(BaseModel):
     timers: list[Timer]
 
 
+class Why(BaseModel):
+    """Why an instance is where it is (``Engine.why``): the facts, and ``text`` in plain words."""
+
+    id: str
+    workflow: str
+    status: str
+    reason: str
+    now: datetime
+    status_since: datetime | None
+    threads: list[dict[str, Any]] = Field(
+        description="each thread: where it is, since when, the events it accepts, its timers, "
+        "a WaitFor's condition, where goto can move it"
+    )
+    attempts: int
+    max_attempts: int | None
+    last_error: str | None
+    next_attempt_at: datetime | None
+    lease_owner: str | None
+    lease_expires: datetime | None
+    lease_live: bool
+    load_error: str | None
+    commands: list[dict[str, Any]] = Field(description="what an operator can do next")
+    text: str = Field(description="the explanation in plain words")
+
+
 class GotoRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     to: str = Field(min_length=1, max_length=MAX_TEXT, description="the statement to continue at")

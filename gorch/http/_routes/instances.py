@@ -111,6 +111,15 @@ async def get_waits(request: Request, id: Id) -> Response:
     return json_response([views.wait(w) for w in await api.call(api.engine.waits, id)])
 
 
+@router.get("/instances/{id}/why", response_model=schemas.Why, operation_id="why")
+async def get_why(request: Request, id: Id) -> Response:
+    """Why the instance is where it is, in plain words and as facts: each thread's wait and
+    since when, the events it accepts and who may send them, its timers, the last error and
+    the next retry, its lease, and what an operator can do next."""
+    api = app_api(request)
+    return json_response(views.why(await api.call(api.engine.why, id)))
+
+
 @router.post(
     "/instances/{id}/events/{event}",
     response_model=schemas.EventResult,
