@@ -3,9 +3,10 @@ implies, and the error that names what does not load.
 
 Loading applies what the class declares about older rows: its ``renames`` (old statement
 names read as the new ones) and its ``data_version`` (older data migrated by its ``migrate``,
-step by step, before it is structured). Every call that reads an instance goes through here, so a row that does not load (a
-hand-edited column, a type the code no longer has) is refused in one way everywhere, with
-:class:`UnreadableInstanceError` naming the column and the reason, and nothing changed.
+step by step, before it is structured). Every call that reads an instance goes through here,
+so a row that does not load (a hand-edited column, a type the code no longer has) is refused
+in one way everywhere, with :class:`UnreadableInstanceError` naming the column and the
+reason, and nothing changed.
 """
 
 from __future__ import annotations
