@@ -33,7 +33,9 @@ Where each part lives (private modules; everything public is imported from here)
   the calls return (Instance, Page, HistoryEntry, ThreadWait), and Listener.
 - ``_engine.py``: Engine, joined from ``_reading.py`` (get, list, history, waits),
   ``_delivering.py`` (start, send, send_json) and ``_operating.py`` (goto, pause, unpause,
-  cancel, retry, refusal), on ``_core.py`` (settings, reading a row, waiting for a lease).
+  cancel, retry, refusal), ``_check.py`` (check: the deploy check; CheckReport, CheckProblem) and
+  ``_migrate.py`` (migrate; MigrationReport), on ``_core.py`` (settings, reading a row,
+  waiting for a lease).
 - ``_op.py``: one operation on one instance, and each commit it makes, by name.
 - ``_rows.py``: a stored row, read (and the error for one that does not load).
 - ``_cursors.py``, ``_keys.py``, ``_since.py``: page cursors, idempotency keys, and since when
@@ -44,7 +46,9 @@ Where each part lives (private modules; everything public is imported from here)
 
 from __future__ import annotations
 
+from gorch.engine._check import PROBLEM_KINDS, CheckProblem, CheckReport
 from gorch.engine._engine import Engine
+from gorch.engine._migrate import MigrationReport
 from gorch.engine._records import (
     OPERATOR_STATUSES,
     HistoryEntry,
@@ -59,11 +63,15 @@ from gorch.engine._worker import Worker, WorkerHealth
 
 __all__ = [
     "OPERATOR_STATUSES",
+    "PROBLEM_KINDS",
+    "CheckProblem",
+    "CheckReport",
     "Engine",
     "HistoryEntry",
     "HistoryKind",
     "Instance",
     "Listener",
+    "MigrationReport",
     "Page",
     "RunStatus",
     "ThreadWait",

@@ -174,8 +174,10 @@ class Operation:
         self.history.append(HistoryRecord(self.row.id, clock.now(), kind, name, thread, **kw))
 
     def migration(self) -> HistoryRecord:
-        """The history entry of the data's migration, written with the migrated data."""
+        """The history entry of the data's migration, for the commit that writes the migrated
+        data (after which the data is current: ``migrated`` is reset)."""
         versions = serde.dumps({"from": self.migrated, "to": self.state.data_version})
+        self.migrated = 0
         return HistoryRecord(self.row.id, clock.now(), HistoryKind.MIGRATED, self.row.workflow,
                              input=versions)  # fmt: skip
 
@@ -296,7 +298,9 @@ class Operation:
         if live:
             state, data = serde.dumps(self.state), serde.dumps(self.wf)
             timers = timers_of(self.state) if timers is None else timers
-            history = self.history if not self.migrated else [*self.history, self.migration()]
+            history = self.history
+            if self.migrated:  # written with the migrated data (once: migration() resets it)
+                history = [*history, self.migration()]
         else:
             state, data, history = row.state, row.data, self.history
             timers = self.timers if timers is None else timers
@@ -333,8 +337,6 @@ class Operation:
         self.row, self.timers, self.status = new, timers, status
         self.history, self.key, self.dirty, self.succeeded = [], None, False, False
         self.leased, self.exists, self.committed, self.ran = lease, True, True, None
-        if live:
-            self.migrated = 0
         if old is not status:
             eng._status(row.id, row.workflow, old, status)
 

@@ -92,7 +92,7 @@ def load(row: InstanceRecord, workflows: Mapping[str, type]) -> Loaded:
         except MigrationError as exc:
             raise unreadable(row, "data", exc.message) from exc
         state.data_version = current
-    data = structure(row, "data", text, cls)
+    data: Any = structure(row, "data", text, cls)
     return Loaded(state, data, renamed, was if was != current else 0)
 
 

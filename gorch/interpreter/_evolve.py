@@ -137,26 +137,49 @@ class Misfit:
 
 def misfits(prog: Program, t: Thread) -> list[Misfit]:
     """Every way thread ``t`` does not fit ``prog`` (what the interpreter would refuse)."""
-    by_name = prog.by_name
     out = []
     if t.name != MAIN_THREAD:
-        body = by_name.get(t.name)
+        body = prog.by_name.get(t.name)
         if body is None or body.kind != K_GO:
             out.append(_misfit(prog, "thread", t.name, "Go statement", (K_GO,), None))
     if t.cur_step:
-        info = by_name.get(t.cur_step)
-        kinds, expected = POSITIONS[t.status]
-        if info is None or info.kind not in kinds or info.thread != t.name:
-            out.append(_misfit(prog, "statement", t.cur_step, expected, kinds, t.name))
+        out += _position(prog, t)
+    if t.wait_events:
+        out += _events(prog, t)
+    return out
+
+
+def _position(prog: Program, t: Thread) -> list[Misfit]:
+    """The misfit of the statement ``t`` stands at (and of the event it resumes after)."""
+    info = prog.by_name.get(t.cur_step)
+    kinds, expected = POSITIONS[t.status]
+    if info is None or info.kind not in kinds or info.thread != t.name:
+        return [_misfit(prog, "statement", t.cur_step, expected, kinds, t.name)]
+    if not t.cur_callback:
+        return []
+    event = prog.by_name.get(t.cur_callback)  # resuming after the handler of an event
+    if event is not None and event.parent is info:
+        return []
+    expected = f"event of Wait {t.cur_step!r}"
+    choices = tuple(k.name for k in info.kids)
+    if event is None:
+        return [Misfit("event", t.cur_callback, expected, "", choices)]
+    return [Misfit("event_kind", t.cur_callback, expected, _found(event), choices)]
+
+
+def _events(prog: Program, t: Thread) -> list[Misfit]:
+    """The misfits of the events ``t`` waits for (or waits to tear down)."""
+    by_name = prog.by_name
     waiting = by_name.get(t.cur_step) if t.status is WAITING_EVENT else None
+    out = []
     for e in t.wait_events:
         event = by_name.get(e.req.name)
         if event is None or event.kind not in EVENT_KINDS:
             out.append(_misfit(prog, "event", e.req.name, "On or Timeout", EVENT_KINDS, None))
         elif waiting is not None and e.status in ACTIVE and event.parent is not waiting:
             expected = f"event of Wait {t.cur_step!r}"
-            out.append(Misfit("event_kind", e.req.name, expected, _found(event),
-                              tuple(k.name for k in waiting.kids)))  # fmt: skip
+            choices = tuple(k.name for k in waiting.kids)
+            out.append(Misfit("event_kind", e.req.name, expected, _found(event), choices))
     return out
 
 
