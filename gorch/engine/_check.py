@@ -175,7 +175,7 @@ class Checking(EngineCore):
     """:class:`~gorch.engine.Engine`'s deploy check."""
 
     def check(
-        self, *, workflow: str | None = None, sample: int = 10, page: int = 1000
+        self, *, workflow: str | None = None, sample: int = 10, page: int = 5000
     ) -> CheckReport:
         """Check every unfinished instance (not finished or cancelled) against the registered
         code: what the engine will refuse to run, each problem once, with the ids affected.
@@ -183,7 +183,9 @@ class Checking(EngineCore):
         Args:
             workflow: only the instances of this workflow name.
             sample: how many ids each problem lists (its ``count`` has them all).
-            page: how many rows are read at a time (the check streams; memory stays flat).
+            page: how many rows are read at a time (the check streams: memory holds one
+                page). Large pages, because a SQL store sorts the unfinished rows for each
+                page it reads (its index on status does not hold their order).
 
         Returns:
             a :class:`CheckReport`; its ``ok`` is True when the code runs every instance.
