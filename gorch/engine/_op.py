@@ -300,7 +300,7 @@ class Operation:
             timers = timers_of(self.state) if timers is None else timers
             history = self.history
             if self.migrated:  # written with the migrated data (once: migration() resets it)
-                history = [*history, self.migration()]
+                history = [self.migration(), *history]
         else:
             state, data, history = row.state, row.data, self.history
             timers = self.timers if timers is None else timers
