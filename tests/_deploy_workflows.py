@@ -110,7 +110,9 @@ class TextQty(Shop):
     qty: str = "1"  # type: ignore[assignment]
 
 
-def seed(engine: Engine, waiting: int = 3, failed: int = 2, finished: int = 1) -> dict[str, list[str]]:
+def seed(
+    engine: Engine, waiting: int = 3, failed: int = 2, finished: int = 1
+) -> dict[str, list[str]]:
     """Shops in each position: waiting for pay (``w-``), failed at charge (``f-``), finished
     (``d-``); their ids by prefix."""
     ids: dict[str, list[str]] = {"w": [], "f": [], "d": []}

@@ -134,9 +134,7 @@ def test_every_problem_kind_is_documented_and_in_json(
         assert set(p) == {"kind", "workflow", "name", "message", "count", "ids", "suggestions"}
 
 
-def test_what_the_check_refuses_the_engine_refuses(
-    store: Store, ids: dict[str, list[str]]
-) -> None:
+def test_what_the_check_refuses_the_engine_refuses(store: Store, ids: dict[str, list[str]]) -> None:
     """The check says in advance what the interpreter will refuse when the instance runs."""
     with pytest.raises(StateMismatchError, match="'for pay'"):
         Engine(store, {"shop": RenamedWait}).send("w-0", "Pay")
