@@ -151,7 +151,7 @@ def test_a_failed_migration_changes_nothing(store: Store, ids: dict[str, list[st
         p.message
     )
     assert store.get("big") == before  # the row, every column, as it was
-    with pytest.raises(UnreadableInstanceError, match="Picky.migrate") as e:
+    with pytest.raises(UnreadableInstanceError, match=r"Picky\.migrate") as e:
         engine.get("big")
     assert e.value.field == "data"
     checked = engine.check()
