@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from gorch import Engine, Go, On, RetryPolicy, S, Step, Timeout, Wait
+from gorch import Engine, Go, If, On, RetryPolicy, S, Step, Timeout, Wait
 
 ONCE = RetryPolicy(max_attempts=1)
 
@@ -129,3 +129,80 @@ def seed(
         engine.send(f"d-{i}", "Pay")
         ids["d"].append(f"d-{i}")
     return ids
+
+
+# -- the deploy recipe: deleting the Wait "for review" safely (docs/deploying.md) ------------
+
+
+@dataclass
+class Review:
+    """Version 1: every order is reviewed before it is paid for."""
+
+    log: list[str] = field(default_factory=list)
+
+    def review(self) -> Any:
+        return Wait("for review", On("Approve", lambda: self.log.append("approved")))
+
+    def around(self, review: Any) -> Any:
+        return S(
+            Step("take", lambda: self.log.append("taken")),
+            review,
+            Wait("for pay", On("Pay", lambda: self.log.append("paid"))),
+            Step("ship", lambda: self.log.append("shipped")),
+        )
+
+    def definition(self) -> Any:
+        return self.around(self.review())
+
+
+@dataclass
+class ReviewSkipped(Review):
+    """Version 2: new orders skip the review; orders waiting there can still be approved."""
+
+    def definition(self) -> Any:
+        return self.around(If(False, "review retired", self.review()))
+
+
+@dataclass
+class ReviewDeleted(Review):
+    """Version 3: the review is gone."""
+
+    def definition(self) -> Any:
+        return S(
+            Step("take", lambda: self.log.append("taken")),
+            Wait("for pay", On("Pay", lambda: self.log.append("paid"))),
+            Step("ship", lambda: self.log.append("shipped")),
+        )
+
+
+RECIPE_V1 = {"order": Review}
+RECIPE_V2 = {"order": ReviewSkipped}
+RECIPE_V3 = {"order": ReviewDeleted}
+
+
+@dataclass
+class ShopV2(Shop):
+    """Data version 2: ``qty`` moves to ``quantity``."""
+
+    data_version: ClassVar[int] = 2
+    quantity: int = 1
+
+    @classmethod
+    def migrate(cls, data: dict[str, Any], version: int) -> dict[str, Any]:
+        data["quantity"] = data.pop("qty")
+        return data
+
+
+@dataclass
+class BrokenV2(ShopV2):
+    """A migration with a bug."""
+
+    @classmethod
+    def migrate(cls, data: dict[str, Any], version: int) -> dict[str, Any]:
+        return {"quantity": data["quantity"]}  # KeyError: version 1 has qty
+
+
+SHOPS = {"shop": Shop}
+SHOPS_BROKEN = {"shop": BrokenV2}
+SHOPS_V2 = {"shop": ShopV2}
+SHOPS_RENAMED = {"shop": RenamedWait}

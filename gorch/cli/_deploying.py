@@ -49,7 +49,10 @@ def check(c: Context, workflow: str | None, sample: int, as_json: bool) -> None:
     else:
         _print_check(c, report)
     if not report.ok:
-        raise click.exceptions.Exit(1)
+        raise Fail(
+            f"{len(report.problems)} problem(s): this code cannot run every unfinished "
+            f"instance; do not deploy it yet (see docs/deploying.md)"
+        )
 
 
 def _print_check(c: Context, report: CheckReport) -> None:
@@ -94,7 +97,10 @@ def migrate(c: Context, workflow: str | None, dry_run: bool, as_json: bool) -> N
     else:
         _print_migration(c, report)
     if not report.ok:
-        raise click.exceptions.Exit(1)
+        raise Fail(
+            f"{report.failed} instance(s) could not be migrated and were left as they were; "
+            f"fix migrate() and run gorch migrate again"
+        )
 
 
 def _print_migration(c: Context, report: MigrationReport) -> None:
