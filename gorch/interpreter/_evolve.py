@@ -36,7 +36,9 @@ NO_RENAMES: Mapping[str, str] = {}
 def renames_of(cls: type) -> Mapping[str, str]:
     """The class's ``renames`` (old name to new name); empty when it declares none."""
     renames = getattr(cls, "renames", None)
-    return renames if isinstance(renames, Mapping) and renames else NO_RENAMES
+    if not renames:  # the common case, first: this runs on every load of an instance
+        return NO_RENAMES
+    return renames if isinstance(renames, Mapping) else NO_RENAMES
 
 
 def data_version_of(cls: type) -> int:
