@@ -31,12 +31,15 @@ from gorch.dsl import Switch as Switch
 from gorch.dsl import Timeout as Timeout
 from gorch.dsl import Wait as Wait
 from gorch.dsl import WaitFor as WaitFor
+from gorch.engine import CheckProblem as CheckProblem
+from gorch.engine import CheckReport as CheckReport
 from gorch.engine import Engine as Engine
 from gorch.engine import Explanation as Explanation
 from gorch.engine import HistoryEntry as HistoryEntry
 from gorch.engine import HistoryKind as HistoryKind
 from gorch.engine import Instance as Instance
 from gorch.engine import Listener as Listener
+from gorch.engine import MigrationReport as MigrationReport
 from gorch.engine import Page as Page
 from gorch.engine import RunStatus as RunStatus
 from gorch.engine import ThreadWait as ThreadWait
@@ -53,6 +56,7 @@ from gorch.errors import HandlerError as HandlerError
 from gorch.errors import IdempotencyKeyError as IdempotencyKeyError
 from gorch.errors import InputError as InputError
 from gorch.errors import InstanceStatusError as InstanceStatusError
+from gorch.errors import MigrationError as MigrationError
 from gorch.errors import NotFoundError as NotFoundError
 from gorch.errors import SerializationError as SerializationError
 from gorch.errors import StaleCallback as StaleCallback
@@ -96,6 +100,8 @@ __all__ = [
     "CallbackNotFound",
     "CallbackRequest",
     "Case",
+    "CheckProblem",
+    "CheckReport",
     "CheckpointType",
     "ConflictError",
     "Continue",
@@ -119,6 +125,8 @@ __all__ = [
     "Instance",
     "InstanceStatusError",
     "Listener",
+    "MigrationError",
+    "MigrationReport",
     "NotFoundError",
     "On",
     "Outcome",

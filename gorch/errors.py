@@ -27,6 +27,7 @@ __all__ = [
     "IdempotencyKeyError",
     "InputError",
     "InstanceStatusError",
+    "MigrationError",
     "NotFoundError",
     "SerializationError",
     "StaleCallback",
@@ -356,6 +357,28 @@ class UnreadableInstanceError(GorchError):
     def __init__(self, message: str, *, workflow_id: str = "", field: str = "", reason: str = ""):
         super().__init__(message, workflow_id=workflow_id)
         self.field = field
+        self.reason = reason
+
+
+class MigrationError(GorchError):
+    """A workflow class's ``migrate`` failed on stored data: it raised, or did not return a
+    dict. The instance was left as it was.
+
+    Attributes:
+        workflow_class: the class's name.
+        version: the version ``migrate`` was upgrading from.
+        reason: what went wrong, in a sentence.
+    """
+
+    def __init__(self, workflow_class: str, version: int, reason: str, *, workflow_id: str = ""):
+        super().__init__(
+            f"{workflow_class}.migrate(data, {version}) failed: {reason}. The instance was "
+            f"left as it was: fix migrate() (it upgrades data from version {version} to "
+            f"{version + 1}) and deploy again",
+            workflow_id=workflow_id,
+        )
+        self.workflow_class = workflow_class
+        self.version = version
         self.reason = reason
 
 

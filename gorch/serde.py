@@ -408,9 +408,10 @@ def _fast_thread(d: dict[str, Any]) -> Thread:
 def _structure_state(d: Any, _: Any) -> State:
     try:
         sid, workflow, pc = d["id"], d["workflow"], d["pc"]
-        if type(sid) is str and type(workflow) is str and type(pc) is int:
+        version = d.get("data_version", 1)  # a state stored before data versions: 1
+        if type(sid) is str and type(workflow) is str and type(pc) is int and type(version) is int:
             threads = [_fast_thread(t) for t in d["threads"]]
-            return State(sid, workflow, _WORKFLOW_STATUS[d["status"]], threads, pc)
+            return State(sid, workflow, _WORKFLOW_STATUS[d["status"]], threads, pc, version)
     except Exception:  # the generic hook below reports the problem precisely
         pass
     return _generic_state(d, State)

@@ -116,13 +116,19 @@ class Thread:
 
 @define
 class State:
-    """The persisted execution state of one workflow instance."""
+    """The persisted execution state of one workflow instance.
+
+    ``data_version`` is the ``data_version`` of the workflow class whose code wrote the data
+    stored with it (a state stored before versions existed reads as 1): the engine migrates
+    older data with the class's ``migrate`` before it loads it.
+    """
 
     id: str
     workflow: str
     status: WorkflowStatus = WorkflowStatus.RESUMING
     threads: list[Thread] = field(factory=list)
     pc: int = 0
+    data_version: int = 1
 
     def thread(self, thread_id: str) -> Thread | None:
         """Return the thread with this id, or ``None``."""

@@ -60,3 +60,15 @@ def test_bench_http_quick_run() -> None:
     side = count + number + number + r"\s+0 "
     row = rf"^\s+([14])\s+\|{side}\|{side}\|\s+[+-]\d+\.\d\d\s+\d+\.\d\dx$"
     assert re.findall(row, out, re.MULTILINE) == ["1", "4", "1", "4"], out
+
+
+def test_bench_check_quick_run(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import check
+
+    assert check.main(["--quick"]) == 0
+    out = capsys.readouterr().out
+    for heading in ("0. seeding", "1. the code that wrote them", "2. a Wait renamed", "3. the"):
+        assert heading in out
+    assert "missing_statement 'for payment': 2,000 instances" in out
+    assert "missing_event 'payment late': 2,000 instances" in out
+    assert "instances/s, ok=True" in out

@@ -219,3 +219,15 @@ def test_docs_pizza_svg_is_the_current_drawing() -> None:
     same = committed == svg(build("pizza", PizzaOrder))
     assert same, f"docs/pizza.svg is out of date; from the repository root run\n{PIZZA_SVG_COMMAND}"
     assert "](pizza.svg)" in (ROOT / "docs" / "diagrams.md").read_text()  # shown there
+
+
+def test_docs_deploying_example_runs(capsys: Any) -> None:
+    """docs/deploying.md: its example runs, printing what its comments say."""
+    code = doc_blocks("deploying.md", "python")[-1]
+    exec(compile(code, "docs/deploying.md", "exec", dont_inherit=True), {})
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        "would migrate 1 of 1 instance(s); 0 current, 0 failed",
+        "['approved', 'paid 1250 cents']",
+        "['started', 'migrated', 'event', 'step', 'finished']",
+    ]

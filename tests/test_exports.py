@@ -87,11 +87,13 @@ def test_import_gorch_stays_light() -> None:
 SURFACE = {
     "gorch": {
         "AlreadyExistsError", "AmbiguousCallback", "Break", "BusyError", "CallbackNotFound",
-        "CallbackRequest", "Case", "CheckpointType", "ConflictError", "Continue", "Default",
-        "DefinitionError", "Engine", "EventStatus", "Explanation", "For", "Go", "GorchError",
-        "GotoError", "GotoPlan", "Handler", "HandlerError", "HistoryEntry", "HistoryKind",
+        "CallbackRequest", "Case", "CheckProblem", "CheckReport", "CheckpointType",
+        "ConflictError", "Continue", "Default", "DefinitionError", "Engine", "EventStatus",
+        "Explanation", "For", "Go", "GorchError", "GotoError", "GotoPlan", "Handler",
+        "HandlerError", "HistoryEntry", "HistoryKind",
         "IdempotencyKeyError", "If", "InputError", "Instance", "InstanceStatusError", "Listener",
-        "MAIN_THREAD", "NotFoundError", "On", "Outcome", "Page", "RetryPolicy", "Return",
+        "MAIN_THREAD", "MigrationError", "MigrationReport", "NotFoundError", "On", "Outcome",
+        "Page", "RetryPolicy", "Return",
         "RunStatus", "S", "Section", "SerializationError", "StaleCallback", "State",
         "StateMismatchError", "Step", "StepError", "StepLimitExceeded", "Stmt", "StoreError",
         "StoreUnavailableError", "Switch", "Thread", "ThreadStatus", "ThreadWait", "Timeout",

@@ -24,6 +24,7 @@ The package, by concern (a new command goes in the module of its concern, added 
 - ``_operators``: ``goto``, ``pause``, ``unpause``, ``cancel``, ``retry``.
 - ``_definitions``: ``graph``.
 - ``_why``: ``why``.
+- ``_deploying``: ``check``, ``migrate``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from __future__ import annotations
 # it became a package stay importable from it (``as``: an explicit re-export); its surface for
 # ``import *`` stays ``cli`` and ``main``.
 from gorch.cli._definitions import graph as graph
+from gorch.cli._deploying import check as check
+from gorch.cli._deploying import migrate as migrate
 from gorch.cli._group import STATUSES as STATUSES
 from gorch.cli._group import Context as Context
 from gorch.cli._group import cli

@@ -33,8 +33,9 @@ Where each part lives (private modules; everything public is imported from here)
   the calls return (Instance, Page, HistoryEntry, ThreadWait), and Listener.
 - ``_engine.py``: Engine, joined from ``_reading.py`` (get, list, history, waits),
   ``_delivering.py`` (start, send, send_json), ``_operating.py`` (goto, pause, unpause,
-  cancel, retry, refusal) and ``_why.py`` (why), on ``_core.py`` (settings, reading a row,
-  waiting for a lease).
+  cancel, retry, refusal), ``_why.py`` (why), ``_check.py`` (check: the deploy check;
+  CheckReport, CheckProblem) and ``_migrate.py`` (migrate; MigrationReport), on
+  ``_core.py`` (settings, reading a row, waiting for a lease).
 - ``_explanation.py``, ``_why_text.py``, ``_conditions.py``: what ``why`` returns (Explanation
   and its parts), the same in plain words, and a ``WaitFor``'s condition read from its source.
 - ``_op.py``: one operation on one instance, and each commit it makes, by name.
@@ -47,6 +48,7 @@ Where each part lives (private modules; everything public is imported from here)
 
 from __future__ import annotations
 
+from gorch.engine._check import PROBLEM_KINDS, CheckProblem, CheckReport
 from gorch.engine._engine import Engine
 from gorch.engine._explanation import (
     AcceptedEvent,
@@ -56,6 +58,7 @@ from gorch.engine._explanation import (
     ThreadExplanation,
     WaitCondition,
 )
+from gorch.engine._migrate import MigrationReport
 from gorch.engine._records import (
     OPERATOR_STATUSES,
     HistoryEntry,
@@ -70,7 +73,10 @@ from gorch.engine._worker import Worker, WorkerHealth
 
 __all__ = [
     "OPERATOR_STATUSES",
+    "PROBLEM_KINDS",
     "AcceptedEvent",
+    "CheckProblem",
+    "CheckReport",
     "DueTimer",
     "Engine",
     "Explanation",
@@ -78,6 +84,7 @@ __all__ = [
     "HistoryKind",
     "Instance",
     "Listener",
+    "MigrationReport",
     "Page",
     "RunStatus",
     "SuggestedCommand",

@@ -15,7 +15,7 @@ from gorch.engine._core import EngineCore
 from gorch.engine._op import Operation
 from gorch.engine._records import HistoryKind
 from gorch.errors import CallbackNotFound, StaleCallback, UnreadableInstanceError
-from gorch.interpreter import handle_callback
+from gorch.interpreter import handle_callback, renames_of
 from gorch.state import CallbackRequest
 from gorch.store.base import InstanceRecord, TimerRecord
 
@@ -53,7 +53,9 @@ def fire_claimed(engine: EngineCore, timer: TimerRecord, row: InstanceRecord) ->
     op = _claimed(engine, row)
     if op is None:
         return True
-    req = CallbackRequest(row.id, timer.thread_id, timer.name, timer.pc)
+    # A timer stored before its Timeout was renamed names the old event (the class's renames)
+    name = renames_of(type(op.wf)).get(timer.name, timer.name)
+    req = CallbackRequest(row.id, timer.thread_id, name, timer.pc)
     try:
         handle_callback(req, op.wf, op.state)
     except (StaleCallback, CallbackNotFound) as exc:

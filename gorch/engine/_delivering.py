@@ -27,7 +27,7 @@ from gorch.errors import (
     SerializationError,
     WorkflowFinishedError,
 )
-from gorch.interpreter import handle_callback
+from gorch.interpreter import data_version_of, handle_callback
 from gorch.limits import MAX_TEXT, is_text
 from gorch.state import CallbackRequest, State, new_state
 from gorch.store.base import InstanceRecord, KeyRecord
@@ -72,6 +72,7 @@ class Delivering(EngineCore):
             ) from exc
         now = clock.now()
         state = new_state(id, workflow)
+        state.data_version = data_version_of(cls)
         row = InstanceRecord(
             id, workflow, RunStatus.RUNNING.value, serde.dumps(state), text, now, now
         )

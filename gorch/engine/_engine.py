@@ -6,7 +6,8 @@ that holds the settings and the shared machinery (:class:`~gorch.engine._core.En
 - reading (get, list, history, waits, workflow_class, workflow_of): ``_reading.py``;
 - delivering (start, send, send_json): ``_delivering.py``;
 - operating (goto, pause, unpause, cancel, retry, refusal): ``_operating.py``;
-- explaining (why): ``_why.py``.
+- explaining (why): ``_why.py``;
+- deploying (check, migrate): ``_check.py`` and ``_migrate.py``.
 
 Mixins rather than thin methods that forward to functions: a call and its documentation then
 stand in one place, with nothing to keep in step (a forwarding method repeats every
@@ -16,12 +17,13 @@ parameter), and a call costs no extra frame on the hot path (``send``).
 from __future__ import annotations
 
 from gorch.engine._delivering import Delivering
+from gorch.engine._migrate import Migrating
 from gorch.engine._operating import Operating
 from gorch.engine._reading import Reading
 from gorch.engine._why import Explaining
 
 
-class Engine(Reading, Delivering, Operating, Explaining):
+class Engine(Reading, Delivering, Operating, Explaining, Migrating):
     """Durable workflow instances on a store.
 
     Args:

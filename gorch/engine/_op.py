@@ -45,7 +45,8 @@ from attrs import frozen
 
 from gorch import clock, serde
 from gorch.engine._records import HistoryKind, RunStatus
-from gorch.engine._rows import read, status_of, timers_of
+from gorch.engine._rows import load as load_row
+from gorch.engine._rows import status_of, timers_of
 from gorch.errors import (
     ConflictError,
     DefinitionError,
@@ -116,6 +117,7 @@ class Operation:
         "history",
         "key",
         "leased",
+        "migrated",
         "owner",
         "ran",
         "row",
@@ -143,10 +145,12 @@ class Operation:
         self.owner = row.lease_owner if leased and row.lease_owner else engine._lease_name()
         self.state: Any
         self.wf: Any
+        self.migrated = 0  # the data version the loaded data was migrated from, if it was
+        renamed = False
         if live is not None:  # the objects the row was just written from
             self.state, self.wf = live
         elif load:
-            self.state, self.wf = read(row, engine.workflows)
+            self.state, self.wf, renamed, self.migrated = load_row(row, engine.workflows)
         else:  # only status, lease and history change: the stored texts are written back
             self.state = self.wf = None
         self.leased = leased
@@ -158,14 +162,24 @@ class Operation:
         self.succeeded = False  # a step succeeded since the last commit: its retry count ends
         self.history: list[HistoryRecord] = []
         self.key: KeyRecord | None = None
+        # None: the stored timers are unknown (a renamed event's timer has its old name), so
+        # the first commit of the live objects writes theirs.
         self.timers: tuple[TimerRecord, ...] | None = (
-            None if new or self.state is None else timers_of(self.state)
+            None if new or self.state is None or renamed else timers_of(self.state)
         )
         self.status: RunStatus | None = None if new else status_of(row)
 
     def note(self, kind: HistoryKind, name: str = "", thread: str = "", **kw: Any) -> None:
         """Add a history entry to the next commit."""
         self.history.append(HistoryRecord(self.row.id, clock.now(), kind, name, thread, **kw))
+
+    def migration(self) -> HistoryRecord:
+        """The history entry of the data's migration, for the commit that writes the migrated
+        data (after which the data is current: ``migrated`` is reset)."""
+        versions = serde.dumps({"from": self.migrated, "to": self.state.data_version})
+        self.migrated = 0
+        return HistoryRecord(self.row.id, clock.now(), HistoryKind.MIGRATED, self.row.workflow,
+                             input=versions)  # fmt: skip
 
     # -- the commits -------------------------------------------------------------------------
 
@@ -284,8 +298,11 @@ class Operation:
         if live:
             state, data = serde.dumps(self.state), serde.dumps(self.wf)
             timers = timers_of(self.state) if timers is None else timers
+            history = self.history
+            if self.migrated:  # written with the migrated data (once: migration() resets it)
+                history = [self.migration(), *history]
         else:
-            state, data = row.state, row.data
+            state, data, history = row.state, row.data, self.history
             timers = self.timers if timers is None else timers
         if attempts is None and self.succeeded:
             attempts = NO_ATTEMPTS
@@ -301,7 +318,7 @@ class Operation:
             new,
             row.version if self.exists else None,
             timers=None if timers == self.timers else timers,
-            history=self.history,
+            history=history,
             key=self.key,
             notify=notify,
         )

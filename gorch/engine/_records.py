@@ -51,6 +51,7 @@ class HistoryKind(StrEnum):
     UNPAUSED = "unpaused"  # an operator let it go on
     CANCELLED = "cancelled"  # an operator ended it; error: teardowns that failed, if any
     RETRY = "retry"  # an operator ran its failed step again; error: the error it had
+    MIGRATED = "migrated"  # its data was upgraded by migrate(); input: {"from": v, "to": w}
 
 
 OPEN_STATUSES = (RunStatus.RUNNING, RunStatus.WAITING)

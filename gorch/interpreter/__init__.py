@@ -18,6 +18,8 @@ How it runs, and why it is fast, is told where it happens:
 - ``_resume``: the step loop (:func:`resume`) and the load-resume-save call (:func:`run`).
 - ``_callbacks``: delivering an event (:func:`handle_callback`); ``_goto``: moving a stuck
   thread (:func:`goto`); ``_cancel``: ending every wait (:func:`cancel`).
+- ``_evolve``: a definition that changes under running instances: renames, data versions, and
+  where a stored thread no longer fits the code (:func:`misfits`, for ``gorch check``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,13 @@ from gorch.errors import GotoError
 from gorch.interpreter._callbacks import awaited, handle_callback, waiting_for
 from gorch.interpreter._cancel import cancel
 from gorch.interpreter._compile import find_statement, program
+from gorch.interpreter._evolve import (
+    Misfit,
+    apply_renames,
+    data_version_of,
+    misfits,
+    renames_of,
+)
 from gorch.interpreter._goto import GotoPlan, goto
 from gorch.interpreter._handlers import ANY, NO_PAYLOAD, is_lifecycle, payload_type
 from gorch.interpreter._index import Program, StatementInfo
@@ -38,18 +47,23 @@ __all__ = [
     "NO_PAYLOAD",
     "GotoError",
     "GotoPlan",
+    "Misfit",
     "Outcome",
     "Program",
     "StatementInfo",
+    "apply_renames",
     "awaited",
     "cancel",
     "class_problems",
+    "data_version_of",
     "find_statement",
     "goto",
     "handle_callback",
     "is_lifecycle",
+    "misfits",
     "payload_type",
     "program",
+    "renames_of",
     "resume",
     "run",
     "validate",

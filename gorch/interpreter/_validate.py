@@ -15,6 +15,7 @@ from gorch import serde
 from gorch.dsl import K_GO, K_TIMEOUT
 from gorch.errors import DefinitionError
 from gorch.interpreter._compile import compile_definition
+from gorch.interpreter._evolve import evolution_problems
 from gorch.interpreter._handlers import describe
 from gorch.interpreter._index import Program, checked_value, node_at
 from gorch.samples import sample
@@ -33,8 +34,10 @@ def validate(definition: Any) -> None:
 
     Given a class, the rules are checked on its code, not on one instance's data: the
     definition is read from a stand-in instance (:func:`gorch.samples.sample`), and the types
-    of the class's fields are checked to round-trip through JSON (:func:`gorch.serde.check_type`).
-    This is what ``Engine(...)`` does for every workflow it registers.
+    of the class's fields are checked to round-trip through JSON (:func:`gorch.serde.check_type`),
+    and its ``renames``, ``data_version`` and ``migrate`` are checked (an old name that is still
+    a statement, a new one that is not, a rename of a rename, a data version above 1 without a
+    ``migrate``). This is what ``Engine(...)`` does for every workflow it registers.
 
     Args:
         definition: a workflow class, or what a workflow's ``definition()`` returned.
@@ -74,7 +77,7 @@ def class_problems(cls: type) -> list[str]:
             f"fields defaults if it needs them"
         ]
     prog, problems = compile_definition(tree)
-    problems += value_problems(prog, tree)
+    problems += value_problems(prog, tree) + evolution_problems(cls, prog)
     return problems + serde.check_type(cls)
 
 
