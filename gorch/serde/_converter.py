@@ -33,16 +33,17 @@ class Converter(OrjsonConverter):
     takes only in the constructor).
     """
 
-    _sealed = False  # until configure() has registered gorch's hooks: none is the user's
-    _user_hooks: list[tuple[str, str, Any]]
-
     def __init__(self, **kwargs: Any) -> None:
+        self._sealed = False  # until configure() has registered gorch's hooks (and cattrs')
+        self._user_hooks: list[tuple[str, str, Any]] = []
         overrides = kwargs.pop("unstruct_collection_overrides", {})
         super().__init__(unstruct_collection_overrides={cabc.Set: list, **overrides}, **kwargs)
 
     def seal(self, sealed: bool = True) -> None:
-        """Count every hook registered from now on as the user's (``False``: as gorch's)."""
-        self._user_hooks = []
+        """Count each hook registered from now on as the user's (``False``: as gorch's own).
+
+        The user's hooks registered so far stay counted: cattrs keeps them too.
+        """
         self._sealed = sealed
 
     def _note(self, direction: str, how: str, target: Any) -> None:
@@ -81,7 +82,7 @@ class Converter(OrjsonConverter):
 
     def user_hooked(self, t: Any, direction: str) -> bool:
         """Whether a hook registered by a user (not by gorch) applies to ``t``."""
-        for d, how, target in self._user_hooks if self._sealed else ():
+        for d, how, target in self._user_hooks:
             if d != direction:
                 continue
             if how == "type":
