@@ -1,10 +1,10 @@
 """``gorch.serde.check_type``: whether a workflow class round-trips through the converter.
 
-A walk over a class's field types that mirrors the hooks of :mod:`gorch.serde`: what they write
-and read back equal is accepted; anything else is reported, with the field's path, before a
-value of it is ever stored (a value that is written but cannot be read back bricks an
-instance). Kept apart from :mod:`gorch.serde` because it runs once per workflow class, never on
-the hot path.
+A walk over a class's field types that mirrors the hooks :func:`gorch.serde.configure`
+registers: what they write and read back equal is accepted; anything else is reported, with the
+field's path, before a value of it is ever stored (a value that is written but cannot be read
+back bricks an instance). Kept apart from the hooks because it runs once per workflow class,
+never on the hot path.
 """
 
 from __future__ import annotations
@@ -13,19 +13,17 @@ import dataclasses
 import re
 import sys
 import typing
-from collections import abc as cabc
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union, get_args, get_origin
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 from uuid import UUID
 
 import attrs
 
-from gorch import _serde_types as T
-
-if TYPE_CHECKING:
-    from gorch.serde import Converter
+from gorch.serde import _types as T
+from gorch.serde._codec import converter
+from gorch.serde._converter import Converter
 
 NoneType = type(None)
 _NATIVE = (str, int, float, bool, NoneType)
@@ -55,6 +53,8 @@ _KIND_WORDS = {
     "object": "an object",
     "array": "an array",
 }
+_OBJECT = frozenset({"object"})
+_ARRAY = frozenset({"array"})
 _UNRESOLVED = object()
 _KEY_ADVICE = "use a str, int, enum, date, datetime, UUID, Decimal or tuple key"
 _HOOKS_ADVICE = "register a structure and an unstructure hook for it on gorch.serde.converter"
@@ -67,6 +67,23 @@ def _kind_of(value: Any) -> str:
     if isinstance(value, bool):
         return "bool"
     return {int: "int", float: "float", str: "text"}.get(type(value), "object")
+
+
+def _captured(natives: set[Any]) -> set[str]:
+    """The kinds of JSON that a union's JSON scalar members take when reading."""
+    captured = {k for a in natives for k in _SCALARS[a] if not (a is float and k == "text")}
+    if float in natives and int not in natives:
+        captured.add("int")  # a float field takes a whole number too
+    return captured
+
+
+def _shape_kinds(t: Any) -> frozenset[str] | None:
+    """What JSON a record, mapping or array type is written as; None for any other type."""
+    if T.is_record(t) or T.is_record(get_origin(t)) or typing.is_typeddict(t) or T.is_mapping(t):
+        return _OBJECT
+    if T.is_array(t) or T.is_list(t) or T.is_namedtuple(t):
+        return _ARRAY
+    return None
 
 
 class Checker:
@@ -95,29 +112,43 @@ class Checker:
         hooks = self.hooks(t)
         if t is Any or isinstance(t, TypeVar) or t in _SCALARS or all(hooks):
             return
-        origin = get_origin(t)
-        if isinstance(t, type) and issubclass(t, Enum):
-            self.choices(t, list(t), path)
-        elif origin is Literal:
-            self.choices(t, T.literal_values(t), path)
+        if not (self.choice_or_record(t, path) or self.container(t, path)):
+            self.unknown(t, path, hooks)
+
+    def choice_or_record(self, t: Any, path: str) -> bool:
+        """Walk an enum, a Literal, a union or a record; False if ``t`` is none of them."""
+        if T.is_choice(t):
+            self.choices(t, T.choices(t), path)
         elif T.is_union(t):
             self.union(t, path)
-        elif T.is_record(t) or T.is_record(origin):
+        elif T.is_record(t) or T.is_record(get_origin(t)):
             self.record(t, path)
-        elif T.is_namedtuple(t) or typing.is_typeddict(t):
+        else:
+            return False
+        return True
+
+    def container(self, t: Any, path: str) -> bool:
+        """Walk the items of a container type; False if ``t`` is not one."""
+        args = get_args(t)
+        if T.is_namedtuple(t) or typing.is_typeddict(t):
             for name, hint in self.hints(t, path).items():
                 self.type(hint, f"{path}.{name}")
-        elif T.mapping_origin(t) is not None:
+        elif T.is_mapping(t):
             key, value = T.mapping_args(t)
             self.key(key, t, path)
             self.type(value, f"{path}[]")
-        elif origin is tuple and get_args(t) and get_args(t)[-1] is not Ellipsis:
-            for i, item in enumerate(get_args(t)):
+        elif get_origin(t) is tuple and args and args[-1] is not Ellipsis:
+            for i, item in enumerate(args):
                 self.type(item, f"{path}[{i}]")
-        elif T.array_origin(t) is not None or T.is_list(t):
-            args = get_args(t)
+        elif T.is_array(t) or T.is_list(t):
             self.type(args[0] if args else Any, f"{path}[]")
-        elif any(hooks):
+        else:
+            return False
+        return True
+
+    def unknown(self, t: Any, path: str, hooks: tuple[bool, bool]) -> None:
+        """A type the converter has no rule for: only one of its hooks, or none."""
+        if any(hooks):
             has, lacks = ("structure", "unstructure") if hooks[0] else ("unstructure", "structure")
             self.add(path, t, f"has a {has} hook on gorch.serde.converter but no {lacks} hook; "
                      f"register both, so that what is written can be read back")  # fmt: skip
@@ -199,24 +230,12 @@ class Checker:
             return None
         if t in _SCALARS:
             return _SCALARS[t]
-        if isinstance(t, type) and issubclass(t, Enum):
-            return frozenset(_kind_of(m) for m in t)
-        if get_origin(t) is Literal:
-            return frozenset(_kind_of(v) for v in T.literal_values(t))
+        if T.is_choice(t):
+            return frozenset(_kind_of(v) for v in T.choices(t))
         if T.is_union(t):
             kinds = [self.writes(a) for a in get_args(t)]
             return None if None in kinds else frozenset().union(*kinds)  # type: ignore[arg-type]
-        if T.is_record(t) or T.is_record(get_origin(t)) or typing.is_typeddict(t):
-            return frozenset({"object"})
-        if T.mapping_origin(t) is not None:
-            return frozenset({"object"})
-        if (
-            T.array_origin(t) is not None
-            or get_origin(t) in (list, cabc.MutableSequence)
-            or t is list
-        ):
-            return frozenset({"array"})
-        return frozenset({"array"}) if T.is_namedtuple(t) else None
+        return _shape_kinds(t)
 
     def union(self, t: Any, path: str) -> None:
         args = get_args(t)
@@ -224,13 +243,17 @@ class Checker:
             self.type(a, path)
         if t in self.c._union_struct_registry:  # the user's own hook reads it
             return
-        natives = {a for a in args if a in _NATIVE}
-        others = [a for a in args if a not in _NATIVE and get_origin(a) is not Literal]
         if len(args) == 2 and NoneType in args:
             return  # Optional[X]: null is None, anything else is an X
-        captured = {k for a in natives for k in _SCALARS[a] if not (a is float and k == "text")}
-        if float in natives and int not in natives:
-            captured.add("int")  # a float field takes a whole number too
+        natives = {a for a in args if a in _NATIVE}
+        others = [a for a in args if a not in _NATIVE and get_origin(a) is not Literal]
+        self.union_scalars(t, natives, others, path)
+        if len(others) > 1:
+            self.union_records(t, others, path)
+
+    def union_scalars(self, t: Any, natives: set[Any], others: list[Any], path: str) -> None:
+        """Members that would read back as a JSON scalar member of the union (``str``...)."""
+        captured = _captured(natives)
         if float in natives and str in natives:
             self.add(path, t, "a non-finite float (NaN, Infinity) is written as text and "
                      "would read back as a str; use a float field, or str | int")  # fmt: skip
@@ -241,19 +264,21 @@ class Checker:
                 self.add(path, t, f"a {T.type_name(o)} is written as {_KIND_WORDS[clash[0]]}, "
                          f"which reads back as a {T.type_name(native)}; keep one of the two, or "
                          f"wrap each case in its own record")  # fmt: skip
-        if len(others) > 1:
-            rest: Any = Union[tuple(others)]  # noqa: UP007 - built at run time
-            names = ", ".join(map(T.type_name, others))
-            if not all(T.is_record(get_origin(o) or o) for o in others):
-                self.add(path, t, f"only records can be told apart in a union; {names} cannot "
-                         "all be read back: wrap each case in its own record")  # fmt: skip
-                return
-            try:
-                self.c.get_structure_hook(rest)
-            except Exception as exc:
-                self.add(path, t, f"cattrs cannot tell {names} apart when reading ({exc}); "
-                         f"give each record a required field the others lack, or a Literal "
-                         f"tag field")  # fmt: skip
+
+    def union_records(self, t: Any, others: list[Any], path: str) -> None:
+        """Several members that are not JSON scalars: records cattrs must tell apart."""
+        rest: Any = Union[tuple(others)]  # noqa: UP007 - built at run time
+        names = ", ".join(map(T.type_name, others))
+        if not all(T.is_record(get_origin(o) or o) for o in others):
+            self.add(path, t, f"only records can be told apart in a union; {names} cannot "
+                     "all be read back: wrap each case in its own record")  # fmt: skip
+            return
+        try:
+            self.c.get_structure_hook(rest)
+        except Exception as exc:
+            self.add(path, t, f"cattrs cannot tell {names} apart when reading ({exc}); "
+                     f"give each record a required field the others lack, or a Literal "
+                     f"tag field")  # fmt: skip
 
     # -- dict keys -----------------------------------------------------------------------------
 
@@ -263,30 +288,34 @@ class Checker:
             return
         if all(self.hooks(k)):
             return  # its hooks must write it as text (documented)
-        origin = get_origin(k)
         if T.is_choice(k):
-            values = T.choices(k)
-            self.choices(k, values, path)
-            texts = [str(v.value if isinstance(v, Enum) else v) for v in values]
-            if len(set(texts)) < len(texts):
-                self.add(path, mapping, f"two values of {T.type_name(k)} have the same key text; "
-                         "as dict keys they would be read back as one")  # fmt: skip
-            return
-        if origin is tuple or k is tuple:
-            args = get_args(k)
-            for i, item in enumerate(args):
+            self.choice_key(k, mapping, path)
+        elif get_origin(k) is tuple or k is tuple:
+            for i, item in enumerate(get_args(k)):
                 if item is not Ellipsis:
                     self.key_item(item, mapping, f"{path}[{i}]")
-            return
-        kind = (
-            "a record" if T.is_record(k) or T.is_record(origin)
+        else:
+            self.add(path, mapping, f"{T.type_name(k)} ({self.key_kind(k)}) cannot be a JSON "
+                     f"object key; {_KEY_ADVICE}")  # fmt: skip
+
+    def choice_key(self, k: Any, mapping: Any, path: str) -> None:
+        """An enum or Literal key: its values must be scalars with distinct key texts."""
+        values = T.choices(k)
+        self.choices(k, values, path)
+        texts = [str(v.value if isinstance(v, Enum) else v) for v in values]
+        if len(set(texts)) < len(texts):
+            self.add(path, mapping, f"two values of {T.type_name(k)} have the same key text; "
+                     "as dict keys they would be read back as one")  # fmt: skip
+
+    def key_kind(self, k: Any) -> str:
+        """What a type that cannot be a key is, in words."""
+        return (
+            "a record" if T.is_record(k) or T.is_record(get_origin(k))
             else "a union" if T.is_union(k)
-            else "a dict" if T.mapping_origin(k) is not None
-            else "a list or set" if self.writes(k) == frozenset({"array"})
+            else "a dict" if T.is_mapping(k)
+            else "a list or set" if self.writes(k) == _ARRAY
             else "an unsupported type"
         )  # fmt: skip
-        self.add(path, mapping, f"{T.type_name(k)} ({kind}) cannot be a JSON object key; "
-                 f"{_KEY_ADVICE}")  # fmt: skip
 
     def key_item(self, item: Any, mapping: Any, path: str) -> None:
         """An item of a tuple key: written as a JSON value, and it must be hashable."""
@@ -300,3 +329,26 @@ class Checker:
             self.type(item, path)
             return
         self.key(item, mapping, path)
+
+
+def check_type(cls: Any) -> list[str]:
+    """Every reason why values of ``cls`` could not be stored and read back equal.
+
+    Walks a workflow class (a dataclass or an attrs class) field by field, through records in
+    records, generics, unions and forward references (resolved with ``typing.get_type_hints``;
+    a class that refers to itself is walked once). A type is accepted if this converter writes
+    it and reads it back equal: see :func:`gorch.serde.configure` for the list, and
+    ``docs/interpreter.md``. A type with both a structure and an unstructure hook registered on
+    :data:`~gorch.serde.converter` by the user is accepted as it is (the hooks are trusted).
+
+    Args:
+        cls: the class (or any type) to check.
+
+    Returns:
+        One sentence per problem, starting with the field's path (``PizzaOrder.cart[].extras``:
+        ``[]`` stands for the items of a list, set, tuple or dict), then the type and why, for
+        example ``"Order.by_topping: dict[Topping, int] — Topping (a record) cannot be a JSON
+        object key; use a str, int, enum, date, datetime, UUID, Decimal or tuple key"``. Empty
+        when every field round-trips.
+    """
+    return Checker(converter).check(cls)

@@ -1,8 +1,8 @@
 """What kind of type a type is, and errors in people's words, for :mod:`gorch.serde`.
 
-Shared by the converter's hooks (:mod:`gorch.serde`, :mod:`gorch._serde_shapes`) and by
-``check_type`` (:mod:`gorch._serde_check`), so that the check and the hooks agree on what a type
-is. Nothing here knows the converter.
+Shared by the converter's hooks (:mod:`gorch.serde._scalars`, :mod:`gorch.serde._records`,
+:mod:`gorch.serde._shapes`) and by ``check_type`` (:mod:`gorch.serde._check`), so that the check
+and the hooks agree on what a type is. Nothing here knows the converter.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import types
 import typing
 from collections import Counter, OrderedDict, defaultdict
 from collections import abc as cabc
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from enum import Enum
@@ -22,6 +22,9 @@ from typing import Any, Literal, Union, get_args, get_origin
 from uuid import UUID
 
 import attrs
+
+Hook = Callable[..., Any]
+"""A structure hook, ``(value, type) -> instance``, or an unstructure hook, ``value -> JSON``."""
 
 NoneType = type(None)
 NATIVE = (str, int, float, bool, NoneType)
@@ -91,6 +94,21 @@ def literal_values(t: Any) -> list[Any]:
 
 def is_literal(t: Any) -> bool:
     return get_origin(t) is Literal
+
+
+def is_enum(t: Any) -> bool:
+    """An enum class (``Enum``, ``IntEnum``, ``StrEnum``, ...)."""
+    return isinstance(t, type) and issubclass(t, Enum)
+
+
+def is_array(t: Any) -> bool:
+    """A tuple, set, frozenset or Sequence type (built by :func:`array_origin`)."""
+    return array_origin(t) is not None
+
+
+def is_mapping(t: Any) -> bool:
+    """A dict, Mapping, OrderedDict, Counter or defaultdict type."""
+    return mapping_origin(t) is not None
 
 
 def is_choice(t: Any) -> bool:

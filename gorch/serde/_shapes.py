@@ -1,8 +1,9 @@
 """The converter's hooks for arrays, mappings (and their keys) and unions of JSON scalars.
 
-Part of :mod:`gorch.serde` (see its docstring); :func:`install` registers them. Every factory
-takes the converter as its second argument (a cattrs "extended" factory), so the hooks of the
-items, keys and values are the converter's own, including hooks users register later.
+Part of :mod:`gorch.serde` (see its docstring); :func:`gorch.serde.configure` registers them.
+Every factory takes the converter as its second argument (a cattrs "extended" factory), so the
+hooks of the items, keys and values are the converter's own, including hooks users register
+later.
 
 Dict keys. JSON object keys are text; the *key text* of a key is, by the key's type:
 
@@ -28,12 +29,13 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 import orjson
 from cattrs import Converter
-from cattrs.cols import is_mutable_sequence, list_structure_factory
+from cattrs.cols import list_structure_factory
 from cattrs.errors import ClassValidationError, IterableValidationError, IterableValidationNote
 
-from gorch._serde_types import (
+from gorch.serde._types import (
     NATIVE,
     NON_FINITE,
+    Hook,
     array_origin,
     by_value,
     choices,
@@ -49,8 +51,6 @@ from gorch._serde_types import (
     unwrap,
 )
 
-_Hook = Callable[[Any, Any], Any]
-
 
 def _note(e: Exception, where: int | str, t: Any) -> Exception:
     """Mark ``e`` with the index or key it happened at (cattrs' transform_error reads this)."""
@@ -62,7 +62,8 @@ def _note(e: Exception, where: int | str, t: Any) -> Exception:
 # Arrays: lists, tuples, sets, frozensets only from a JSON array (a string is not a list)
 
 
-def _list_hook(t: Any, c: Converter) -> _Hook:
+def list_hook(t: Any, c: Converter) -> Hook:
+    """Structure a list (or MutableSequence) type: cattrs' own hook, from a JSON array only."""
     inner = list_structure_factory(t, c)
 
     def structure_list(value: Any, _: Any) -> Any:
@@ -73,7 +74,8 @@ def _list_hook(t: Any, c: Converter) -> _Hook:
     return structure_list
 
 
-def _array_hook(t: Any, c: Converter) -> _Hook:
+def array_hook(t: Any, c: Converter) -> Hook:
+    """Structure a tuple, set, frozenset or Sequence type from a JSON array, item by item."""
     build = array_origin(t)
     args = get_args(t)
     fixed = build is tuple and bool(args) and not (len(args) == 2 and args[1] is Ellipsis)
@@ -110,7 +112,7 @@ def _key_text_is_json(t: Any) -> bool:
     return t in (int, float, bool, timedelta) or t is tuple or get_origin(t) is tuple
 
 
-def key_codec(t: Any, c: Converter) -> tuple[Callable[[Any], str] | None, _Hook | None]:
+def key_codec(t: Any, c: Converter) -> tuple[Callable[[Any], str] | None, Hook | None]:
     """(write, read) for dict keys of type ``t``; None where the key is taken as it is."""
     t = unwrap(t)
     if t is str or t is Any or isinstance(t, TypeVar):
@@ -163,13 +165,15 @@ def _any_key(c: Converter) -> Callable[[Any], Any]:
     return write_any
 
 
-def _unstructure_mapping_hook(t: Any, c: Converter) -> Callable[[Any], Any]:
+def unstructure_mapping_hook(t: Any, c: Converter) -> Callable[[Any], Any]:
+    """Write a mapping type as a JSON object whose keys are the key text of its keys."""
     key_type, _ = mapping_args(t)
     write: Any = key_codec(key_type, c)[0] if key_type is not Any else _any_key(c)
     return c.gen_unstructure_mapping(t, unstructure_to=dict, key_handler=write)
 
 
-def _mapping_hook(t: Any, c: Converter) -> _Hook:
+def mapping_hook(t: Any, c: Converter) -> Hook:
+    """Structure a mapping type from a JSON object, reading each key text with the key type."""
     build = mapping_origin(t)
     key_type, value_type = mapping_args(t)
     read = key_codec(key_type, c)[1]
@@ -198,7 +202,10 @@ def _mapping_hook(t: Any, c: Converter) -> _Hook:
 # Unions: JSON scalars by their JSON type, the rest (records) by cattrs' disambiguation
 
 
-def _scalar_union(c: Converter) -> Callable[[Any], bool]:
+def scalar_union(c: Converter) -> Callable[[Any], bool]:
+    """The predicate of the unions :func:`union_hook` reads: with a JSON scalar or a Literal
+    member, not ``Optional[X]`` and not one the user registered a union hook for on ``c``."""
+
     def is_scalar_union(t: Any) -> bool:
         if not is_union(t) or t in c._union_struct_registry:  # a user's hook comes first
             return False
@@ -210,7 +217,8 @@ def _scalar_union(c: Converter) -> Callable[[Any], bool]:
     return is_scalar_union
 
 
-def _union_hook(t: Any, c: Converter) -> _Hook:
+def union_hook(t: Any, c: Converter) -> Hook:
+    """Structure a union of JSON scalars by the JSON type of the value; the rest by cattrs."""
     args = get_args(t)
     classes = {a for a in args if a in NATIVE}
     literals = by_value([v for a in args if get_origin(a) is Literal for v in literal_values(a)])
@@ -245,14 +253,3 @@ def _union_hook(t: Any, c: Converter) -> _Hook:
             raise refuse(t, value) from None
 
     return structure_union
-
-
-def install(c: Converter) -> None:
-    """Register the hooks of this module on ``c`` (after cattrs' own: these come first)."""
-    c.register_structure_hook_factory(is_mutable_sequence, _list_hook)
-    c.register_structure_hook_factory(lambda t: array_origin(t) is not None, _array_hook)
-    c.register_unstructure_hook_factory(
-        lambda t: mapping_origin(t) is not None, _unstructure_mapping_hook
-    )
-    c.register_structure_hook_factory(lambda t: mapping_origin(t) is not None, _mapping_hook)
-    c.register_structure_hook_factory(_scalar_union(c), _union_hook)
