@@ -38,7 +38,6 @@ PENDING_MODULES = {
     "gorch/http/_app.py",
     "gorch/interpreter.py",
     "gorch/serde.py",
-    "gorch/store/sql.py",
 }
 PENDING_FUNCTIONS = {
     "gorch/_serde_check.py:Checker.type",
@@ -62,10 +61,6 @@ PENDING_FUNCTIONS = {
     "gorch/interpreter.py:_Run.advance",
     "gorch/samples.py:_zero",
     "gorch/serde.py:_transform",
-    "gorch/store/_pool.py:Pool.run",
-    "gorch/store/sql.py:_Dialect.__init__",
-    "gorch/store/sql.py:SQLStore.__init__",
-    "gorch/store/sql.py:SQLStore.commit",
 }
 
 

@@ -99,11 +99,6 @@ class Dialect(ABC):
         self._reads()
         self._claims()
 
-    @property
-    def ph(self) -> str:
-        """The short name of :attr:`placeholder`, for queries written by hand."""
-        return self.placeholder
-
     def spell(self, sql: str) -> str:
         """``sql`` with each ``?`` written as this database's placeholder."""
         return sql.replace("?", self.placeholder)

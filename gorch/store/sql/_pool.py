@@ -67,13 +67,13 @@ class _Connection:
     """A pooled connection: SQLAlchemy's wrapper of the driver's connection (``raw``), its one
     cursor, its generation, and (where the database can tell) a poll that finds it dead."""
 
-    __slots__ = ("cur", "gen", "poll", "raw")
+    __slots__ = ("cursor", "generation", "poll", "raw")
 
-    def __init__(self, raw: Any, gen: int, dialect: Dialect) -> None:
+    def __init__(self, raw: Any, generation: int, dialect: Dialect) -> None:
         self.raw = raw
-        self.cur = raw.cursor()
-        dialect.set_up_cursor(self.cur)
-        self.gen = gen
+        self.cursor = raw.cursor()
+        dialect.set_up_cursor(self.cursor)
+        self.generation = generation
         self.poll = dialect.dead_poll(raw)
 
 
@@ -111,7 +111,7 @@ class Pool:
         self.begin = dialect.begin
         self._idle: queue.SimpleQueue[_Connection] = queue.SimpleQueue()
         self._made = 0
-        self._gen = 0
+        self._generation = 0
         self._count_lock = threading.Lock()
         self._ping_lock = threading.Lock()
 
@@ -126,7 +126,7 @@ class Pool:
                 conn = self._idle.get_nowait()
             except queue.Empty:
                 conn = self._make_or_wait(self.timeout if wait is None else wait)
-            if conn.gen < self._gen:
+            if conn.generation < self._generation:
                 self._close(conn)  # made before a connection was found dead: as dead as it
             elif conn.poll is not None and conn.poll(0):
                 # Readable while idle: the server sent its goodbye (or closed the socket).
@@ -145,7 +145,7 @@ class Pool:
             make = self._made < self.size
             if make:
                 self._made += 1
-            gen = self._gen
+            generation = self._generation
         if make:
             try:
                 raw = self.sa_engine.raw_connection()
@@ -157,7 +157,7 @@ class Pool:
                     raise
                 raise self.unavailable(exc, kind, connecting=True) from exc
             try:
-                return _Connection(raw, gen, self.dialect)
+                return _Connection(raw, generation, self.dialect)
             except BaseException:
                 with contextlib.suppress(Exception):
                     raw.invalidate()
@@ -187,15 +187,15 @@ class Pool:
             self._idle.put(conn)
             return
         with self._count_lock:
-            bump = conn.gen >= self._gen
+            bump = conn.generation >= self._generation
             if bump:
-                self._gen = conn.gen + 1
+                self._generation = conn.generation + 1
         if bump:
             log.warning(
                 "%s: a connection to the database was found dead; dropping every connection "
                 "made before it (pool generation %d)",
                 self.name,
-                self._gen,
+                self._generation,
             )
         self._close(conn)
 
@@ -300,7 +300,7 @@ class Pool:
             retried = False
             while True:
                 conn = self.checkout(wait)
-                cur = conn.cur
+                cur = conn.cursor
                 committing = False
                 try:
                     if tx:
@@ -342,7 +342,7 @@ class Pool:
             # busy_timeout): undo and give the connection back.
             if tx:
                 with contextlib.suppress(Exception):
-                    conn.cur.execute("ROLLBACK")
+                    conn.cursor.execute("ROLLBACK")
             self._give_back(conn)
             return exc if kind is None else self.unavailable(exc, kind)
         self._dead(conn)
@@ -372,7 +372,7 @@ class Pool:
         try:
             conn = self.checkout()
             try:
-                yield conn.cur
+                yield conn.cursor
             except BaseException as exc:
                 kind = self.kind(exc, conn)
                 if kind == UNREACHABLE:

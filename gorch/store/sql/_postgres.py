@@ -75,7 +75,9 @@ class PostgreSQL(Dialect):
         super().__init__(url, busy_timeout)
         # Without a connect timeout, connecting to a host that drops packets hangs for
         # minutes; keepalives find a dead peer of an idle connection (the LISTEN one).
-        self.connect_args = {k: v for k, v in PG_CONNECT_ARGS.items() if k not in url.query}
+        self.connect_args = {
+            name: value for name, value in PG_CONNECT_ARGS.items() if name not in url.query
+        }
         # The common checkpoint (update + history rows) as one statement, so one round trip
         # and one implicit transaction; the history rows depend on the update, so a failed
         # version check writes nothing.
@@ -139,6 +141,9 @@ class PostgreSQL(Dialect):
         return UNREACHABLE if driver.closed or driver.broken else None
 
     def is_unique_violation(self, exc: BaseException) -> bool:
+        # The store's cursors are psycopg's own, so its errors come unwrapped (not as
+        # SQLAlchemy's IntegrityError with ``.orig``); the SQLSTATE, not the message, which
+        # quotes the duplicate value and so may read like anything.
         return getattr(exc, "sqlstate", None) == UNIQUE_VIOLATION
 
     # -- its own ways ------------------------------------------------------------------------
@@ -152,20 +157,25 @@ class PostgreSQL(Dialect):
         unknown, so it is never repeated."""
         if write.timers is not None or write.key is not None or write.notify:
             return False
-        row, hs = write.instance, write.history
+        row, history = write.instance, write.history
         params: list[Any] = [
             row.status, row.state, row.data, row.updated_at, version, row.lease_owner,
             row.lease_expires, row.attempts, row.next_attempt_at, row.last_error, row.id,
             write.expected_version,
         ]  # fmt: skip
-        if hs:
+        if history:
+            # One array per column: unnest() turns them back into rows.
             params += [
                 version,
-                [h.at for h in hs], [h.kind for h in hs], [h.name for h in hs],
-                [h.thread for h in hs], [h.input for h in hs], [h.output for h in hs],
-                [h.error for h in hs],
-            ]  # fmt: skip
-            sql, expect = self.update_with_history, len(hs)
+                [entry.at for entry in history],
+                [entry.kind for entry in history],
+                [entry.name for entry in history],
+                [entry.thread for entry in history],
+                [entry.input for entry in history],
+                [entry.output for entry in history],
+                [entry.error for entry in history],
+            ]
+            sql, expect = self.update_with_history, len(history)
         else:
             sql, expect = self.update, 1
 

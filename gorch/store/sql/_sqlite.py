@@ -98,14 +98,14 @@ class SQLite(Dialect):
     # -- connections -------------------------------------------------------------------------
 
     def create_engine(self, pool_size: int) -> SAEngine:
-        kw: dict[str, Any] = {"connect_args": {"check_same_thread": False}}
+        options: dict[str, Any] = {"connect_args": {"check_same_thread": False}}
         if self.memory:
-            kw["poolclass"] = StaticPool
+            options["poolclass"] = StaticPool
         else:
-            kw["pool_size"] = pool_size
-            kw["max_overflow"] = 2 * pool_size
-            kw["pool_timeout"] = self.busy_timeout
-        sa_engine = create_engine(self.url, **kw)
+            options["pool_size"] = pool_size
+            options["max_overflow"] = 2 * pool_size
+            options["pool_timeout"] = self.busy_timeout
+        sa_engine = create_engine(self.url, **options)
         event.listen(sa_engine, "connect", self._set_up)
         return sa_engine
 

@@ -120,11 +120,6 @@ class SQLStore:
     def __repr__(self) -> str:
         return f"SQLStore({self.url.render_as_string(hide_password=True)!r})"
 
-    @property
-    def engine(self) -> SAEngine:
-        """The former name of :attr:`sa_engine` (SQLAlchemy's engine, not gorch's Engine)."""
-        return self.sa_engine
-
     # -- connections: see gorch.store.sql._pool ----------------------------------------------
 
     @contextmanager
@@ -154,62 +149,75 @@ class SQLStore:
 
     def _write(self, cur: Any, write: Write, version: int) -> None:
         """The statements of one commit, in its transaction (see :meth:`Store.commit`)."""
-        d, row, expected = self.dialect, write.instance, write.expected_version
-        t = d.bind_time
+        dialect, row, expected = self.dialect, write.instance, write.expected_version
+        bind = dialect.bind_time
         if expected is None:
             try:
                 cur.execute(
-                    d.insert,
+                    dialect.insert,
                     (
                         row.id, row.workflow, row.status, row.state, row.data,
-                        t(row.created_at), t(row.updated_at), version, row.lease_owner,
-                        t(row.lease_expires), row.attempts, t(row.next_attempt_at),
+                        bind(row.created_at), bind(row.updated_at), version, row.lease_owner,
+                        bind(row.lease_expires), row.attempts, bind(row.next_attempt_at),
                         row.last_error,
                     ),
                 )  # fmt: skip
             except Exception as exc:
-                if d.is_unique_violation(exc):
+                if dialect.is_unique_violation(exc):
                     raise AlreadyExistsError(
                         f"instance {row.id!r} exists already", workflow_id=row.id
                     ) from None
                 raise
         else:
             cur.execute(
-                d.update,
+                dialect.update,
                 (
-                    row.status, row.state, row.data, t(row.updated_at), version,
-                    row.lease_owner, t(row.lease_expires), row.attempts,
-                    t(row.next_attempt_at), row.last_error, row.id, expected,
+                    row.status, row.state, row.data, bind(row.updated_at), version,
+                    row.lease_owner, bind(row.lease_expires), row.attempts,
+                    bind(row.next_attempt_at), row.last_error, row.id, expected,
                 ),
             )  # fmt: skip
             if cur.rowcount != 1:
                 raise stale_version(row.id, expected)
         if write.timers is not None:
             if expected is not None:
-                cur.execute(d.del_timers, (row.id,))
-            for tm in write.timers:
+                cur.execute(dialect.del_timers, (row.id,))
+            for timer in write.timers:
                 cur.execute(
-                    d.add_timer, (tm.instance_id, tm.thread_id, tm.name, tm.pc, t(tm.due_at))
-                )
-        for i, h in enumerate(write.history, 1):
+                    dialect.add_timer,
+                    (timer.instance_id, timer.thread_id, timer.name, timer.pc,
+                     bind(timer.due_at)),
+                )  # fmt: skip
+        for idx, entry in enumerate(write.history, 1):
             cur.execute(
-                d.history,
-                (h.instance_id, version, i, t(h.at), h.kind, h.name, h.thread, h.input,
-                 h.output, h.error),
+                dialect.history,
+                (entry.instance_id, version, idx, bind(entry.at), entry.kind, entry.name,
+                 entry.thread, entry.input, entry.output, entry.error),
             )  # fmt: skip
         if write.key is not None:
-            k = write.key
-            try:
-                cur.execute(d.key, (k.instance_id, k.key, k.fingerprint, k.output, t(k.at)))
-            except Exception as exc:
-                if d.is_unique_violation(exc):
-                    raise ConflictError(
-                        f"idempotency key of instance {row.id!r} was recorded meanwhile",
-                        workflow_id=row.id,
-                    ) from None
-                raise
+            self._record_key(cur, write.key, row.id)
         if write.notify:
-            d.notify(cur)
+            dialect.notify(cur)
+
+    def _record_key(self, cur: Any, key: KeyRecord, instance_id: str) -> None:
+        """Insert the idempotency key of a commit of ``instance_id``, in its transaction.
+
+        Raises:
+            ConflictError: another commit recorded the key meanwhile.
+        """
+        dialect = self.dialect
+        try:
+            cur.execute(
+                dialect.key,
+                (key.instance_id, key.key, key.fingerprint, key.output, dialect.bind_time(key.at)),
+            )
+        except Exception as exc:
+            if dialect.is_unique_violation(exc):
+                raise ConflictError(
+                    f"idempotency key of instance {instance_id!r} was recorded meanwhile",
+                    workflow_id=instance_id,
+                ) from None
+            raise
 
     def release(self, instance_id: str, owner: str, version: int) -> bool:
         def apply(cur: Any) -> bool:
@@ -239,13 +247,13 @@ class SQLStore:
     ) -> tuple[str, tuple[Any, ...]] | None:
         """A claim statement (``sql``, or ``among`` for some workflows) with its parameters;
         None if it can claim nothing (no workflows)."""
-        t = self.dialect.bind_time
+        bind = self.dialect.bind_time
         if workflows is None:
-            return sql, (owner, t(until), t(now), t(now), limit)
+            return sql, (owner, bind(until), bind(now), bind(now), limit)
         if not workflows:
             return None
         names = self.dialect.among_param(workflows)
-        return among, (owner, t(until), t(now), t(now), names, limit)
+        return among, (owner, bind(until), bind(now), bind(now), names, limit)
 
     def claim(
         self,
@@ -255,8 +263,10 @@ class SQLStore:
         limit: int,
         workflows: Sequence[str] | None = None,
     ) -> list[InstanceRecord]:
-        d = self.dialect
-        query = self._claim_query(d.claim, d.claim_among, owner, now, until, limit, workflows)
+        dialect = self.dialect
+        query = self._claim_query(
+            dialect.claim, dialect.claim_among, owner, now, until, limit, workflows
+        )
         if query is None:
             return []
 
@@ -274,9 +284,9 @@ class SQLStore:
         limit: int,
         workflows: Sequence[str] | None = None,
     ) -> list[tuple[TimerRecord, InstanceRecord]]:
-        d = self.dialect
+        dialect = self.dialect
         query = self._claim_query(
-            d.claim_timers, d.claim_timers_among, owner, now, until, limit, workflows
+            dialect.claim_timers, dialect.claim_timers_among, owner, now, until, limit, workflows
         )
         if query is None:
             return []
@@ -285,13 +295,13 @@ class SQLStore:
             out = []
             cur.execute(*query)
             for row in [read_instance(r) for r in cur.fetchall()]:
-                cur.execute(d.due_timers, (row.id, d.bind_time(now)))
+                cur.execute(dialect.due_timers, (row.id, dialect.bind_time(now)))
                 found = cur.fetchone()
                 if found is None:
                     # PostgreSQL re-checks a row that changed meanwhile against the timer row
                     # it read first: a commit that just ended the wait can get the instance
                     # leased here without a due timer. Give it back at once.
-                    cur.execute(d.unlease, (row.id, owner))
+                    cur.execute(dialect.unlease, (row.id, owner))
                     continue
                 out.append((read_timer(found), row))
             return out
@@ -317,29 +327,29 @@ class SQLStore:
         after: tuple[datetime, str] | None = None,
         id_contains: str | None = None,
     ) -> list[InstanceRecord]:
-        d = self.dialect
-        ph = d.placeholder
+        dialect = self.dialect
+        mark = dialect.placeholder
         where: list[str] = []
         params: list[Any] = []
         if workflow is not None:
-            where.append(f"workflow = {ph}")
+            where.append(f"workflow = {mark}")
             params.append(workflow)
         if id_contains:
-            where.append(d.spell(d.id_contains))
+            where.append(dialect.spell(dialect.id_contains))
             params.append(id_contains)
         if status is not None:
             if not status:
                 return []
-            where.append(f"status IN ({', '.join([ph] * len(status))})")
+            where.append(f"status IN ({', '.join([mark] * len(status))})")
             params.extend(status)
         if after is not None:
-            where.append(f"(created_at < {ph} OR (created_at = {ph} AND id < {ph}))")
-            at = d.bind_time(after[0])
+            where.append(f"(created_at < {mark} OR (created_at = {mark} AND id < {mark}))")
+            at = dialect.bind_time(after[0])
             params.extend([at, at, after[1]])
-        sql = d.list_base
+        sql = dialect.list_base
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += f" ORDER BY created_at DESC, id DESC LIMIT {ph}"
+        sql += f" ORDER BY created_at DESC, id DESC LIMIT {mark}"
         params.append(limit)
         return [read_instance(r) for r in self._pool.fetch(sql, params)]
 
@@ -379,16 +389,16 @@ class SQLStore:
         after: tuple[int, int, int] | None,
         newest_first: bool,
     ) -> tuple[str, list[Any]]:
-        d = self.dialect
+        dialect = self.dialect
         counted = newest_first and after is None
         params: list[Any] = [instance_id, instance_id] if counted else [instance_id]
-        sql = d.history_of.format(count=d.history_count if counted else "")
+        sql = dialect.history_of.format(count=dialect.history_count if counted else "")
         if after is not None:
-            sql += d.history_before if newest_first else d.history_after
+            sql += dialect.history_before if newest_first else dialect.history_after
             params += [after[1], after[1], after[2]]
         sql += " ORDER BY version DESC, idx DESC" if newest_first else " ORDER BY version, idx"
         if limit is not None:
-            sql += f" LIMIT {d.placeholder}"
+            sql += f" LIMIT {dialect.placeholder}"
             params.append(limit)
         return sql, params
 

@@ -218,14 +218,14 @@ def create_schema(pool: Pool, dialect: Dialect, sa_dialect: Any, store: str) -> 
             f"{store} holds gorch schema version {version}, newer than this gorch "
             f"understands ({SCHEMA_VERSION}); upgrade gorch"
         )
-    for v in range(version + 1, SCHEMA_VERSION + 1):
+    for step in range(version + 1, SCHEMA_VERSION + 1):
 
-        def migrate(cur: Any, v: int = v) -> None:
+        def migrate(cur: Any, step: int = step) -> None:
             dialect.lock_schema(cur)
-            if int(cur.execute(READ_VERSION).fetchone()[0]) >= v:
+            if int(cur.execute(READ_VERSION).fetchone()[0]) >= step:
                 return  # another process got there first
-            for stmt in MIGRATIONS.get(v, []):
+            for stmt in MIGRATIONS.get(step, []):
                 cur.execute(stmt)
-            cur.execute(f"UPDATE gorch_meta SET value = '{v}' WHERE key = 'schema_version'")
+            cur.execute(f"UPDATE gorch_meta SET value = '{step}' WHERE key = 'schema_version'")
 
         pool.run(migrate, tx=True)
