@@ -34,6 +34,14 @@ The rooms of this package, one job each:
 - ``_rows.py``: rows into records, a value that cannot be read failing only its own row.
 - ``_tables.py``: the SQLModel tables, :data:`SCHEMA_VERSION`, :data:`MIGRATIONS` and the
   creation of the schema.
+
+Where to touch: a new statement is written once in ``_dialect.py`` and run from ``_store.py``;
+a schema change bumps ``SCHEMA_VERSION`` and adds its statements to ``MIGRATIONS``; another
+database is a subclass of ``Dialect`` in a module of its own, named in
+:func:`~gorch.store.sql._store.open_dialect`; another kind of store (not SQL) implements
+:class:`gorch.store.base.Store` beside ``gorch/store/memory.py`` and runs the conformance
+suite (``tests/test_store.py``) once named in ``STORE_KINDS`` and ``make_store`` of
+``tests/conftest.py``.
 """
 
 from __future__ import annotations

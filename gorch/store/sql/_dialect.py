@@ -89,6 +89,9 @@ class Dialect(ABC):
     ping: ClassVar[str]
     """A trivial read, to see that the database answers."""
 
+    has_checkpoint: ClassVar[bool]
+    """Whether :meth:`checkpoint` can commit some updates in one statement of its own."""
+
     lock: threading.RLock | None = None
     """A lock every use of the connections holds (one shared connection), or None."""
 
@@ -248,8 +251,9 @@ class Dialect(ABC):
 
     @abstractmethod
     def checkpoint(self, pool: Pool, write: Write, version: int) -> bool:
-        """Commit the update ``write`` in one statement (autocommit), if this database can
-        and it is one that fits; False leaves it to the transaction of ``SQLStore.commit``.
+        """Commit the update ``write`` in one statement (autocommit), if it is one that fits;
+        False leaves it to the transaction of ``SQLStore.commit``. Called only where
+        :attr:`has_checkpoint`.
 
         Raises:
             ConflictError: the instance is not at ``write.expected_version``.

@@ -69,6 +69,7 @@ class PostgreSQL(Dialect):
     id_contains = "strpos(id, ?) > 0"
     begin = "BEGIN"
     ping = "SELECT 1"
+    has_checkpoint = True
 
     def __init__(self, url: URL, *, busy_timeout: float) -> None:
         url = url.set(drivername="postgresql+psycopg")

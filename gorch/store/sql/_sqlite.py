@@ -71,6 +71,7 @@ class SQLite(Dialect):
     id_contains = "instr(id, ?) > 0"
     begin = "BEGIN IMMEDIATE"
     ping = "SELECT 1 FROM sqlite_master LIMIT 1"
+    has_checkpoint = False  # each commit is its own BEGIN IMMEDIATE ... COMMIT
 
     def __init__(
         self, url: URL, *, synchronous: Literal["FULL", "NORMAL"], busy_timeout: float

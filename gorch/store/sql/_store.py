@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from functools import partial
 from typing import Any, Literal
 
 from sqlalchemy.engine import Engine as SAEngine
@@ -135,20 +136,27 @@ class SQLStore:
     # -- writes ------------------------------------------------------------------------------
 
     def commit(self, write: Write) -> int:
-        expected = write.expected_version
+        dialect, expected = self.dialect, write.expected_version
         version = 1 if expected is None else expected + 1
         try:
-            if expected is None or not self.dialect.checkpoint(self._pool, write, version):
-                self._pool.run(lambda cur: self._write(cur, write, version), tx=True)
+            # Asking the dialect only where it has a checkpoint of its own, and handing the
+            # pool a partial (no frame of its own): each call here is on every step's path.
+            if (
+                expected is None
+                or not dialect.has_checkpoint
+                or not dialect.checkpoint(self._pool, write, version)
+            ):
+                self._pool.run(partial(self._write, write, version), tx=True)
         except StoreUnavailableError as exc:
             exc.workflow_id = write.instance.id
             raise
         if write.notify:
-            self.dialect.notified()
+            dialect.notified()
         return version
 
-    def _write(self, cur: Any, write: Write, version: int) -> None:
-        """The statements of one commit, in its transaction (see :meth:`Store.commit`)."""
+    def _write(self, write: Write, version: int, cur: Any) -> None:
+        """The statements of one commit, in its transaction on ``cur`` (see
+        :meth:`Store.commit`)."""
         dialect, row, expected = self.dialect, write.instance, write.expected_version
         bind = dialect.bind_time
         if expected is None:
