@@ -700,7 +700,7 @@ def test_a_timer_claim_leases_only_the_instances_it_returns(db: SQLStore) -> Non
     db.commit(Write(x, None, timers=[TimerRecord("X", "_main_", "too late", 1, due)]))
     # Many other due timers (falling due after X's, so X is claimed first): the claim's query
     # takes long enough to overlap the other thread's commits.
-    with db.engine.begin() as conn:
+    with db.sa_engine.begin() as conn:
         conn.execute(
             InstanceRow.__table__.insert(),  # type: ignore[attr-defined]
             [
@@ -753,7 +753,7 @@ def test_a_timer_claim_leases_only_the_instances_it_returns(db: SQLStore) -> Non
             assert row is not None
             if row.lease_owner == owner and "X" not in claimed:
                 stray.append(f"claim #{n} leased X until {row.lease_expires} without returning it")
-            with db.engine.begin() as conn:
+            with db.sa_engine.begin() as conn:
                 conn.exec_driver_sql(
                     "UPDATE gorch_instances SET lease_owner = NULL, lease_expires = NULL"
                 )

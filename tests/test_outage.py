@@ -390,7 +390,7 @@ def test_a_row_that_does_not_read_does_not_stop_a_worker(
         for i in range(7):
             start_steps(engine, f"i{i}", tmp_path / "steps.log")
         bad = "'infinity'" if store_kind == "postgres" else "'garbage'"
-        with engine.store.engine.begin() as conn:  # type: ignore[attr-defined]
+        with engine.store.sa_engine.begin() as conn:  # type: ignore[attr-defined]
             conn.exec_driver_sql(f"UPDATE gorch_instances SET updated_at = {bad} WHERE id = 'i3'")
         assert engine.store.get("i3").defects  # type: ignore[attr-defined, union-attr]
         Worker(engine).run_once()

@@ -169,6 +169,20 @@ def test_insert_of_existing_id_with_an_existing_key_is_already_exists(store: Sto
     assert snapshot(store, "a", ["k0"]) == before
 
 
+@pytest.mark.parametrize("instance_id", ["gorch_keys", "duplicate key UNIQUE gorch_keys.key"])
+def test_an_existing_id_is_told_by_the_error_code_not_the_message(
+    store: Store, instance_id: str
+) -> None:
+    # PostgreSQL quotes the duplicate value in its message ("Key (id)=(gorch_keys) already
+    # exists"): an id that reads like the key table must still be an existing instance.
+    insert(store, inst(instance_id))
+    before = snapshot(store, instance_id)
+    with pytest.raises(AlreadyExistsError) as info:
+        insert(store, inst(instance_id, status="waiting"))
+    assert info.value.workflow_id == instance_id
+    assert snapshot(store, instance_id) == before
+
+
 # -- commit: update ----------------------------------------------------------------------------
 
 
@@ -1785,7 +1799,7 @@ def _utc(t: datetime) -> datetime:
 
 
 def _pragma(store: Any, name: str) -> Any:
-    with closing(store.engine.raw_connection()) as raw:
+    with closing(store.sa_engine.raw_connection()) as raw:
         cur = raw.cursor()
         try:
             cur.execute(f"PRAGMA {name}")

@@ -49,7 +49,8 @@ def corrupt(store: Store, id: str, **columns: str) -> None:
         for column, value in columns.items():
             cast = "::json" if dialect.name == "postgresql" and column in ("state", "data") else ""
             cur.execute(
-                f"UPDATE gorch_instances SET {column} = {dialect.ph}{cast} WHERE id = {dialect.ph}",
+                f"UPDATE gorch_instances SET {column} = {dialect.placeholder}{cast} "
+                f"WHERE id = {dialect.placeholder}",
                 (value, id),
             )
 

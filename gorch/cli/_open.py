@@ -61,7 +61,7 @@ def open_store(url: str | None, *, create: bool = False) -> tuple[Any, bool]:
             )
         probe = SQLStore(full, create=False)  # connects only when asked
         try:
-            found = sa_inspect(probe.engine).has_table("gorch_meta")
+            found = sa_inspect(probe.sa_engine).has_table("gorch_meta")
         finally:
             probe.close()
         if not found and not create:

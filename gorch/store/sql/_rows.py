@@ -79,7 +79,7 @@ def _int_or_defect(name: str, v: Any, defects: list[str]) -> int:
 
 
 def instance(r: Sequence[Any]) -> InstanceRecord:
-    """An instance row (the columns of ``_COLS``) as a record."""
+    """An instance row (the columns of ``_dialect.INSTANCE_COLUMNS``) as a record."""
     try:
         rec = InstanceRecord(
             r[0], r[1], r[2], r[3], r[4], _time(r[5]), _time(r[6]), r[7], r[8], _time(r[9]),

@@ -27,6 +27,10 @@ queue of our own: checking one out and in is two C calls, where a pool round tri
   the environment (the file cannot be opened or read or written: I/O errors, a full disk, a
   read-only file). Errors of the statement itself (a conflict, a constraint, a damaged file)
   are raised as they are.
+
+What differs between the databases (the statement that begins a transaction, whether and how
+a dead connection shows, which errors mean the database cannot be used) the pool asks of its
+:class:`~gorch.store.sql._dialect.Dialect`.
 """
 
 from __future__ import annotations
@@ -34,120 +38,99 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
-import select
-import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.engine import Engine as SAEngine
 from sqlalchemy.exc import DBAPIError
 
 from gorch.errors import StoreUnavailableError
 
-__all__ = ["Pool"]
+if TYPE_CHECKING:
+    from gorch.store.sql._dialect import Dialect
+
+__all__ = ["LOCKED", "UNREACHABLE", "Pool"]
 
 log = logging.getLogger("gorch.store")
 
 T = TypeVar("T")
 
 UNREACHABLE = "unreachable"
+"""A failure of the connection (or of connecting): the database cannot be reached."""
 LOCKED = "locked"
-
-# SQLite's primary result codes (https://sqlite.org/rescode.html) that mean the database file
-# cannot be used now, rather than that the statement is wrong or the file is damaged.
-_SQLITE_LOCKED = {5, 6}  # SQLITE_BUSY (after busy_timeout), SQLITE_LOCKED
-_SQLITE_UNREACHABLE = {
-    3,  # SQLITE_PERM: access permission denied
-    8,  # SQLITE_READONLY: e.g. the file became read-only, or was moved
-    10,  # SQLITE_IOERR: disk I/O error
-    13,  # SQLITE_FULL: the disk is full
-    14,  # SQLITE_CANTOPEN: unable to open the database file
-    15,  # SQLITE_PROTOCOL: WAL lock protocol error
-    22,  # SQLITE_NOLFS
-}
-_POLL_DEAD = select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP
+"""SQLite's write lock stayed taken past ``busy_timeout``."""
 
 
-class _Conn:
-    """A pooled connection: SQLAlchemy's wrapper, its cursor, its generation, and (PostgreSQL)
-    a poll of its socket."""
+class _Connection:
+    """A pooled connection: SQLAlchemy's wrapper of the driver's connection (``raw``), its one
+    cursor, its generation, and (where the database can tell) a poll that finds it dead."""
 
-    __slots__ = ("cur", "fairy", "gen", "poll")
+    __slots__ = ("cursor", "generation", "poll", "raw")
 
-    def __init__(
-        self, fairy: Any, gen: int, pg: bool, on_cursor: Callable[[Any], None] | None
-    ) -> None:
-        self.fairy = fairy
-        self.cur = fairy.cursor()
-        if on_cursor is not None:
-            on_cursor(self.cur)
-        self.gen = gen
-        self.poll: Callable[[int], list[Any]] | None = None
-        if pg:
-            p = select.poll()
-            p.register(fairy.driver_connection.pgconn.socket, _POLL_DEAD)
-            self.poll = p.poll
+    def __init__(self, raw: Any, generation: int, dialect: Dialect) -> None:
+        self.raw = raw
+        self.cursor = raw.cursor()
+        dialect.set_up_cursor(self.cursor)
+        self.generation = generation
+        self.poll = dialect.dead_poll(raw)
 
 
 class Pool:
     """Connections to one database.
 
     Args:
-        engine: SQLAlchemy's engine (its pool makes the connections).
+        sa_engine: SQLAlchemy's engine (its pool makes the connections).
+        dialect: the database (how it begins a transaction, tells a dead connection, ...).
         name: how errors name the store (its URL without the password).
-        pg: PostgreSQL (else SQLite).
         size: the most connections kept open.
         timeout: seconds to wait for a free connection when all ``size`` are busy; also
             SQLite's busy timeout, which errors quote.
         lock: a lock every use holds (SQLite in memory: one shared connection), or None.
-        on_cursor: called with each new cursor (to set up how it loads values).
     """
 
     def __init__(
         self,
-        engine: SAEngine,
+        sa_engine: SAEngine,
+        dialect: Dialect,
         *,
         name: str,
-        pg: bool,
         size: int,
         timeout: float,
         lock: threading.RLock | None = None,
-        on_cursor: Callable[[Any], None] | None = None,
     ) -> None:
-        self.engine = engine
-        self.on_cursor = on_cursor
+        self.sa_engine = sa_engine
+        self.dialect = dialect
         self.name = name
-        self.pg = pg
         self.size = size
         self.timeout = timeout
         self.lock = lock
         # In memory, the one connection *is* the database: never close it.
         self.keep = lock is not None
-        self.begin = "BEGIN" if pg else "BEGIN IMMEDIATE"
-        self._idle: queue.SimpleQueue[_Conn] = queue.SimpleQueue()
+        self.begin = dialect.begin
+        self._idle: queue.SimpleQueue[_Connection] = queue.SimpleQueue()
         self._made = 0
-        self._gen = 0
+        self._generation = 0
         self._count_lock = threading.Lock()
         self._ping_lock = threading.Lock()
 
     # -- connections -------------------------------------------------------------------------
 
-    def checkout(self, wait: float | None = None) -> _Conn:
+    def checkout(self, wait: float | None = None) -> _Connection:
         """A live connection of the current generation: an idle one, or a new one while
         fewer than ``size`` exist, or the next one given back (up to ``wait`` seconds)."""
         dead = 0
         while True:
             try:
-                c = self._idle.get_nowait()
+                conn = self._idle.get_nowait()
             except queue.Empty:
-                c = self._make_or_wait(self.timeout if wait is None else wait)
-            if c.gen < self._gen:
-                self._close(c)  # made before a connection was found dead: as dead as it
-            elif c.poll is not None and c.poll(0):
+                conn = self._make_or_wait(self.timeout if wait is None else wait)
+            if conn.generation < self._generation:
+                self._close(conn)  # made before a connection was found dead: as dead as it
+            elif conn.poll is not None and conn.poll(0):
                 # Readable while idle: the server sent its goodbye (or closed the socket).
-                self._dead(c)
+                self._dead(conn)
                 dead += 1
                 if dead > 2:  # even the new ones: the server ends them as soon as made
                     raise StoreUnavailableError(
@@ -155,17 +138,17 @@ class Pool:
                         f"made; nothing was written; try again later"
                     )
             else:
-                return c
+                return conn
 
-    def _make_or_wait(self, wait: float) -> _Conn:
+    def _make_or_wait(self, wait: float) -> _Connection:
         with self._count_lock:
             make = self._made < self.size
             if make:
                 self._made += 1
-            gen = self._gen
+            generation = self._generation
         if make:
             try:
-                fairy = self.engine.raw_connection()
+                raw = self.sa_engine.raw_connection()
             except BaseException as exc:
                 with self._count_lock:
                     self._made -= 1
@@ -174,10 +157,10 @@ class Pool:
                     raise
                 raise self.unavailable(exc, kind, connecting=True) from exc
             try:
-                return _Conn(fairy, gen, self.pg, self.on_cursor)
+                return _Connection(raw, generation, self.dialect)
             except BaseException:
                 with contextlib.suppress(Exception):
-                    fairy.invalidate()
+                    raw.invalidate()
                 with self._count_lock:
                     self._made -= 1
                 raise
@@ -189,90 +172,66 @@ class Pool:
                 f"nothing was written; try again, or raise pool_size or busy_timeout"
             ) from None
 
-    def _close(self, c: _Conn) -> None:
+    def _close(self, conn: _Connection) -> None:
         if self.keep:
-            self._idle.put(c)
+            self._idle.put(conn)
             return
         with contextlib.suppress(Exception):
-            c.fairy.invalidate()
+            conn.raw.invalidate()
         with self._count_lock:
             self._made -= 1
 
-    def _dead(self, c: _Conn) -> None:
-        """``c`` is dead: so is every connection made before it was found so."""
+    def _dead(self, conn: _Connection) -> None:
+        """``conn`` is dead: so is every connection made before it was found so."""
         if self.keep:
-            self._idle.put(c)
+            self._idle.put(conn)
             return
         with self._count_lock:
-            bump = c.gen >= self._gen
+            bump = conn.generation >= self._generation
             if bump:
-                self._gen = c.gen + 1
+                self._generation = conn.generation + 1
         if bump:
             log.warning(
                 "%s: a connection to the database was found dead; dropping every connection "
                 "made before it (pool generation %d)",
                 self.name,
-                self._gen,
+                self._generation,
             )
-        self._close(c)
+        self._close(conn)
 
-    def _give_back(self, c: _Conn) -> None:
-        """Return ``c`` after an error that was not its fault, if it is clean (no transaction
-        left open); close it otherwise."""
-        driver = c.fairy.driver_connection
+    def _give_back(self, conn: _Connection) -> None:
+        """Return ``conn`` after an error that was not its fault, if it is clean (no
+        transaction left open); close it otherwise."""
         try:
-            if self.pg:
-                from psycopg.pq import TransactionStatus
-
-                clean = not driver.closed and driver.info.transaction_status is (
-                    TransactionStatus.IDLE
-                )
-            else:
-                clean = not driver.in_transaction
+            clean = not self.dialect.in_transaction(conn.raw)
         except Exception:
             clean = False
         if clean:
-            self._idle.put(c)
+            self._idle.put(conn)
         else:
-            self._close(c)
+            self._close(conn)
 
     def close(self) -> None:
         while True:
             try:
-                c = self._idle.get_nowait()
+                conn = self._idle.get_nowait()
             except queue.Empty:
                 break
             with contextlib.suppress(Exception):
-                c.fairy.close()
+                conn.raw.close()
 
     # -- errors ------------------------------------------------------------------------------
 
-    def kind(self, exc: BaseException, c: _Conn | None = None) -> str | None:
+    def kind(self, exc: BaseException, conn: _Connection | None = None) -> str | None:
         """Whether ``exc`` means the database cannot be used (``UNREACHABLE``, ``LOCKED``) or
-        is the statement's own error (None). ``c``: the connection it happened on (None:
+        is the statement's own error (None). ``conn``: the connection it happened on (None:
         while connecting)."""
         if self.keep:
             return None
         orig = exc.orig if isinstance(exc, DBAPIError) else exc
-        if self.pg:
-            import psycopg
-
-            if not isinstance(orig, psycopg.Error):
-                return None
-            if c is None:
-                return UNREACHABLE if isinstance(orig, psycopg.OperationalError) else None
-            driver = c.fairy.driver_connection
-            return UNREACHABLE if driver.closed or driver.broken else None
-        if not isinstance(orig, sqlite3.Error):
+        if orig is None:
             return None
-        code = getattr(orig, "sqlite_errorcode", None)
-        if code is None:
-            return None
-        if code & 0xFF in _SQLITE_LOCKED:
-            return LOCKED
-        if code & 0xFF in _SQLITE_UNREACHABLE:
-            return UNREACHABLE
-        return None
+        return self.dialect.failure(orig, None if conn is None else conn.raw)
 
     def unavailable(
         self,
@@ -340,8 +299,8 @@ class Pool:
         try:
             retried = False
             while True:
-                c = self.checkout(wait)
-                cur = c.cur
+                conn = self.checkout(wait)
+                cur = conn.cursor
                 committing = False
                 try:
                     if tx:
@@ -351,28 +310,45 @@ class Pool:
                         committing = True
                         cur.execute("COMMIT")
                 except BaseException as exc:
-                    kind = self.kind(exc, c)
-                    if kind is None or kind == LOCKED:
-                        # Not the connection's fault (a conflict, a constraint, a lock held
-                        # past busy_timeout): undo and give the connection back.
-                        if tx:
-                            with contextlib.suppress(Exception):
-                                cur.execute("ROLLBACK")
-                        self._give_back(c)
-                        if kind is None:
-                            raise
-                        raise self.unavailable(exc, kind) from exc
-                    self._dead(c)
                     unknown = committing or (write and not tx)
-                    if not unknown and not retried:
-                        retried = True
-                        continue
-                    raise self.unavailable(exc, kind, unknown=unknown, retried=retried) from exc
-                self._idle.put(c)
+                    error = self._failed(exc, conn, tx=tx, unknown=unknown, retried=retried)
+                    if error is exc:
+                        raise
+                    if error is not None:
+                        raise error from exc
+                    retried = True
+                    continue
+                self._idle.put(conn)
                 return out
         finally:
             if lock is not None:
                 lock.release()
+
+    def _failed(
+        self, exc: BaseException, conn: _Connection, *, tx: bool, unknown: bool, retried: bool
+    ) -> BaseException | None:
+        """After ``exc`` on ``conn`` in :meth:`run`: what to raise (``exc`` itself: raise it
+        as it is), or None to run the call once more, on a fresh connection.
+
+        Args:
+            tx: the call ran in a transaction (to roll back).
+            unknown: the write may have been committed (its COMMIT was sent, or it ran in
+                autocommit): never run it again.
+            retried: this was the second time already.
+        """
+        kind = self.kind(exc, conn)
+        if kind is None or kind == LOCKED:
+            # Not the connection's fault (a conflict, a constraint, a lock held past
+            # busy_timeout): undo and give the connection back.
+            if tx:
+                with contextlib.suppress(Exception):
+                    conn.cursor.execute("ROLLBACK")
+            self._give_back(conn)
+            return exc if kind is None else self.unavailable(exc, kind)
+        self._dead(conn)
+        if not unknown and not retried:
+            return None
+        return self.unavailable(exc, kind, unknown=unknown, retried=retried)
 
     def fetch(self, sql: str, params: Any = None, *, one: bool = False) -> Any:
         """A read: ``fetchone()`` (with ``one``) or ``fetchall()`` of one statement."""
@@ -394,19 +370,19 @@ class Pool:
         if lock is not None:
             lock.acquire()
         try:
-            c = self.checkout()
+            conn = self.checkout()
             try:
-                yield c.cur
+                yield conn.cursor
             except BaseException as exc:
-                kind = self.kind(exc, c)
+                kind = self.kind(exc, conn)
                 if kind == UNREACHABLE:
-                    self._dead(c)
+                    self._dead(conn)
                 else:
-                    self._give_back(c)
+                    self._give_back(conn)
                 if kind is None:
                     raise
                 raise self.unavailable(exc, kind) from exc
-            self._idle.put(c)
+            self._idle.put(conn)
         finally:
             if lock is not None:
                 lock.release()

@@ -1,0 +1,232 @@
+"""PostgreSQL (psycopg 3): many processes on many machines.
+
+A claim locks the rows it takes with ``FOR UPDATE SKIP LOCKED``, so any number of workers share
+the database without double-processing. A commit with ``notify`` sends ``NOTIFY gorch_work``
+and idle workers ``LISTEN`` on a connection of their own, made again after any error. The
+common checkpoint (an update with history rows) is one statement: one round trip. A dead
+connection is found before it is used by a zero-timeout poll of its socket (see
+:mod:`gorch.store.sql._pool`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import threading
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import URL
+from sqlalchemy.engine import Engine as SAEngine
+
+from gorch.store.sql._dialect import NOTIFY_CHANNEL, Dialect, stale_version
+from gorch.store.sql._pool import UNREACHABLE, Pool
+from gorch.store.sql._rows import safe_timestamptz
+
+if TYPE_CHECKING:
+    from gorch.store.base import Write
+
+__all__ = ["PG_CONNECT_ARGS", "PostgreSQL"]
+
+PG_CONNECT_ARGS: dict[str, Any] = {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
+"""libpq connection parameters a PostgreSQL store sets unless its URL does."""
+
+UNIQUE_VIOLATION = "23505"
+"""The SQLSTATE of a row whose key exists already."""
+
+SCHEMA_LOCK = 7262001
+"""The advisory lock that makes creating or migrating the schema one process at a time."""
+
+# What the socket of an idle connection shows once the server has ended it.
+_POLL_DEAD = select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP
+
+
+class PostgreSQL(Dialect):
+    """A PostgreSQL database.
+
+    Args:
+        url: ``postgresql://user:password@host:port/database`` (any driver name: psycopg 3 is
+            used); libpq's ``connect_timeout`` and ``keepalives*`` parameters in its query
+            replace those of :data:`PG_CONNECT_ARGS`.
+        busy_timeout: seconds to wait for a connection from the pool.
+    """
+
+    name = "postgresql"
+    placeholder = "%s"
+    json_param = "::json"
+    json_as_text = "::text"
+    lock_claimed = " FOR UPDATE SKIP LOCKED"
+    lock_claimed_of_timers = " FOR UPDATE OF i SKIP LOCKED"
+    among = "= ANY(?)"
+    id_contains = "strpos(id, ?) > 0"
+    begin = "BEGIN"
+    ping = "SELECT 1"
+    has_checkpoint = True
+
+    def __init__(self, url: URL, *, busy_timeout: float) -> None:
+        url = url.set(drivername="postgresql+psycopg")
+        super().__init__(url, busy_timeout)
+        # Without a connect timeout, connecting to a host that drops packets hangs for
+        # minutes; keepalives find a dead peer of an idle connection (the LISTEN one).
+        self.connect_args = {
+            name: value for name, value in PG_CONNECT_ARGS.items() if name not in url.query
+        }
+        # The common checkpoint (update + history rows) as one statement, so one round trip
+        # and one implicit transaction; the history rows depend on the update, so a failed
+        # version check writes nothing.
+        self.update_with_history = (
+            f"WITH u AS ({self.update} RETURNING id) "
+            "INSERT INTO gorch_history (instance_id, version, idx, at, kind, name, thread, "
+            "input, output, error) SELECT u.id, %s, h.idx, h.at, h.kind, h.name, h.thread, "
+            "h.input::json, h.output::json, h.error FROM u, unnest(%s::timestamptz[], "
+            "%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[]) "
+            "WITH ORDINALITY AS h(at, kind, name, thread, input, output, error, idx)"
+        )
+        self._listen: Any = None
+        self._listen_lost = False
+        self._listen_lock = threading.Lock()
+
+    @staticmethod
+    def bind_time(at: datetime | None) -> datetime | None:
+        return at  # psycopg binds a datetime to timestamptz itself
+
+    def among_param(self, names: Sequence[str]) -> list[str]:
+        return [str(n) for n in names]
+
+    # -- connections -------------------------------------------------------------------------
+
+    def create_engine(self, pool_size: int) -> SAEngine:
+        sa_engine = create_engine(
+            self.url,
+            pool_size=pool_size,
+            max_overflow=2 * pool_size,
+            pool_timeout=self.busy_timeout,
+            pool_pre_ping=False,
+            connect_args=self.connect_args,
+        )
+        event.listen(sa_engine, "connect", _set_up)
+        return sa_engine
+
+    def set_up_cursor(self, cursor: Any) -> None:
+        safe_timestamptz(cursor)
+
+    def dead_poll(self, raw: Any) -> Callable[[int], list[Any]]:
+        # An idle connection has nothing to read unless the server ended it: a terminated
+        # backend sends its FATAL message and closes the socket.
+        poll = select.poll()
+        poll.register(raw.driver_connection.pgconn.socket, _POLL_DEAD)
+        return poll.poll
+
+    def in_transaction(self, raw: Any) -> bool:
+        from psycopg.pq import TransactionStatus
+
+        driver = raw.driver_connection
+        return bool(driver.closed or driver.info.transaction_status is not TransactionStatus.IDLE)
+
+    def failure(self, exc: BaseException, raw: Any) -> str | None:
+        import psycopg
+
+        if not isinstance(exc, psycopg.Error):
+            return None
+        if raw is None:
+            return UNREACHABLE if isinstance(exc, psycopg.OperationalError) else None
+        driver = raw.driver_connection
+        return UNREACHABLE if driver.closed or driver.broken else None
+
+    def is_unique_violation(self, exc: BaseException) -> bool:
+        # The store's cursors are psycopg's own, so its errors come unwrapped (not as
+        # SQLAlchemy's IntegrityError with ``.orig``); the SQLSTATE, not the message, which
+        # quotes the duplicate value and so may read like anything.
+        return getattr(exc, "sqlstate", None) == UNIQUE_VIOLATION
+
+    # -- its own ways ------------------------------------------------------------------------
+
+    def lock_schema(self, cursor: Any) -> None:
+        cursor.execute(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})")
+
+    def checkpoint(self, pool: Pool, write: Write, version: int) -> bool:
+        """An update with history rows and nothing else, in one statement. It commits by
+        itself (autocommit): a connection that breaks while it runs leaves its outcome
+        unknown, so it is never repeated."""
+        if write.timers is not None or write.key is not None or write.notify:
+            return False
+        row, history = write.instance, write.history
+        params: list[Any] = [
+            row.status, row.state, row.data, row.updated_at, version, row.lease_owner,
+            row.lease_expires, row.attempts, row.next_attempt_at, row.last_error, row.id,
+            write.expected_version,
+        ]  # fmt: skip
+        if history:
+            # One array per column: unnest() turns them back into rows.
+            params += [
+                version,
+                [entry.at for entry in history],
+                [entry.kind for entry in history],
+                [entry.name for entry in history],
+                [entry.thread for entry in history],
+                [entry.input for entry in history],
+                [entry.output for entry in history],
+                [entry.error for entry in history],
+            ]
+            sql, expect = self.update_with_history, len(history)
+        else:
+            sql, expect = self.update, 1
+
+        def apply(cur: Any) -> bool:
+            cur.execute(sql, params)
+            return bool(cur.rowcount == expect)
+
+        if not pool.run(apply, write=True):
+            raise stale_version(row.id, write.expected_version)
+        return True
+
+    def notify(self, cursor: Any) -> None:
+        cursor.execute(f"NOTIFY {NOTIFY_CHANNEL}")
+
+    def notified(self) -> None:
+        pass  # workers of this process LISTEN too: NOTIFY woke them
+
+    def wait_for_work(self, pool: Pool, timeout: float) -> bool:
+        import psycopg
+
+        with self._listen_lock:
+            try:
+                if self._listen is None:
+                    dsn = self.url.set(drivername="postgresql").render_as_string(
+                        hide_password=False
+                    )
+                    self._listen = psycopg.connect(dsn, autocommit=True, **self.connect_args)
+                    self._listen.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    if self._listen_lost:
+                        # Notifications sent while it was gone are lost: look for work now.
+                        self._listen_lost = False
+                        return True
+                return any(True for _ in self._listen.notifies(timeout=timeout, stop_after=1))
+            except BaseException as exc:
+                # Whatever went wrong, this connection is done for: make a new one next time.
+                self._drop_listen()
+                if isinstance(exc, psycopg.Error):
+                    raise pool.unavailable(exc, UNREACHABLE, connecting=True) from exc
+                raise
+
+    def _drop_listen(self) -> None:
+        listen, self._listen, self._listen_lost = self._listen, None, True
+        if listen is not None:
+            with contextlib.suppress(Exception):
+                listen.close()
+
+    def close(self) -> None:
+        with self._listen_lock:
+            self._drop_listen()
+
+
+def _set_up(dbapi_connection: Any, _: Any) -> None:
+    dbapi_connection.autocommit = True  # the store issues BEGIN / COMMIT itself

@@ -1,0 +1,431 @@
+""":class:`SQLStore`: the :class:`~gorch.store.base.Store` protocol on a SQL database.
+
+What the store does is the same on every database: it runs the dialect's statements on the
+pooled connections, in one transaction per commit, and turns what the database says into
+gorch's errors. What differs between SQLite and PostgreSQL it asks of its dialect
+(:mod:`gorch.store.sql._sqlite`, :mod:`gorch.store.sql._postgres`), never which one it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from functools import partial
+from typing import Any, Literal
+
+from sqlalchemy.engine import Engine as SAEngine
+from sqlalchemy.engine import make_url
+
+from gorch.errors import AlreadyExistsError, ConflictError, StoreError, StoreUnavailableError
+from gorch.store.base import HistoryRecord, InstanceRecord, KeyRecord, TimerRecord, Write
+from gorch.store.sql._dialect import Dialect, stale_version
+from gorch.store.sql._pool import Pool
+from gorch.store.sql._postgres import PostgreSQL
+from gorch.store.sql._rows import instance as read_instance
+from gorch.store.sql._rows import read_time
+from gorch.store.sql._rows import timer as read_timer
+from gorch.store.sql._sqlite import SQLite
+from gorch.store.sql._tables import READ_VERSION, create_schema
+
+__all__ = ["PING_TIMEOUT", "SQLStore", "open_dialect"]
+
+PING_TIMEOUT = 2.0
+"""Seconds :meth:`SQLStore.ping` waits for a connection (or for an earlier ping to return)."""
+
+_URLS = "sqlite:///path/to/file.db or postgresql://user:password@host:port/database"
+
+
+def open_dialect(
+    url: str, *, synchronous: Literal["FULL", "NORMAL"], busy_timeout: float
+) -> Dialect:
+    """The dialect of the database at ``url``.
+
+    Raises:
+        ValueError: ``synchronous`` is neither ``"FULL"`` nor ``"NORMAL"``.
+        StoreError: the URL is not one of a database gorch can use.
+    """
+    if synchronous not in ("FULL", "NORMAL"):
+        raise ValueError(f"synchronous must be 'FULL' or 'NORMAL', not {synchronous!r}")
+    try:
+        parsed = make_url(url)
+    except Exception as exc:
+        raise StoreError(f"{url!r} is not a database URL; use {_URLS}") from exc
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return SQLite(parsed, synchronous=synchronous, busy_timeout=busy_timeout)
+    if backend == "postgresql":
+        return PostgreSQL(parsed, busy_timeout=busy_timeout)
+    raise StoreError(
+        f"gorch stores instances in SQLite or PostgreSQL, not {backend!r}; use {_URLS}"
+    )
+
+
+class SQLStore:
+    """A store on SQLite or PostgreSQL.
+
+    Args:
+        url: a SQLAlchemy URL: ``sqlite:///path/to/gorch.db`` (created if missing) or
+            ``postgresql://user:pass@host:port/db`` (psycopg 3 is used either way).
+        synchronous: SQLite only: ``"FULL"`` (default; durable against an OS crash) or
+            ``"NORMAL"`` (faster; a power loss may lose the last commits).
+        busy_timeout: seconds a writer waits for SQLite's write lock (or any call for a
+            connection from the pool) before failing with ``StoreUnavailableError``.
+        pool_size: connections kept open (PostgreSQL; SQLite files too).
+        create: create missing tables and apply migrations (default True).
+
+    Raises:
+        StoreError: the URL is not one of a database gorch can use, or the database was
+            written by a newer gorch.
+        StoreUnavailableError: the database cannot be reached (here and from every method).
+
+    A PostgreSQL URL may set libpq's ``connect_timeout`` and ``keepalives*`` parameters
+    (``?connect_timeout=10``); unless it does, :data:`PG_CONNECT_ARGS` apply.
+
+    Attributes:
+        dialect: the database (:class:`~gorch.store.sql._dialect.Dialect`); ``dialect.name``
+            is ``"sqlite"`` or ``"postgresql"``.
+        sa_engine: SQLAlchemy's engine of the database (not gorch's :class:`~gorch.Engine`),
+            for your own queries of the tables.
+        url: SQLAlchemy's URL of the database.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        synchronous: Literal["FULL", "NORMAL"] = "FULL",
+        busy_timeout: float = 30.0,
+        pool_size: int = 10,
+        create: bool = True,
+    ) -> None:
+        self.dialect = open_dialect(url, synchronous=synchronous, busy_timeout=busy_timeout)
+        self.url = self.dialect.url
+        self.sa_engine: SAEngine = self.dialect.create_engine(pool_size)
+        lock = self.dialect.lock
+        self._pool = Pool(
+            self.sa_engine,
+            self.dialect,
+            name=repr(self),
+            size=1 if lock is not None else 3 * pool_size,
+            timeout=busy_timeout,
+            lock=lock,
+        )
+        if create:
+            try:
+                create_schema(self._pool, self.dialect, self.sa_engine.dialect, repr(self))
+            except BaseException:
+                self.close()
+                raise
+
+    def __repr__(self) -> str:
+        return f"SQLStore({self.url.render_as_string(hide_password=True)!r})"
+
+    # -- connections: see gorch.store.sql._pool ----------------------------------------------
+
+    @contextmanager
+    def _conn(self) -> Iterator[Any]:
+        """A pooled cursor for reads (autocommit)."""
+        with self._pool.conn() as cur:
+            yield cur
+
+    def schema_version(self) -> int:
+        """The schema version recorded in the database."""
+        return int(self._pool.fetch(READ_VERSION, one=True)[0])
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def commit(self, write: Write) -> int:
+        dialect, expected = self.dialect, write.expected_version
+        version = 1 if expected is None else expected + 1
+        try:
+            # Asking the dialect only where it has a checkpoint of its own, and handing the
+            # pool a partial (no frame of its own): each call here is on every step's path.
+            if (
+                expected is None
+                or not dialect.has_checkpoint
+                or not dialect.checkpoint(self._pool, write, version)
+            ):
+                self._pool.run(partial(self._write, write, version), tx=True)
+        except StoreUnavailableError as exc:
+            exc.workflow_id = write.instance.id
+            raise
+        if write.notify:
+            dialect.notified()
+        return version
+
+    def _write(self, write: Write, version: int, cur: Any) -> None:
+        """The statements of one commit, in its transaction on ``cur`` (see
+        :meth:`Store.commit`)."""
+        dialect, row, expected = self.dialect, write.instance, write.expected_version
+        bind = dialect.bind_time
+        if expected is None:
+            try:
+                cur.execute(
+                    dialect.insert,
+                    (
+                        row.id, row.workflow, row.status, row.state, row.data,
+                        bind(row.created_at), bind(row.updated_at), version, row.lease_owner,
+                        bind(row.lease_expires), row.attempts, bind(row.next_attempt_at),
+                        row.last_error,
+                    ),
+                )  # fmt: skip
+            except Exception as exc:
+                if dialect.is_unique_violation(exc):
+                    raise AlreadyExistsError(
+                        f"instance {row.id!r} exists already", workflow_id=row.id
+                    ) from None
+                raise
+        else:
+            cur.execute(
+                dialect.update,
+                (
+                    row.status, row.state, row.data, bind(row.updated_at), version,
+                    row.lease_owner, bind(row.lease_expires), row.attempts,
+                    bind(row.next_attempt_at), row.last_error, row.id, expected,
+                ),
+            )  # fmt: skip
+            if cur.rowcount != 1:
+                raise stale_version(row.id, expected)
+        if write.timers is not None:
+            if expected is not None:
+                cur.execute(dialect.del_timers, (row.id,))
+            for timer in write.timers:
+                cur.execute(
+                    dialect.add_timer,
+                    (timer.instance_id, timer.thread_id, timer.name, timer.pc,
+                     bind(timer.due_at)),
+                )  # fmt: skip
+        for idx, entry in enumerate(write.history, 1):
+            cur.execute(
+                dialect.history,
+                (entry.instance_id, version, idx, bind(entry.at), entry.kind, entry.name,
+                 entry.thread, entry.input, entry.output, entry.error),
+            )  # fmt: skip
+        if write.key is not None:
+            self._record_key(cur, write.key, row.id)
+        if write.notify:
+            dialect.notify(cur)
+
+    def _record_key(self, cur: Any, key: KeyRecord, instance_id: str) -> None:
+        """Insert the idempotency key of a commit of ``instance_id``, in its transaction.
+
+        Raises:
+            ConflictError: another commit recorded the key meanwhile.
+        """
+        dialect = self.dialect
+        try:
+            cur.execute(
+                dialect.key,
+                (key.instance_id, key.key, key.fingerprint, key.output, dialect.bind_time(key.at)),
+            )
+        except Exception as exc:
+            if dialect.is_unique_violation(exc):
+                raise ConflictError(
+                    f"idempotency key of instance {instance_id!r} was recorded meanwhile",
+                    workflow_id=instance_id,
+                ) from None
+            raise
+
+    def release(self, instance_id: str, owner: str, version: int) -> bool:
+        def apply(cur: Any) -> bool:
+            cur.execute(self.dialect.release, (instance_id, owner, version))
+            return bool(cur.rowcount == 1)
+
+        return self._pool.run(apply, tx=True)
+
+    def delete_timer(self, timer: TimerRecord) -> None:
+        def apply(cur: Any) -> None:
+            cur.execute(
+                self.dialect.delete_timer,
+                (timer.instance_id, timer.thread_id, timer.name, timer.pc),
+            )
+
+        self._pool.run(apply, tx=True)
+
+    def _claim_query(
+        self,
+        sql: str,
+        among: str,
+        owner: str,
+        now: datetime,
+        until: datetime,
+        limit: int,
+        workflows: Sequence[str] | None,
+    ) -> tuple[str, tuple[Any, ...]] | None:
+        """A claim statement (``sql``, or ``among`` for some workflows) with its parameters;
+        None if it can claim nothing (no workflows)."""
+        bind = self.dialect.bind_time
+        if workflows is None:
+            return sql, (owner, bind(until), bind(now), bind(now), limit)
+        if not workflows:
+            return None
+        names = self.dialect.among_param(workflows)
+        return among, (owner, bind(until), bind(now), bind(now), names, limit)
+
+    def claim(
+        self,
+        owner: str,
+        now: datetime,
+        until: datetime,
+        limit: int,
+        workflows: Sequence[str] | None = None,
+    ) -> list[InstanceRecord]:
+        dialect = self.dialect
+        query = self._claim_query(
+            dialect.claim, dialect.claim_among, owner, now, until, limit, workflows
+        )
+        if query is None:
+            return []
+
+        def apply(cur: Any) -> list[Any]:
+            cur.execute(*query)
+            return list(cur.fetchall())
+
+        return [read_instance(r) for r in self._pool.run(apply, tx=True)]
+
+    def claim_timers(
+        self,
+        owner: str,
+        now: datetime,
+        until: datetime,
+        limit: int,
+        workflows: Sequence[str] | None = None,
+    ) -> list[tuple[TimerRecord, InstanceRecord]]:
+        dialect = self.dialect
+        query = self._claim_query(
+            dialect.claim_timers, dialect.claim_timers_among, owner, now, until, limit, workflows
+        )
+        if query is None:
+            return []
+
+        def apply(cur: Any) -> list[tuple[TimerRecord, InstanceRecord]]:
+            out = []
+            cur.execute(*query)
+            for row in [read_instance(r) for r in cur.fetchall()]:
+                cur.execute(dialect.due_timers, (row.id, dialect.bind_time(now)))
+                found = cur.fetchone()
+                if found is None:
+                    # PostgreSQL re-checks a row that changed meanwhile against the timer row
+                    # it read first: a commit that just ended the wait can get the instance
+                    # leased here without a due timer. Give it back at once.
+                    cur.execute(dialect.unlease, (row.id, owner))
+                    continue
+                out.append((read_timer(found), row))
+            return out
+
+        return self._pool.run(apply, tx=True)
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def get(self, instance_id: str) -> InstanceRecord | None:
+        r = self._pool.fetch(self.dialect.get, (instance_id,), one=True)
+        return None if r is None else read_instance(r)
+
+    def get_key(self, instance_id: str, key: str) -> KeyRecord | None:
+        r = self._pool.fetch(self.dialect.get_key, (instance_id, key), one=True)
+        return None if r is None else KeyRecord(r[0], r[1], r[2], r[3], read_time(r[4]))
+
+    def list_instances(
+        self,
+        *,
+        workflow: str | None = None,
+        status: Sequence[str] | None = None,
+        limit: int = 50,
+        after: tuple[datetime, str] | None = None,
+        id_contains: str | None = None,
+    ) -> list[InstanceRecord]:
+        dialect = self.dialect
+        mark = dialect.placeholder
+        where: list[str] = []
+        params: list[Any] = []
+        if workflow is not None:
+            where.append(f"workflow = {mark}")
+            params.append(workflow)
+        if id_contains:
+            where.append(dialect.spell(dialect.id_contains))
+            params.append(id_contains)
+        if status is not None:
+            if not status:
+                return []
+            where.append(f"status IN ({', '.join([mark] * len(status))})")
+            params.extend(status)
+        if after is not None:
+            where.append(f"(created_at < {mark} OR (created_at = {mark} AND id < {mark}))")
+            at = dialect.bind_time(after[0])
+            params.extend([at, at, after[1]])
+        sql = dialect.list_base
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += f" ORDER BY created_at DESC, id DESC LIMIT {mark}"
+        params.append(limit)
+        return [read_instance(r) for r in self._pool.fetch(sql, params)]
+
+    def history(
+        self,
+        instance_id: str,
+        *,
+        limit: int | None = None,
+        after: tuple[int, int, int] | None = None,
+        newest_first: bool = False,
+    ) -> list[HistoryRecord]:
+        counted = newest_first and after is None
+        sql, params = self._history_query(instance_id, limit, after, newest_first)
+        with self._conn() as cur:
+            cur.execute(sql, params)
+            rows = cur.fetchall()
+        if not rows:
+            return []
+        # seq is the row's position: counted on from the place paged from (its seq), or down
+        # from the number of rows for the first newest-first page.
+        step = -1 if newest_first else 1
+        if counted:
+            first = int(rows[0][10])
+        else:
+            first = 1 if after is None else after[0] + step
+        out = []
+        for n, r in enumerate(rows):
+            h = HistoryRecord(r[0], read_time(r[1]), r[2], r[3], r[4], r[5], r[6], r[7])
+            h.seq, h.version, h.idx = first + step * n, r[8], r[9]
+            out.append(h)
+        return out
+
+    def _history_query(
+        self,
+        instance_id: str,
+        limit: int | None,
+        after: tuple[int, int, int] | None,
+        newest_first: bool,
+    ) -> tuple[str, list[Any]]:
+        dialect = self.dialect
+        counted = newest_first and after is None
+        params: list[Any] = [instance_id, instance_id] if counted else [instance_id]
+        sql = dialect.history_of.format(count=dialect.history_count if counted else "")
+        if after is not None:
+            sql += dialect.history_before if newest_first else dialect.history_after
+            params += [after[1], after[1], after[2]]
+        sql += " ORDER BY version DESC, idx DESC" if newest_first else " ORDER BY version, idx"
+        if limit is not None:
+            sql += f" LIMIT {dialect.placeholder}"
+            params.append(limit)
+        return sql, params
+
+    def timers(self, instance_id: str | None = None) -> list[TimerRecord]:
+        if instance_id is None:
+            rows = self._pool.fetch(self.dialect.all_timers)
+        else:
+            rows = self._pool.fetch(self.dialect.timers_of, (instance_id,))
+        return [read_timer(r) for r in rows]
+
+    def ping(self) -> None:
+        self._pool.ping(self.dialect.ping, PING_TIMEOUT)
+
+    # -- waking workers ----------------------------------------------------------------------
+
+    def wait_for_work(self, timeout: float) -> bool:
+        return self.dialect.wait_for_work(self._pool, timeout)
+
+    def close(self) -> None:
+        self.dialect.close()
+        self._pool.close()
+        self.sa_engine.dispose()

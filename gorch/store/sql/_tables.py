@@ -1,0 +1,231 @@
+"""The SQL store's tables, declared with SQLModel, and how a database gets them.
+
+Applications may query the tables with SQLModel or SQLAlchemy (``from gorch.store.sql import
+InstanceRow``) or with plain SQL: ``state`` and ``data`` are JSON columns
+(``json_extract(data, '$.status')`` on SQLite, ``data->>'status'`` on PostgreSQL).
+
+Schema versions: the ``gorch_meta`` table records the schema version. :func:`create_schema`
+creates missing tables, refuses a database written by a newer gorch, and applies the steps of
+:data:`MIGRATIONS` to an older one, each in its own transaction (the documented equivalent of
+an Alembic chain; gorch keeps its handful of tables without a migration tool's dependency).
+Each step first takes a lock (SQLite's write lock, a PostgreSQL advisory lock), so that
+processes opening a new database at once wait for each other rather than race to create it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from sqlalchemy import JSON, Column, DateTime, Index, Text, TypeDecorator
+from sqlalchemy.schema import CreateIndex, CreateTable
+from sqlmodel import Field, SQLModel
+
+from gorch.errors import StoreError
+
+if TYPE_CHECKING:
+    from gorch.store.sql._dialect import Dialect
+    from gorch.store.sql._pool import Pool
+
+__all__ = [
+    "MIGRATIONS",
+    "READ_VERSION",
+    "SCHEMA_VERSION",
+    "TABLES",
+    "HistoryRow",
+    "InstanceRow",
+    "JSONText",
+    "KeyRow",
+    "MetaRow",
+    "TimerRow",
+    "create_schema",
+]
+
+SCHEMA_VERSION = 1
+# version -> statements that bring a database from version-1 to it (none yet: version 1 is the
+# first). Each step runs in one transaction and records its version.
+MIGRATIONS: dict[int, list[str]] = {}
+
+READ_VERSION = "SELECT value FROM gorch_meta WHERE key = 'schema_version'"
+"""The statement that reads the schema version a database records."""
+
+
+class JSONText(TypeDecorator[Any]):
+    """A JSON column: ``json`` on PostgreSQL (kept as written: ``jsonb`` would reorder the keys
+    of user dicts), ``TEXT`` on SQLite (a column declared ``JSON`` there has numeric affinity
+    and would turn the text ``1.0`` into a number). SQLModel/SQLAlchemy reads give parsed JSON
+    on both; ``json_extract`` and ``->>`` work on both."""
+
+    impl = JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Any) -> Any:
+        return dialect.type_descriptor(Text() if dialect.name == "sqlite" else JSON())
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        if dialect.name == "sqlite" and value is not None:
+            return orjson.dumps(value).decode()
+        return value
+
+    def process_result_value(self, value: Any, dialect: Any) -> Any:
+        if dialect.name == "sqlite" and value is not None:
+            return orjson.loads(value)
+        return value
+
+
+def _json() -> Any:
+    return JSONText()
+
+
+def _time() -> Any:
+    return DateTime(timezone=True)
+
+
+class InstanceRow(SQLModel, table=True):
+    """Table ``gorch_instances``: one row per workflow instance."""
+
+    __tablename__ = "gorch_instances"
+    __table_args__ = (
+        Index("ix_gorch_instances_runnable", "status", "next_attempt_at"),
+        Index("ix_gorch_instances_created", "created_at", "id"),
+        Index("ix_gorch_instances_workflow", "workflow", "created_at"),
+    )
+
+    id: str = Field(primary_key=True)
+    workflow: str
+    status: str
+    state: Any = Field(sa_column=Column(_json(), nullable=False))
+    data: Any = Field(sa_column=Column(_json(), nullable=False))
+    version: int
+    created_at: datetime = Field(sa_column=Column(_time(), nullable=False))
+    updated_at: datetime = Field(sa_column=Column(_time(), nullable=False))
+    lease_owner: str | None = None
+    lease_expires: datetime | None = Field(default=None, sa_column=Column(_time()))
+    attempts: int = 0
+    next_attempt_at: datetime | None = Field(default=None, sa_column=Column(_time()))
+    last_error: str | None = None
+
+
+class TimerRow(SQLModel, table=True):
+    """Table ``gorch_timers``: one row per ``Timeout`` a thread waits on."""
+
+    __tablename__ = "gorch_timers"
+    __table_args__ = (Index("ix_gorch_timers_due", "due_at"),)
+
+    instance_id: str = Field(primary_key=True)
+    thread_id: str = Field(primary_key=True)
+    name: str = Field(primary_key=True)
+    pc: int = Field(primary_key=True)
+    due_at: datetime = Field(sa_column=Column(_time(), nullable=False))
+
+
+class HistoryRow(SQLModel, table=True):
+    """Table ``gorch_history``: what happened to each instance, in order of
+    ``(version, idx)``: the instance's version written by the commit that added the row, and
+    the row's place within that commit.
+
+    The key is the order, so an instance's history is one range of the primary key; on SQLite
+    the table is clustered on it (``WITHOUT ROWID``), so a checkpoint writes one history page.
+    """
+
+    __tablename__ = "gorch_history"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    instance_id: str = Field(primary_key=True)
+    version: int = Field(primary_key=True)
+    idx: int = Field(primary_key=True)
+    at: datetime = Field(sa_column=Column(_time(), nullable=False))
+    kind: str
+    name: str
+    thread: str
+    input: Any = Field(default=None, sa_column=Column(_json()))
+    output: Any = Field(default=None, sa_column=Column(_json()))
+    error: str | None = None
+
+
+class KeyRow(SQLModel, table=True):
+    """Table ``gorch_keys``: idempotency keys and the first answer given under each."""
+
+    __tablename__ = "gorch_keys"
+
+    instance_id: str = Field(primary_key=True)
+    key: str = Field(primary_key=True)
+    fingerprint: str
+    output: Any = Field(sa_column=Column(_json(), nullable=False))
+    at: datetime = Field(sa_column=Column(_time(), nullable=False))
+
+
+class MetaRow(SQLModel, table=True):
+    """Table ``gorch_meta``: the schema version."""
+
+    __tablename__ = "gorch_meta"
+
+    key: str = Field(primary_key=True)
+    value: str
+
+
+TABLES = [
+    SQLModel.metadata.tables[name]
+    for name in ("gorch_instances", "gorch_timers", "gorch_history", "gorch_keys", "gorch_meta")
+]
+"""gorch's tables, in the order they are created."""
+
+
+def schema_statements(sa_dialect: Any) -> list[str]:
+    """``CREATE TABLE`` and ``CREATE INDEX`` (``IF NOT EXISTS``) for every table, in the SQL of
+    SQLAlchemy's ``sa_dialect``."""
+    ddl = [str(CreateTable(t, if_not_exists=True).compile(dialect=sa_dialect)) for t in TABLES]
+    ddl += [
+        str(CreateIndex(ix, if_not_exists=True).compile(dialect=sa_dialect))
+        for t in TABLES
+        for ix in sorted(t.indexes, key=lambda ix: str(ix.name))
+    ]
+    return ddl
+
+
+def create_schema(pool: Pool, dialect: Dialect, sa_dialect: Any, store: str) -> None:
+    """Create what is missing and apply migrations: each step one transaction that first takes
+    the dialect's schema lock, so that processes opening a new database at once wait for each
+    other instead of racing to create it.
+
+    Args:
+        pool: the store's connections.
+        dialect: the database (its schema lock).
+        sa_dialect: SQLAlchemy's dialect, which writes the ``CREATE`` statements.
+        store: how errors name the store.
+
+    Raises:
+        StoreError: the database holds a schema version newer than this gorch's.
+    """
+    ddl = schema_statements(sa_dialect)
+
+    def create(cur: Any) -> int:
+        dialect.lock_schema(cur)
+        for stmt in ddl:
+            cur.execute(stmt)
+        found = cur.execute(READ_VERSION).fetchone()
+        if found is not None:
+            return int(found[0])
+        cur.execute(
+            f"INSERT INTO gorch_meta (key, value) VALUES ('schema_version', '{SCHEMA_VERSION}')"
+        )
+        return SCHEMA_VERSION
+
+    version = pool.run(create, tx=True)
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{store} holds gorch schema version {version}, newer than this gorch "
+            f"understands ({SCHEMA_VERSION}); upgrade gorch"
+        )
+    for step in range(version + 1, SCHEMA_VERSION + 1):
+
+        def migrate(cur: Any, step: int = step) -> None:
+            dialect.lock_schema(cur)
+            if int(cur.execute(READ_VERSION).fetchone()[0]) >= step:
+                return  # another process got there first
+            for stmt in MIGRATIONS.get(step, []):
+                cur.execute(stmt)
+            cur.execute(f"UPDATE gorch_meta SET value = '{step}' WHERE key = 'schema_version'")
+
+        pool.run(migrate, tx=True)
