@@ -70,7 +70,14 @@ from gorch.store._rows import instance as _row
 from gorch.store._rows import read_time as _read_time
 from gorch.store._rows import safe_timestamptz
 from gorch.store._rows import timer as _timer
-from gorch.store.base import HistoryRecord, InstanceRecord, KeyRecord, TimerRecord, Write
+from gorch.store.base import (
+    HistoryRecord,
+    InstanceRecord,
+    KeyRecord,
+    StatusCount,
+    TimerRecord,
+    Write,
+)
 
 __all__ = [
     "MIGRATIONS",
@@ -336,6 +343,13 @@ class _Dialect:
         self.delete_timer = q(
             "DELETE FROM gorch_timers WHERE instance_id = ? AND thread_id = ? AND name = ? "
             "AND pc = ?"
+        )
+        self.counts = q(
+            "SELECT workflow, status, count(*), sum(CASE WHEN (lease_expires IS NULL OR "
+            "lease_expires < ?) AND ((status = 'running' AND coalesce(next_attempt_at, "
+            "updated_at) <= ?) OR (status IN ('waiting', 'running') AND EXISTS (SELECT 1 FROM "
+            "gorch_timers t WHERE t.instance_id = i.id AND t.due_at <= ?))) THEN 1 ELSE 0 END) "
+            "FROM gorch_instances i GROUP BY workflow, status ORDER BY workflow, status"
         )
         self.list_base = f"SELECT {cols} FROM gorch_instances"
         self.id_contains = f"strpos(id, {ph}) > 0" if pg else f"instr(id, {ph}) > 0"
@@ -773,6 +787,11 @@ class SQLStore:
         sql += f" ORDER BY created_at DESC, id DESC LIMIT {ph}"
         params.append(limit)
         return [_row(r) for r in self._pool.fetch(sql, params)]
+
+    def counts(self, now: datetime, late_before: datetime) -> list[StatusCount]:
+        t = self._t
+        rows = self._pool.fetch(self.dialect.counts, (t(now), t(late_before), t(late_before)))
+        return [StatusCount(r[0], r[1], int(r[2]), int(r[3])) for r in rows]
 
     def history(
         self,
