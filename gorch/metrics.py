@@ -45,7 +45,7 @@ from gorch.engine import Listener, RunStatus
 from gorch.errors import InputError
 from gorch.store.base import StatusCount, Store
 
-__all__ = ["DURATION_BUCKETS", "LAG_BUCKETS", "PrometheusMetrics"]
+__all__ = ["DURATION_BUCKETS", "LAG_BUCKETS", "MetricsApp", "PrometheusMetrics", "StoreCollector"]
 
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 """Buckets (seconds) of the step, call and claim histograms: from a millisecond (a commit on
@@ -147,10 +147,11 @@ class PrometheusMetrics(Listener):
 
     # -- exposing ----------------------------------------------------------------------------
 
-    def asgi_app(self) -> Callable[..., Any]:
-        """An ASGI app that answers every GET with the registry in Prometheus' text format
-        (mount it at ``/metrics``)."""
-        return _make_asgi_app(self.registry)
+    def asgi_app(self) -> MetricsApp:
+        """An ASGI app that answers a GET with the registry in Prometheus' text format (or
+        OpenMetrics, as the scraper asks), whatever its path: route ``/metrics`` to it
+        (``app.add_route("/metrics", metrics.asgi_app())`` on Starlette or FastAPI)."""
+        return MetricsApp(_make_asgi_app(self.registry))
 
     def wsgi_app(self) -> Callable[..., Any]:
         """:meth:`asgi_app` for WSGI servers."""
@@ -217,6 +218,18 @@ class PrometheusMetrics(Listener):
 
     def on_idle(self, seconds: float) -> None:
         self.idle.inc(seconds)
+
+
+class MetricsApp:
+    """:meth:`PrometheusMetrics.asgi_app`: ``prometheus_client``'s ASGI app as an object, so
+    that Starlette routes a path to it as an ASGI app (a plain function would be taken for a
+    request handler)."""
+
+    def __init__(self, app: Callable[..., Any]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
 
 
 class StoreCollector(Collector):
