@@ -222,8 +222,7 @@ class EngineCore:
         with self._observe(operation, id, "", detail) as seen:
             waited = [0.0]
             for _ in range(1000):
-                row = self._free_row(id, waited)
-                seen.workflow = row.workflow
+                row = self._free_row(id, waited, seen)
                 try:
                     return body(row)
                 except ReadAgain:
@@ -233,12 +232,15 @@ class EngineCore:
             workflow_id=id,
         )
 
-    def _free_row(self, id: str, waited: list[float]) -> InstanceRecord:
+    def _free_row(
+        self, id: str, waited: list[float], seen: Observed | Unobserved
+    ) -> InstanceRecord:
         """Read the instance, waiting (up to ``busy_wait`` in all) while someone else holds a
-        live lease on it."""
+        live lease on it; tell ``seen`` its workflow."""
         pause = 0.002
         while True:
             row = self._row(id)
+            seen.workflow = row.workflow
             owner, until = row.lease_owner, row.lease_expires
             if owner is None or until is None or until < clock.now():
                 return row
