@@ -60,3 +60,13 @@ def test_bench_http_quick_run() -> None:
     side = count + number + number + r"\s+0 "
     row = rf"^\s+([14])\s+\|{side}\|{side}\|\s+[+-]\d+\.\d\d\s+\d+\.\d\dx$"
     assert re.findall(row, out, re.MULTILINE) == ["1", "4", "1", "4"], out
+
+
+def test_bench_observability_quick_run(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import observability
+
+    assert observability.main(["--quick"]) == 0
+    out = capsys.readouterr().out
+    for line in ("none", "metrics", "tracing, no-op", "tracing, SDK", "both", "x none"):
+        assert line in out
+    assert "one observation costs" in out and "to start and end one span" in out
