@@ -317,6 +317,14 @@ def test_the_metrics_port_in_use_is_a_clear_failure(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
 
 
+def test_docs_operations_example_runs() -> None:
+    import re
+
+    text = (ROOT / "docs" / "operations.md").read_text()
+    code = re.findall(r"```python\n(.*?)```", text, re.S)[0]
+    exec(compile(code, "docs/operations.md", "exec", dont_inherit=True), {})
+
+
 WORKFLOWS = {"shop": Shop}
 """For ``gorch --workflows test_metrics:WORKFLOWS``."""
 
