@@ -72,3 +72,13 @@ def test_bench_check_quick_run(capsys: pytest.CaptureFixture[str]) -> None:
     assert "missing_statement 'for payment': 2,000 instances" in out
     assert "missing_event 'payment late': 2,000 instances" in out
     assert "instances/s, ok=True" in out
+
+
+def test_bench_observability_quick_run(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import observability
+
+    assert observability.main(["--quick"]) == 0
+    out = capsys.readouterr().out
+    for line in ("none", "metrics", "tracing, no-op", "tracing, SDK", "both", "x none"):
+        assert line in out
+    assert "one observation costs" in out and "to start and end one span" in out

@@ -75,7 +75,7 @@ def test_import_gorch_stays_light() -> None:
     code = (
         "import sys, gorch\n"
         "heavy = {'sqlalchemy', 'sqlmodel', 'psycopg', 'fastapi', 'starlette', 'uvicorn',"
-        " 'pydantic', 'click', 'rich', 'pickle'}\n"
+        " 'pydantic', 'click', 'rich', 'pickle', 'prometheus_client', 'opentelemetry'}\n"
         "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -102,13 +102,18 @@ SURFACE = {
         "new_state", "resume", "run", "validate", "waiting_for",
     },
     "gorch.store": {
-        "HistoryRecord", "InstanceRecord", "KeyRecord", "MemoryStore", "SQLStore", "Store",
-        "TimerRecord", "Write",
+        "HistoryRecord", "InstanceRecord", "KeyRecord", "MemoryStore", "SQLStore", "StatusCount",
+        "Store", "TimerRecord", "Write",
     },
     "gorch.http": {
         "ADMIN", "Auth", "AuthError", "Caller", "MAX_BODY", "PROBLEM", "Problem", "create_app",
     },
     "gorch.testing": {"Harness", "REAL_TIME_MODULES", "START"},
+    # The observability extras (gorch[metrics], gorch[tracing]); not re-exported by gorch.
+    "gorch.metrics": {
+        "DURATION_BUCKETS", "LAG_BUCKETS", "MetricsApp", "PrometheusMetrics", "StoreCollector",
+    },
+    "gorch.tracing": {"DETAIL_ATTRIBUTES", "Tracing"},
     "gorch.graph": {
         "Edge", "Graph", "Marks", "Node", "NodeKind", "build", "dot", "duration", "mermaid",
         "position", "render", "svg",

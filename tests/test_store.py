@@ -30,6 +30,7 @@ from gorch.store import (
     InstanceRecord,
     KeyRecord,
     MemoryStore,
+    StatusCount,
     Store,
     TimerRecord,
     Write,
@@ -1100,6 +1101,61 @@ def test_claim_timers_takes_only_the_workflows_named(store: Store) -> None:
     assert sorted(r.workflow for _, r in odd) == sorted(ODD_NAMES)
     rest = store.claim_timers("w", at(20), at(50), 20)
     assert sorted(r.id for _, r in rest) == [f"o{i}" for i in range(5)]
+
+
+# -- counts ------------------------------------------------------------------------------------
+
+
+def test_counts_by_workflow_and_status_sorted(store: Store) -> None:
+    assert store.counts(at(100), at(40)) == []
+    for r in [
+        inst("a1", workflow="a"), inst("a2", workflow="a"),
+        inst("a3", workflow="a", status="waiting"),
+        inst("b1", workflow="b", status="finished"), inst("b2", workflow="b", status="failed"),
+    ]:  # fmt: skip
+        insert(store, r)
+    got = store.counts(at(100), at(-1))  # nothing is late before the rows were written
+    assert got == [
+        StatusCount("a", "running", 2, 0), StatusCount("a", "waiting", 1, 0),
+        StatusCount("b", "failed", 1, 0), StatusCount("b", "finished", 1, 0),
+    ]  # fmt: skip
+
+
+def test_counts_late_are_the_free_instances_with_work_due_before_the_time(store: Store) -> None:
+    now, before = at(100), at(40)
+    late = {"queued", "retry-due", "expired", "timer-due", "timer-due-running"}
+    rows = [
+        inst("queued", updated_at=at(10)),
+        inst("queued-recently", updated_at=at(60)),
+        inst("retry-due", updated_at=at(60), attempts=1, next_attempt_at=at(30)),
+        inst("retry-not-yet", updated_at=at(10), attempts=1, next_attempt_at=at(50)),
+        inst("expired", updated_at=at(10), lease_owner="dead", lease_expires=at(99)),
+        inst("leased", updated_at=at(10), lease_owner="w", lease_expires=at(200)),
+        inst("lease-ends-now", updated_at=at(10), lease_owner="w", lease_expires=now),
+        inst("timer-due", status="waiting", updated_at=at(10)),
+        inst("timer-due-running", updated_at=at(60)),
+        inst("timer-later", status="waiting", updated_at=at(10)),
+        inst("timer-leased", status="waiting", lease_owner="w", lease_expires=at(200)),
+        inst("waiting", status="waiting", updated_at=at(10)),
+        inst("paused-timer", status="paused", updated_at=at(10)),
+        inst("failed", status="failed", updated_at=at(10), next_attempt_at=at(1)),
+    ]
+    timers = {
+        "timer-due": at(40), "timer-due-running": at(20), "timer-later": at(41),
+        "timer-leased": at(1), "paused-timer": at(1),
+    }  # fmt: skip
+    for r in rows:
+        insert(store, r, timers=[timer(r.id, timers[r.id])] if r.id in timers else None)
+    got = {(c.workflow, c.status): (c.count, c.late) for c in store.counts(now, before)}
+    running = sum(r.status == "running" for r in rows)
+    late_running = sum(r.id in late for r in rows if r.status == "running")
+    assert got == {
+        ("wf", "running"): (running, late_running),
+        ("wf", "waiting"): (4, 1),
+        ("wf", "paused"): (1, 0),
+        ("wf", "failed"): (1, 0),
+    }
+    assert late_running == 4
 
 
 # -- ping --------------------------------------------------------------------------------------

@@ -117,12 +117,30 @@ def log_config() -> dict[str, Any]:
 @click.option("--batch", default=16, show_default=True, type=click.IntRange(1, MAX_PAGE))
 @click.option("--poll", default=1.0, show_default=True, type=click.FloatRange(0.01, 3600))
 @click.option("--once", is_flag=True, help="Do what is due now, then exit.")
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    help="Serve Prometheus metrics on this port (needs the metrics extra; docs/operations.md).",
+)
+@click.option(
+    "--metrics-host", default="0.0.0.0", show_default=True, help="The address it listens on."
+)
 @json_option
 @pass_ctx
-def worker(c: Context, batch: int, poll: float, once: bool, as_json: bool) -> None:
+def worker(
+    c: Context,
+    batch: int,
+    poll: float,
+    once: bool,
+    metrics_port: int | None,
+    metrics_host: str,
+    as_json: bool,
+) -> None:
     """Fire due timers, resume runnable instances and retry failed steps (until Ctrl-C).
 
     The worker survives database outages: it logs the fault, backs off and goes on."""
+    if metrics_port is not None:
+        _serve_metrics(c, metrics_host, metrics_port)
     w = Worker(c.engine, batch=batch, poll=poll)
     if once:
         total = 0
@@ -138,3 +156,19 @@ def worker(c: Context, batch: int, poll: float, once: bool, as_json: bool) -> No
         return
     c.out.print(f"worker on {c.store_url}: Ctrl-C to stop (the item in hand is finished)")
     w.run()
+
+
+def _serve_metrics(c: Context, host: str, port: int) -> None:
+    """Count the worker's engine's work and serve it, with the store's gauges, on a port."""
+    try:
+        from gorch.metrics import PrometheusMetrics
+    except ImportError as exc:
+        extra = 'pip install "gorch[metrics]"'
+        raise Fail(f"--metrics-port needs the metrics extra: {extra} ({exc})") from None
+    metrics = PrometheusMetrics(c.engine.store)
+    c.engine.listeners.append(metrics)
+    try:
+        metrics.serve(port, host)
+    except OSError as exc:
+        raise Fail(f"cannot serve metrics on {host}:{port}: {exc}") from None
+    c.out.print(f"metrics on http://{host}:{port}/metrics")

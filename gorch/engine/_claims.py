@@ -42,14 +42,21 @@ def claim_timers(engine: EngineCore, limit: int) -> list[tuple[TimerRecord, Inst
 
 def run_claimed(engine: EngineCore, row: InstanceRecord) -> None:
     """Run a claimed instance on until it blocks."""
-    op = _claimed(engine, row)
-    if op is not None:
-        op.run()
+    with engine._observe("run", row.id, row.workflow):
+        op = _claimed(engine, row)
+        if op is not None:
+            op.run()
 
 
 def fire_claimed(engine: EngineCore, timer: TimerRecord, row: InstanceRecord) -> bool:
     """Fire a due timer on its claimed instance and run it on; False if the timer was stale
     (it is deleted, and the instance given back)."""
+    with engine._observe("timer", row.id, row.workflow, timer.name):
+        return _fire(engine, timer, row)
+
+
+def _fire(engine: EngineCore, timer: TimerRecord, row: InstanceRecord) -> bool:
+    """:func:`fire_claimed`, inside its observation."""
     op = _claimed(engine, row)
     if op is None:
         return True
@@ -68,6 +75,9 @@ def fire_claimed(engine: EngineCore, timer: TimerRecord, row: InstanceRecord) ->
         engine.store.release(row.id, op.owner, row.version)
         return False
     op.dirty = True
+    if engine.listeners:
+        lag = (clock.now() - timer.due_at).total_seconds()
+        engine._each("on_timer", row.id, row.workflow, timer.name, lag)
     due = serde.dumps(clock.format_time(timer.due_at))
     op.note(HistoryKind.TIMER, timer.name, timer.thread_id, input=due)
     op.run()

@@ -41,6 +41,53 @@ from gorch.store.base import InstanceRecord, Store, TimerRecord
 log = logging.getLogger("gorch.engine")
 
 
+class Observed:
+    """One engine call as the listeners see it: :meth:`Listener.before_operation` on entry,
+    :meth:`Listener.after_operation` (with the error and the seconds) on exit. The call fills
+    in ``instance`` and ``workflow`` once it knows them."""
+
+    __slots__ = ("detail", "engine", "instance", "operation", "started", "workflow")
+
+    def __init__(
+        self, engine: EngineCore, operation: str, instance: str, workflow: str, detail: str
+    ) -> None:
+        self.engine, self.operation, self.detail = engine, operation, detail
+        self.instance, self.workflow = instance, workflow
+        self.started = 0.0
+
+    def __enter__(self) -> Observed:
+        self.started = time.perf_counter()
+        self.engine._each(
+            "before_operation", self.operation, self.instance, self.workflow, self.detail
+        )
+        return self
+
+    def __exit__(self, kind: object, error: BaseException | None, tb: object) -> None:
+        seconds = time.perf_counter() - self.started
+        self.engine._each(
+            "after_operation", self.operation, self.instance, self.workflow, self.detail,
+            error, seconds,
+        )  # fmt: skip
+
+
+class Unobserved:
+    """What :meth:`EngineCore._observe` gives when there is no listener: a ``with`` that does
+    nothing (one shared object; what a call writes into it is never read)."""
+
+    __slots__ = ("instance", "workflow")
+    instance: str
+    workflow: str
+
+    def __enter__(self) -> Unobserved:
+        return self
+
+    def __exit__(self, kind: object, error: BaseException | None, tb: object) -> None:
+        return None
+
+
+_UNOBSERVED = Unobserved()
+
+
 class EngineCore:
     """The settings and the shared machinery of :class:`~gorch.engine.Engine` (whose
     docstring describes the arguments)."""
@@ -112,6 +159,15 @@ class EngineCore:
             except Exception:
                 log.exception("listener %r failed in %s", listener, hook)
 
+    def _observe(
+        self, operation: str, instance: str, workflow: str = "", detail: str = ""
+    ) -> Observed | Unobserved:
+        """A ``with`` around one engine call that tells the listeners (see :class:`Observed`);
+        nearly free when there are none."""
+        if not self.listeners:
+            return _UNOBSERVED
+        return Observed(self, operation, instance, workflow, detail)
+
     def _status(self, id: str, workflow: str, old: RunStatus | None, new: RunStatus) -> None:
         """An instance's status changed: log it and tell the listeners."""
         log.info("%s: %s -> %s", id, old, new.value, extra={"gorch_instance": id})
@@ -157,27 +213,34 @@ class EngineCore:
             load_error=error,
         )
 
-    def _operate(self, id: str, body: Callable[[InstanceRecord], Any]) -> Any:
+    def _operate(
+        self, id: str, body: Callable[[InstanceRecord], Any], operation: str, detail: str = ""
+    ) -> Any:
         """Run ``body`` on a freshly read, unleased row; read again while the instance changes
-        under it before it did anything (``body`` raised :class:`ReadAgain`)."""
-        waited = [0.0]
-        for _ in range(1000):
-            row = self._free_row(id, waited)
-            try:
-                return body(row)
-            except ReadAgain:
-                continue
+        under it before it did anything (``body`` raised :class:`ReadAgain`). ``operation``
+        and ``detail``: the call, for the listeners (:meth:`_observe`)."""
+        with self._observe(operation, id, "", detail) as seen:
+            waited = [0.0]
+            for _ in range(1000):
+                row = self._free_row(id, waited, seen)
+                try:
+                    return body(row)
+                except ReadAgain:
+                    continue
         raise ConflictError(  # pragma: no cover - needs 1000 lost races in a row
             f"instance {id!r} kept changing under this call; nothing changed, try again",
             workflow_id=id,
         )
 
-    def _free_row(self, id: str, waited: list[float]) -> InstanceRecord:
+    def _free_row(
+        self, id: str, waited: list[float], seen: Observed | Unobserved
+    ) -> InstanceRecord:
         """Read the instance, waiting (up to ``busy_wait`` in all) while someone else holds a
-        live lease on it."""
+        live lease on it; tell ``seen`` its workflow."""
         pause = 0.002
         while True:
             row = self._row(id)
+            seen.workflow = row.workflow
             owner, until = row.lease_owner, row.lease_expires
             if owner is None or until is None or until < clock.now():
                 return row

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from gorch import clock, serde
-from gorch.engine._core import EngineCore
+from gorch.engine._core import EngineCore, Observed, Unobserved
 from gorch.engine._keys import fingerprint, repeated_answer
 from gorch.engine._op import Operation
 from gorch.engine._records import OPEN_STATUSES, HistoryKind, Instance, RunStatus
@@ -52,13 +52,20 @@ class Delivering(EngineCore):
             AlreadyExistsError: an instance with ``id`` exists already (nothing changed).
             InputError: ``data`` is not an instance of the registered class, or a bad id.
         """
+        with self._observe("start", id if isinstance(id, str) else "", str(workflow)) as seen:
+            return self._start(workflow, data, id, defer, seen)
+
+    def _start(
+        self, workflow: str, data: Any, id: str | None, defer: bool, seen: Observed | Unobserved
+    ) -> Instance:
+        """:meth:`start`, telling ``seen`` the id it chose."""
         cls = self._class(workflow)
         if not isinstance(data, cls):
             raise InputError(
                 f"start({workflow!r}): data must be a {cls.__name__}, not {type(data).__name__}"
             )
         if id is None:
-            id = uuid.uuid4().hex
+            id = seen.instance = uuid.uuid4().hex
         elif not is_text(id) or "/" in id:
             raise InputError(
                 f"an instance id must be text of 1 to {MAX_TEXT} characters, without NUL or "
@@ -119,7 +126,10 @@ class Delivering(EngineCore):
         _check_event(id, event, payload)
         request = fingerprint(key, event, thread, payload)
         return self._operate(
-            id, lambda row: self._deliver(row, event, payload, key, request, thread, workflow)
+            id,
+            lambda row: self._deliver(row, event, payload, key, request, thread, workflow),
+            "send",
+            event,
         )
 
     def send_json(

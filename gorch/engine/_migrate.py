@@ -128,7 +128,7 @@ class Migrating(Checking):
             op.mark(status_of(fresh) or RunStatus.FAILED)
             return True
 
-        return self._operate(row.id, body)  # type: ignore[no-any-return]
+        return self._operate(row.id, body, "migrate")  # type: ignore[no-any-return]
 
 
 def _stored_version(row: InstanceRecord) -> int:

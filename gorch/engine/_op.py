@@ -222,6 +222,8 @@ class Operation:
                       attempts, error, extra=extra)  # fmt: skip
             gave_up = Attempts(attempts, None, error)
             self._commit(RunStatus.FAILED, live=False, lease=False, attempts=gave_up)
+            eng._each("on_step_failed", self.row.id, self.row.workflow, thread, name, attempts,
+                      None)  # fmt: skip
             return
         due = clock.now() + policy.delay(attempts, eng.rng)
         log.warning(
@@ -230,6 +232,7 @@ class Operation:
         )  # fmt: skip
         self._commit(RunStatus.RUNNING, live=False, lease=False, notify=True,
                      attempts=Attempts(attempts, due, error))  # fmt: skip
+        eng._each("on_step_failed", self.row.id, self.row.workflow, thread, name, attempts, due)
 
     def hold(self) -> None:
         """Take the lease, changing nothing else: before an operator's call runs user code."""

@@ -64,7 +64,7 @@ class Operating(EngineCore):
                 op.run_accepted(f"goto {name!r} in {id!r}")
             return plan
 
-        plan: GotoPlan = self._operate(id, body)
+        plan: GotoPlan = self._operate(id, body, "goto", name)
         return plan
 
     def pause(self, id: str) -> Instance:
@@ -78,7 +78,7 @@ class Operating(EngineCore):
             op.mark(RunStatus.PAUSED)
             return self._instance(op.row, timers=True, tolerant=True)
 
-        return self._operate(id, body)  # type: ignore[no-any-return]
+        return self._operate(id, body, "pause")  # type: ignore[no-any-return]
 
     def unpause(self, id: str) -> Instance:
         """Let a paused instance go on: it runs until it blocks (due timers fire next)."""
@@ -91,7 +91,7 @@ class Operating(EngineCore):
             op.run_accepted(f"unpause of {id!r}")
             return self._instance(op.row, timers=True)
 
-        return self._operate(id, body)  # type: ignore[no-any-return]
+        return self._operate(id, body, "unpause")  # type: ignore[no-any-return]
 
     def cancel(self, id: str) -> Instance:
         """End the instance for good: its waits are torn down (Handler teardowns run, as for
@@ -121,7 +121,7 @@ class Operating(EngineCore):
             op.mark_cancelled(torn_down=True)
             return self._instance(op.row, [])
 
-        return self._operate(id, body)  # type: ignore[no-any-return]
+        return self._operate(id, body, "cancel")  # type: ignore[no-any-return]
 
     def retry(self, id: str) -> Instance:
         """Run a failed instance's step again now (its retry count starts over)."""
@@ -134,7 +134,7 @@ class Operating(EngineCore):
             op.run_accepted(f"retry of {id!r}")
             return self._instance(op.row, timers=True)
 
-        return self._operate(id, body)  # type: ignore[no-any-return]
+        return self._operate(id, body, "retry")  # type: ignore[no-any-return]
 
     def _require(self, row: InstanceRecord, action: str) -> RunStatus:
         """The row's status, if the operator ``action`` is allowed in it (see

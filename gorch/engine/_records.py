@@ -180,12 +180,35 @@ class ThreadWait:
 
 
 class Listener:
-    """Hooks the engine calls around steps and on status changes (for logging and metrics).
+    """Hooks the engine calls around its calls and steps and on status changes (for logging,
+    metrics and traces: :mod:`gorch.metrics`, :mod:`gorch.tracing`).
 
     Subclass it and override what you need; pass instances as ``Engine(listeners=[...])``. An
     exception from a listener is logged and otherwise ignored: listeners never change the
-    outcome of an operation.
+    outcome of an operation. Hooks are called in the thread doing the work, so a hook may use
+    thread-local or context-local state (an operation's steps run between its
+    :meth:`before_operation` and :meth:`after_operation`, in the same thread).
     """
+
+    def before_operation(self, operation: str, instance: str, workflow: str, detail: str) -> None:
+        """An engine call begins. ``operation``: ``"start"``, ``"send"``, ``"goto"``,
+        ``"pause"``, ``"unpause"``, ``"cancel"``, ``"retry"``, ``"migrate"`` (the Engine's
+        calls), or ``"run"``, ``"timer"`` (a worker's claimed item). ``workflow`` is ``""``
+        while not known (a call by id reads the row first; :meth:`after_operation` has it);
+        ``instance`` is ``""`` for a start whose id is not chosen yet. ``detail``: the event
+        (send), the target statement (goto), the timer (timer), else ``""``."""
+
+    def after_operation(
+        self,
+        operation: str,
+        instance: str,
+        workflow: str,
+        detail: str,
+        error: BaseException | None,
+        seconds: float,
+    ) -> None:
+        """The call ended after ``seconds``: ``error`` is what it raised (a refusal, a busy
+        instance), or None. ``workflow`` is ``""`` if no row was read (an unknown id)."""
 
     def before_step(self, instance: str, workflow: str, thread: str, step: str) -> None:
         """A step (or a WaitFor's handler) is about to run."""
@@ -200,3 +223,26 @@ class Listener:
         self, instance: str, workflow: str, old: RunStatus | None, new: RunStatus
     ) -> None:
         """The instance's status changed (``old`` is None for a new instance)."""
+
+    def on_step_failed(
+        self,
+        instance: str,
+        workflow: str,
+        thread: str,
+        step: str,
+        attempt: int,
+        retry_at: datetime | None,
+    ) -> None:
+        """A failed attempt at ``step`` was recorded (the step raised, or its checkpoint could
+        not be written): it is retried at ``retry_at``, or, if that is None, the instance gave
+        up and is failed."""
+
+    def on_timer(self, instance: str, workflow: str, timer: str, lag: float) -> None:
+        """A worker fired the ``Timeout`` ``timer``, ``lag`` seconds after it was due."""
+
+    def on_claim(self, kind: str, claimed: int, seconds: float) -> None:
+        """A worker's claim (``kind``: ``"run"`` for runnable instances and due retries,
+        ``"timer"`` for due timers) took ``claimed`` items in ``seconds``."""
+
+    def on_idle(self, seconds: float) -> None:
+        """A worker found nothing to do and waited ``seconds`` for work."""

@@ -191,13 +191,17 @@ class Worker:
 
     def _fire_timers(self) -> int:
         eng = self.engine
+        started = time.perf_counter()
         claimed = claim_timers(eng, self.batch)
+        eng._each("on_claim", "timer", len(claimed), time.perf_counter() - started)
         work = [functools.partial(fire_claimed, eng, timer, row) for timer, row in claimed]
         return self._work_through([row for _, row in claimed], work, "timer")
 
     def _run_runnable(self) -> int:
         eng = self.engine
+        started = time.perf_counter()
         claimed = claim_runnable(eng, self.batch)
+        eng._each("on_claim", "run", len(claimed), time.perf_counter() - started)
         work = [functools.partial(run_claimed, eng, row) for row in claimed]
         return self._work_through(claimed, work, "run")
 
@@ -255,13 +259,17 @@ class Worker:
     def _idle(self) -> None:
         """Wait up to ``poll`` seconds for new work, in short slices so that stop() is quick."""
         left = self.poll
-        while left > 0 and not self._stop.is_set():
-            slice_ = min(left, 0.2)
-            woken = self.engine.store.wait_for_work(slice_)
-            self._moved_on()
-            if woken:
-                return
-            left -= slice_
+        started = time.perf_counter()
+        try:
+            while left > 0 and not self._stop.is_set():
+                slice_ = min(left, 0.2)
+                woken = self.engine.store.wait_for_work(slice_)
+                self._moved_on()
+                if woken:
+                    return
+                left -= slice_
+        finally:
+            self.engine._each("on_idle", time.perf_counter() - started)
 
     def _back_off(self) -> None:
         """Sleep after a failed turn: exponential, capped, with jitter (so that workers that

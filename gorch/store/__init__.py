@@ -18,6 +18,9 @@ from gorch.store.base import (
     KeyRecord as KeyRecord,
 )
 from gorch.store.base import (
+    StatusCount as StatusCount,
+)
+from gorch.store.base import (
     Store as Store,
 )
 from gorch.store.base import (
@@ -37,6 +40,7 @@ __all__ = [
     "KeyRecord",
     "MemoryStore",
     "SQLStore",
+    "StatusCount",
     "Store",
     "TimerRecord",
     "Write",

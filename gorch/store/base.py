@@ -20,6 +20,7 @@ __all__ = [
     "HistoryRecord",
     "InstanceRecord",
     "KeyRecord",
+    "StatusCount",
     "Store",
     "TimerRecord",
     "Write",
@@ -127,6 +128,18 @@ class KeyRecord:
     at: datetime
 
 
+@define(slots=True, frozen=True)
+class StatusCount:
+    """How many instances of ``workflow`` have ``status`` (:meth:`Store.counts`), and how
+    many of them are ``late``: work is due for them since before the time asked about and no
+    live lease holds them (no worker has taken it up)."""
+
+    workflow: str
+    status: str
+    count: int
+    late: int = 0
+
+
 @define(slots=True)
 class Write:
     """Everything one engine operation changes, committed together or not at all.
@@ -187,6 +200,17 @@ class Store(Protocol):
         """Instances, newest first (by ``created_at``, then ``id``), filtered; ``after`` is the
         ``(created_at, id)`` of the last row of the page before; ``id_contains``: only ids that
         contain this text (case-sensitive)."""
+        ...
+
+    def counts(self, now: datetime, late_before: datetime) -> list[StatusCount]:
+        """How many instances there are of each (workflow, status) that has any, sorted.
+
+        ``late`` counts the ones whose lease is free at ``now`` (none, or expired) and that
+        have work due since before ``late_before``: status ``running`` with a retry due
+        (``next_attempt_at``) or, without one, work to go on with since ``updated_at``; or
+        status ``waiting`` or ``running`` with a timer due. One query, for metrics at scrape
+        time (every process sees the same numbers).
+        """
         ...
 
     def history(

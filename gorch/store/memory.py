@@ -10,7 +10,14 @@ from datetime import datetime
 import attrs
 
 from gorch.errors import AlreadyExistsError, ConflictError
-from gorch.store.base import HistoryRecord, InstanceRecord, KeyRecord, TimerRecord, Write
+from gorch.store.base import (
+    HistoryRecord,
+    InstanceRecord,
+    KeyRecord,
+    StatusCount,
+    TimerRecord,
+    Write,
+)
 
 __all__ = ["MemoryStore"]
 
@@ -103,6 +110,22 @@ class MemoryStore:
             ]
         rows.sort(key=lambda r: (r.created_at, r.id), reverse=True)
         return [_copy(r) for r in rows[:limit]]
+
+    def counts(self, now: datetime, late_before: datetime) -> list[StatusCount]:
+        with self._lock:
+            found: dict[tuple[str, str], list[int]] = {}
+            for r in self._rows.values():
+                n = found.setdefault((r.workflow, r.status), [0, 0])
+                n[0] += 1
+                n[1] += self._late(r, now, late_before)
+        return [StatusCount(w, s, n, late) for (w, s), (n, late) in sorted(found.items())]
+
+    def _late(self, row: InstanceRecord, now: datetime, before: datetime) -> bool:
+        if row.status not in ("running", "waiting") or not self._free(row, now):
+            return False
+        if row.status == "running" and (row.next_attempt_at or row.updated_at) <= before:
+            return True
+        return any(t.due_at <= before for t in self._timers.get(row.id, ()))
 
     def history(
         self,

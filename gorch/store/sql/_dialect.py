@@ -140,6 +140,15 @@ class Dialect(ABC):
             "DELETE FROM gorch_timers WHERE instance_id = ? AND thread_id = ? AND name = ? "
             "AND pc = ?"
         )
+        # Instances by workflow and status, and how many of them are late: their lease is free
+        # and a retry or resume, or a timer, has been due since before the threshold.
+        self.counts = spell(
+            "SELECT workflow, status, count(*), sum(CASE WHEN (lease_expires IS NULL OR "
+            "lease_expires < ?) AND ((status = 'running' AND coalesce(next_attempt_at, "
+            "updated_at) <= ?) OR (status IN ('waiting', 'running') AND EXISTS (SELECT 1 FROM "
+            "gorch_timers t WHERE t.instance_id = i.id AND t.due_at <= ?))) THEN 1 ELSE 0 END) "
+            "FROM gorch_instances i GROUP BY workflow, status ORDER BY workflow, status"
+        )
 
     def _reads(self) -> None:
         spell, text = self.spell, self.json_as_text

@@ -18,7 +18,14 @@ from sqlalchemy.engine import Engine as SAEngine
 from sqlalchemy.engine import make_url
 
 from gorch.errors import AlreadyExistsError, ConflictError, StoreError, StoreUnavailableError
-from gorch.store.base import HistoryRecord, InstanceRecord, KeyRecord, TimerRecord, Write
+from gorch.store.base import (
+    HistoryRecord,
+    InstanceRecord,
+    KeyRecord,
+    StatusCount,
+    TimerRecord,
+    Write,
+)
 from gorch.store.sql._dialect import Dialect, stale_version
 from gorch.store.sql._pool import Pool
 from gorch.store.sql._postgres import PostgreSQL
@@ -360,6 +367,13 @@ class SQLStore:
         sql += f" ORDER BY created_at DESC, id DESC LIMIT {mark}"
         params.append(limit)
         return [read_instance(r) for r in self._pool.fetch(sql, params)]
+
+    def counts(self, now: datetime, late_before: datetime) -> list[StatusCount]:
+        bind = self.dialect.bind_time
+        rows = self._pool.fetch(
+            self.dialect.counts, (bind(now), bind(late_before), bind(late_before))
+        )
+        return [StatusCount(r[0], r[1], int(r[2]), int(r[3])) for r in rows]
 
     def history(
         self,
