@@ -38,6 +38,7 @@ from gorch import (
     Wait,
     Worker,
 )
+from gorch.http import Auth, create_app
 from gorch.metrics import PrometheusMetrics
 from gorch.store import MemoryStore, SQLStore
 from gorch.testing.http import LiveServer
@@ -132,9 +133,12 @@ def test_metrics_scraped_over_http_during_a_workload(
     engine: tuple[Engine, PrometheusMetrics],
 ) -> None:
     eng, metrics = engine
-    app = Starlette(routes=[Route("/metrics", metrics.asgi_app())])
+    # The HTTP app serves them at /metrics, without a token (a scraper's read), beside its API.
+    app = create_app(eng, auth=Auth({"secret": ["admin"]}), metrics=metrics)
+    assert eng.listeners.count(metrics) == 1
     Shop.FAILS.update({"a": 1})  # a: fails once, then the worker's retry succeeds; b: gives up
     with LiveServer(app) as url:
+        assert httpx.get(url + "/instances").status_code == 401
         before = scrape(url + "/metrics")
         assert value(before, "gorch_store_up") == 1
         assert not [k for k in before if k[0] == "gorch_instances"]  # an empty store

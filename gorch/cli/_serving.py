@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -19,6 +19,9 @@ from gorch.cli._output import Fail, Usage, emit_json, explain
 from gorch.engine import Worker
 from gorch.errors import GorchError
 from gorch.limits import MAX_BODY, MAX_PAGE
+
+if TYPE_CHECKING:  # needs prometheus-client (the metrics extra)
+    from gorch.metrics import PrometheusMetrics
 
 __all__ = ["LOG_FORMAT", "log_config", "serve", "worker"]
 
@@ -40,6 +43,12 @@ __all__ = ["LOG_FORMAT", "log_config", "serve", "worker"]
     help="Run a worker in the server process (timers, retries).",
 )
 @click.option("--max-body", default=MAX_BODY, show_default=True, help="Largest request body.")
+@click.option(
+    "--metrics/--no-metrics",
+    default=False,
+    show_default=True,
+    help="Serve Prometheus metrics at /metrics (needs the metrics extra; docs/operations.md).",
+)
 @pass_ctx
 def serve(
     c: Context,
@@ -49,6 +58,7 @@ def serve(
     tokens: str | None,
     worker: bool,
     max_body: int,
+    metrics: bool,
 ) -> None:
     """Serve the HTTP API with uvicorn.
 
@@ -76,7 +86,8 @@ def serve(
         raise Fail(str(exc)) from None
     # Before create_app, whose warnings (auth off) must carry the time and level as well.
     logging.config.dictConfig(log_config())
-    asgi = create_app(c.engine, auth=auth, worker=worker, max_body=max_body)
+    counted = _metrics(c, "--metrics") if metrics else None
+    asgi = create_app(c.engine, auth=auth, worker=worker, max_body=max_body, metrics=counted)
     uvicorn.run(asgi, host=host, port=port, log_config=log_config())
 
 
@@ -158,15 +169,21 @@ def worker(
     w.run()
 
 
-def _serve_metrics(c: Context, host: str, port: int) -> None:
-    """Count the worker's engine's work and serve it, with the store's gauges, on a port."""
+def _metrics(c: Context, option: str) -> PrometheusMetrics:
+    """Prometheus metrics of the engine's work and its store's gauges, listening already."""
     try:
         from gorch.metrics import PrometheusMetrics
     except ImportError as exc:
         extra = 'pip install "gorch[metrics]"'
-        raise Fail(f"--metrics-port needs the metrics extra: {extra} ({exc})") from None
+        raise Fail(f"{option} needs the metrics extra: {extra} ({exc})") from None
     metrics = PrometheusMetrics(c.engine.store)
     c.engine.listeners.append(metrics)
+    return metrics
+
+
+def _serve_metrics(c: Context, host: str, port: int) -> None:
+    """Count the worker's engine's work and serve it, with the store's gauges, on a port."""
+    metrics = _metrics(c, "--metrics-port")
     try:
         metrics.serve(port, host)
     except OSError as exc:

@@ -12,10 +12,12 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, FastAPI
 from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import Route
 
 from gorch.engine import Engine, Worker
 from gorch.http._api import Api
@@ -25,6 +27,9 @@ from gorch.http._handlers import add_handlers
 from gorch.http._openapi import openapi
 from gorch.http._routes import console, instances, operators, service, typed, workflows
 from gorch.limits import MAX_BODY
+
+if TYPE_CHECKING:  # gorch.metrics needs prometheus-client (the metrics extra)
+    from gorch.metrics import PrometheusMetrics
 
 __all__ = ["create_app"]
 
@@ -38,6 +43,7 @@ def create_app(
     max_body: int = MAX_BODY,
     worker: Worker | bool = False,
     title: str = "gorch",
+    metrics: PrometheusMetrics | None = None,
 ) -> FastAPI:
     """The engine's workflows as a JSON API (an ASGI app; serve it with uvicorn).
 
@@ -50,6 +56,9 @@ def create_app(
             while the app runs, so that timers fire and retries happen without a separate
             ``gorch worker``.
         title: the API's title: in the OpenAPI document, ``GET /info`` and the web console.
+        metrics: serve these Prometheus metrics at ``GET /metrics`` (no token, as a scraper
+            reads it; see docs/operations.md), and make them one of the engine's listeners if
+            they are not yet.
 
     Returns:
         A FastAPI app. Interactive docs at ``/docs`` (and ``/redoc``) need no CDN; the
@@ -74,6 +83,11 @@ def create_app(
     for router in [*routers, instances.router, operators.router]:
         _serve(app, router)
     console.mount(app)
+    if metrics is not None:
+        if metrics not in engine.listeners:
+            engine.listeners.append(metrics)
+        # A Route to an ASGI object (not a Mount, which would redirect /metrics to /metrics/).
+        app.router.routes.append(Route("/metrics", metrics.asgi_app(), include_in_schema=False))
     app.openapi = lambda: openapi(app, api)  # type: ignore[method-assign]
     return app
 

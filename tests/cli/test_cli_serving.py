@@ -167,7 +167,7 @@ def test_serve(tmp_path: Path, sig: signal.Signals, codes: set[int]) -> None:
     base = f"http://127.0.0.1:{port}"
     log = tmp_path / "serve.log"
     argv = [sys.executable, "-m", "gorch", "--store", str(db), "--workflows", PIZZA, "--create"]
-    argv += ["serve", "--port", str(port), "--tokens", "examples/pizza/tokens.toml"]
+    argv += ["serve", "--port", str(port), "--tokens", "examples/pizza/tokens.toml", "--metrics"]
     with log.open("w") as out:
         proc = subprocess.Popen(argv, cwd=ROOT, env=_env(), stdout=out, stderr=subprocess.STDOUT)
     try:
@@ -190,6 +190,11 @@ def test_serve(tmp_path: Path, sig: signal.Signals, codes: set[int]) -> None:
             assert response.status_code == 201, response.text
             assert response.json()["status"] == "waiting"
             assert response.json()["waiting_for"] == CART_EVENTS
+            # --metrics: Prometheus' text at /metrics, no token, counting what was done
+            scraped = client.get("/metrics")
+            assert scraped.status_code == 200, scraped.text
+            assert 'gorch_instances{status="waiting",workflow="pizza"} 1.0' in scraped.text
+            assert 'gorch_operation_seconds_count{operation="start"' in scraped.text
         # The instance is in the store the CLI reads.
         assert Gorch(db).json("show", "web-1")["data"]["status"] == "cart"
 
