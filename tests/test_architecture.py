@@ -6,6 +6,7 @@
   each with the reason and the figure that justifies it.
 - Private stays private: no module imports another module's underscore names, and no face calls
   an underscore method of the engine.
+- The map is true: every file docs/architecture.md names exists.
 """
 
 from __future__ import annotations
@@ -118,3 +119,24 @@ def test_no_face_calls_a_private_method_of_the_engine(path: str) -> None:
     calls = re.findall(r"\bengine\._[a-z]\w*", text)
     assert calls == [], f"{path} calls {sorted(set(calls))}: give the engine a public method"
 
+
+def test_the_map_names_only_files_that_exist() -> None:
+    """docs/architecture.md is where a newcomer looks for the file to open: every path it
+    names (``gorch/...``, ``tests/...``) and every module name it gives (``_x.py``) exists."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    paths = set(re.findall(r"`((?:gorch|tests|bench|docs)/[\w/.]+?)`", text))
+    missing = {p for p in paths if not (ROOT / p.rstrip("/")).exists()}
+    modules = set(re.findall(r"`(?:\w+/)*(_\w+\.py)`", text))
+    known = {p.name for p in GORCH.rglob("_*.py")}
+    assert missing | (modules - known) == set()
+
+
+def test_nothing_cites_a_design_file_the_repository_does_not_hold() -> None:
+    """The map is docs/architecture.md: no code, test or doc sends a reader to a file that is
+    not in the repository (the name is built here so that this test does not cite it)."""
+    missing = [name + ".md" for name in ("DESIGN", "STYLE")]
+    files = [ROOT / "README.md", ROOT / "pyproject.toml"]
+    for top in ("gorch", "tests", "docs", "bench", "examples"):
+        files += [p for p in (ROOT / top).rglob("*") if p.suffix in {".py", ".md", ".js", ".toml"}]
+    cited = [f"{rel(p)}: {m}" for p in files for m in missing if m in p.read_text()]
+    assert cited == []

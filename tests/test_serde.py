@@ -1,4 +1,4 @@
-"""gorch.dumps / gorch.loads: JSON through one cattrs converter (DESIGN.md section 2).
+"""gorch.dumps / gorch.loads: JSON through one cattrs converter (docs/interpreter.md).
 
 Covers round trips of ``State`` and of user workflow classes (dataclasses and attrs classes),
 the plain-JSON shape of what is stored, property-based round trips, bad input, the absence of
