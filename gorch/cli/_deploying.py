@@ -11,15 +11,20 @@ The recipe for deleting a statement safely is in docs/deploying.md.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import click
 from rich.markup import escape
 
 from gorch.cli._group import Context, cli, json_option, pass_ctx
-from gorch.cli._output import Fail, emit_json
+from gorch.cli._output import Fail, emit_json, explain
 from gorch.engine import CheckProblem, CheckReport, MigrationReport
 from gorch.errors import GorchError
 
 __all__ = ["check", "migrate"]
+
+R = TypeVar("R", CheckReport, MigrationReport)
 
 
 @cli.command()
@@ -40,19 +45,30 @@ def check(c: Context, workflow: str | None, sample: int, as_json: bool) -> None:
     gorch check                   # before a deploy, with the new code's --workflows
     gorch check --json | jq '.problems[].ids'
     """
+    _report(c, lambda: c.engine.check(workflow=workflow, sample=sample), as_json, _print_check,
+            lambda r: f"{len(r.problems)} problem(s): this code cannot run every unfinished "
+            f"instance; do not deploy it yet (see docs/deploying.md)")  # fmt: skip
+
+
+def _report(
+    c: Context,
+    make: Callable[[], R],
+    as_json: bool,
+    show: Callable[[Context, R], None],
+    failure: Callable[[R], str],
+) -> None:
+    """Make the report, print it as JSON (``--json``) or for a person; then, if it is not ok,
+    exit with status 1 saying ``failure(report)``."""
     try:
-        report = c.engine.check(workflow=workflow, sample=sample)
+        report = make()
     except GorchError as exc:
-        raise Fail(str(exc)) from None
+        explain(exc)
     if as_json:
         emit_json(report.to_json())
     else:
-        _print_check(c, report)
+        show(c, report)
     if not report.ok:
-        raise Fail(
-            f"{len(report.problems)} problem(s): this code cannot run every unfinished "
-            f"instance; do not deploy it yet (see docs/deploying.md)"
-        )
+        raise Fail(failure(report))
 
 
 def _print_check(c: Context, report: CheckReport) -> None:
@@ -88,19 +104,9 @@ def migrate(c: Context, workflow: str | None, dry_run: bool, as_json: bool) -> N
     with a "migrated" history entry; one whose migration fails is left as it was and listed.
     Exit status 1 when a migration failed.
     """
-    try:
-        report = c.engine.migrate(workflow, dry_run=dry_run)
-    except GorchError as exc:
-        raise Fail(str(exc)) from None
-    if as_json:
-        emit_json(report.to_json())
-    else:
-        _print_migration(c, report)
-    if not report.ok:
-        raise Fail(
-            f"{report.failed} instance(s) could not be migrated and were left as they were; "
-            f"fix migrate() and run gorch migrate again"
-        )
+    _report(c, lambda: c.engine.migrate(workflow, dry_run=dry_run), as_json, _print_migration,
+            lambda r: f"{r.failed} instance(s) could not be migrated and were left as they "
+            f"were; fix migrate() and run gorch migrate again")  # fmt: skip
 
 
 def _print_migration(c: Context, report: MigrationReport) -> None:
