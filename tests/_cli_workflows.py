@@ -43,3 +43,16 @@ WORKFLOWS: dict[str, type] = {"flaky": Flaky}
 
 ALL: dict[str, type] = {"pizza": PizzaOrder, "flaky": Flaky}
 """The pizza shop and the failing workflow together (for ``--workflow`` filters)."""
+
+
+class Unstorable:
+    """Breaks two rules at once: definition() returns a list, and a plain class is no data."""
+
+    def definition(self) -> Any:
+        return [Step("open", self.open)]
+
+    def open(self) -> None:
+        pass
+
+
+BROKEN = {"broken": Unstorable}

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from gorch.cli._open import load_workflows, open_store
-from gorch.cli._output import explain, status_markup
+from gorch.cli._output import Fail, explain, status_markup
 from gorch.engine import Engine, Instance, RunStatus
 from gorch.errors import GorchError, did_you_mean, suggest
 
@@ -56,7 +56,12 @@ class Context:
     def engine(self) -> Engine:
         if self._engine is None:
             workflows = self.workflows
-            self._engine = Engine(open_store(self.store_url, create=self.create)[0], workflows)
+            store = open_store(self.store_url, create=self.create)[0]
+            try:
+                self._engine = Engine(store, workflows)
+            except GorchError as exc:  # a class that breaks the rules: say which, no traceback
+                store.close()
+                raise Fail(f"the workflows of --workflows {self.workflows_path!r}: {exc}") from None
         return self._engine
 
     def close(self) -> None:

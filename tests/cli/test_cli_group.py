@@ -134,6 +134,17 @@ def test_bad_workflows_option(tmp_path: Path, workflows: str, says: str) -> None
     assert says in message
 
 
+def test_workflows_that_break_the_rules_are_refused_with_every_problem(tmp_path: Path) -> None:
+    g = Gorch(tmp_path / "gorch.db", "_cli_workflows:BROKEN")
+    g.init()
+    for command in (["start", "broken"], ["list"], ["why", "x"]):
+        message = g.fail(*command)  # a refusal, not a traceback
+        assert message.startswith("error: the workflows of --workflows '_cli_workflows:BROKEN':")
+        assert "definition() must return a statement tree built with S(...)" in message
+        assert "Unstorable — cannot be stored as JSON" in message
+    assert g.ids() == []
+
+
 def test_bad_store(tmp_path: Path) -> None:
     message = Gorch("nosuch://host/db").fail("list")
     assert "cannot open the store 'nosuch://host/db'" in message
