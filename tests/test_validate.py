@@ -152,6 +152,18 @@ def test_a_list_in_a_body_suggests_unpacking() -> None:
     assert "(unpack a list with *)" in problem
 
 
+def test_a_method_in_a_body_suggests_a_step() -> None:
+    class Late:
+        def escalate(self) -> None:
+            pass
+
+    [problem] = problems_of(S(Wait("w", Timeout("late", timedelta(days=2), Late().escalate))))
+    assert "Timeout 'late': item 0 is not a statement" in problem
+    assert "to run self.escalate there, write Step('escalate', self.escalate)" in problem
+    [problem] = problems_of(S(noop))
+    assert f"write Step({noop.__name__!r}, {noop.__name__})" in problem
+
+
 def test_definition_must_return_statements() -> None:
     [problem] = problems_of([Step("a", noop)])
     assert "definition() must return a statement tree built with S(...)" in problem

@@ -91,8 +91,7 @@ class Compiler:
         fits = FITS.get(info.kind, statement_fits)
         for i, kid in enumerate(kids):
             if not isinstance(kid, Stmt):
-                hint = " (unpack a list with *)" if isinstance(kid, list | tuple) else ""
-                self.problem(info, f"item {i} is not a statement: {kid!r}{hint}")
+                self.problem(info, f"item {i} is not a statement: {kid!r}{not_a_statement(kid)}")
             elif fits(self, info, i, kid, len(kids)):
                 info.kids.append(self.visit(kid, info, i, (*path, i), loop, thread))
         check = CHECKS.get(info.kind)
@@ -290,3 +289,14 @@ def find_statement(wf: Any, name: str) -> Any:
     if info is None:
         return None
     return node_at(wf.definition() if tree is None else tree, info)
+
+
+def not_a_statement(kid: object) -> str:
+    """What to do about ``kid``, found where a statement belongs (a hint, or nothing)."""
+    if isinstance(kid, list | tuple):
+        return " (unpack a list with *)"
+    if callable(kid):
+        name = getattr(kid, "__name__", "action")
+        call = f"self.{name}" if hasattr(kid, "__self__") else name
+        return f"; a body holds statements: to run {call} there, write Step({name!r}, {call})"
+    return ""
