@@ -10,11 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["MAX_BODY", "MAX_DEPTH", "MAX_PAGE", "MAX_TEXT", "is_text"]
+__all__ = ["MAX_BODY", "MAX_DEPTH", "MAX_PAGE", "MAX_REASON", "MAX_TEXT", "is_text"]
 
 MAX_TEXT = 200
 """Characters in an instance id, an idempotency key, a workflow, event, thread or statement name,
 or a search text. (PostgreSQL's text cannot hold NUL, so none of them may contain it either.)"""
+
+MAX_REASON = 2000
+"""Characters in the reason an operator gives for a change (its actor, who made it, is a
+name: at most :data:`MAX_TEXT`)."""
 
 MAX_PAGE = 1000
 """Items in one page of a list or a history."""

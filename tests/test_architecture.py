@@ -117,4 +117,3 @@ def test_no_face_calls_a_private_method_of_the_engine(path: str) -> None:
     text = (ROOT / path).read_text()
     calls = re.findall(r"\bengine\._[a-z]\w*", text)
     assert calls == [], f"{path} calls {sorted(set(calls))}: give the engine a public method"
-

@@ -143,6 +143,9 @@ class HistoryEntry:
             given as that text, and ``note`` says so.
         seq: the entry's position in the instance's history, from 1.
         note: None, or what is odd about the stored entry.
+        actor, reason: who made the change an operator's entry records (the ``actor=`` of
+            the call: a token's name over HTTP, the OS user in the CLI), and why; None when
+            not given, and for the entries the engine writes by itself.
     """
 
     at: datetime
@@ -154,6 +157,8 @@ class HistoryEntry:
     error: str | None = None
     seq: int = 0
     note: str | None = None
+    actor: str | None = None
+    reason: str | None = None
 
 
 @define
