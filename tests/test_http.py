@@ -339,14 +339,21 @@ def test_info_says_the_title_without_a_token(make_shop: Callable[..., Shop]) -> 
 
 def test_me_says_the_tokens_roles(make_shop: Callable[..., Shop]) -> None:
     shop = make_shop()
-    assert shop.read("/me", "Customer") == {"roles": ["Customer"], "admin": False, "auth": True}
-    assert shop.read("/me", "admin") == {"roles": ["admin"], "admin": True, "auth": True}
+    customer = hashlib.sha256(TOKENS["Customer"].encode()).hexdigest()[:8]
+    assert shop.read("/me", "Customer") == {
+        "roles": ["Customer"], "name": f"token:{customer}", "admin": False, "auth": True,
+    }  # fmt: skip
+    assert shop.read("/me", "admin") == {
+        "roles": ["admin"], "name": "ops-demo", "admin": True, "auth": True,
+    }  # fmt: skip
     r = shop.client.get("/me")
     assert r.status_code == 401 and r.headers["content-type"] == "application/problem+json"
     r = shop.client.get("/me", headers={"Authorization": "Bearer not-a-token"})
     assert r.status_code == 401
     open_ = make_shop(auth=None)
-    assert open_.client.get("/me").json() == {"roles": [], "admin": True, "auth": False}
+    assert open_.client.get("/me").json() == {
+        "roles": [], "name": None, "admin": True, "auth": False,
+    }  # fmt: skip
 
 
 def test_why_says_over_http_what_the_engine_says(shop: Shop) -> None:
@@ -1417,6 +1424,60 @@ def test_pause_and_unpause(shop: Shop) -> None:
     assert kinds[-3:] == ["paused", "unpaused", "event:AddToCart"]
 
 
+def test_operator_actions_record_the_tokens_name_and_the_reason(shop: Shop) -> None:
+    shop.start("o")
+    r = shop.operate("o", "pause", reason="customer called")
+    assert r.status_code == 200, r.text
+    assert shop.operate("o", "unpause").status_code == 200  # no body: no reason
+    r = shop.operate("o", "goto", to="for the manager", reason="skip the cart")
+    assert r.status_code == 200, r.text
+    r = shop.operate("o", "cancel", reason="")
+    assert r.status_code == 200, r.text
+    got = [(h["kind"], h["actor"], h["reason"]) for h in shop.history("o")]
+    assert all(g[1:] == (None, None) for g in got if g[0] in ("started", "step"))
+    assert [g for g in got if g[0] not in ("started", "step")] == [
+        ("paused", "ops-demo", "customer called"),
+        ("unpaused", "ops-demo", None),
+        ("goto", "ops-demo", "skip the cart"),
+        ("cancelled", "ops-demo", None),
+    ]
+    entry = shop.engine.history("o", newest_first=True, limit=1)[0]
+    assert (entry.actor, entry.reason) == ("ops-demo", None)
+
+
+def test_a_token_without_a_name_is_named_by_its_digest_never_its_secret(
+    make_shop: Callable[..., Shop],
+) -> None:
+    secret = "a-long-secret-token-of-the-night-shift"
+    digest = hashlib.sha256(secret.encode()).hexdigest()
+    shop = make_shop(auth=Auth({secret: ["admin"], f"sha256:{digest[::-1]}": ["admin"]}))
+    shop.engine.start("pizza", PizzaOrder(), "o")
+    r = shop.client.post("/instances/o/pause", headers={"Authorization": f"Bearer {secret}"})
+    assert r.status_code == 200, r.text
+    r = shop.client.get("/instances/o/history", headers={"Authorization": f"Bearer {secret}"})
+    [entry] = [h for h in r.json()["items"] if h["kind"] == "paused"]
+    assert entry["actor"] == f"token:{digest[:8]}"
+    assert secret not in r.text
+    open_ = make_shop(auth=None)  # auth off: nobody is known
+    open_.engine.start("pizza", PizzaOrder(), "o")
+    assert open_.client.post("/instances/o/pause").status_code == 200
+    assert open_.engine.history("o", newest_first=True, limit=1)[0].actor is None
+
+
+@pytest.mark.parametrize("action", OPERATOR_ACTIONS)
+def test_a_bad_reason_is_refused_and_changes_nothing(shop: Shop, action: str) -> None:
+    shop.start("o")
+    before = shop.snapshot("o")
+    goto = GOTO_BODY if action == "goto" else {}
+    for reason in ["r" * 2001, 5, ["why"]]:
+        r = shop.operate("o", action, **goto, reason=reason)
+        problem = assert_problem(r, 422, "invalid-payload")
+        assert "reason" in problem["detail"], problem
+    r = shop.operate("o", action, **goto, reason="ok", colour="red")
+    assert "colour" in assert_problem(r, 422, "invalid-payload")["detail"]
+    assert shop.snapshot("o") == before
+
+
 def test_cancel(shop: Shop) -> None:
     shop.start("o")
     shop.ok("o", "AddToCart", MARGHERITA)
@@ -1865,3 +1926,42 @@ def test_the_docs_are_served_without_a_cdn(shop: Shop, page: str) -> None:
             assert "javascript" in got.headers["content-type"], asset
         elif asset.endswith(".css"):
             assert got.headers["content-type"].startswith("text/css"), asset
+
+
+def test_a_token_may_be_named_in_the_tokens_file(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.toml"
+    path.write_text(
+        '[tokens]\n"old-form" = ["Customer"]\n"one-role" = "Cook"\n'
+        '"named" = { roles = ["admin", "Manager"], name = "ana" }\n'
+        '"unnamed-table" = { roles = ["admin"] }\n'
+    )
+    auth = Auth.from_file(path)
+    for token, roles, name in [
+        ("old-form", {"Customer"}, "token:" + hashlib.sha256(b"old-form").hexdigest()[:8]),
+        ("one-role", {"Cook"}, "token:" + hashlib.sha256(b"one-role").hexdigest()[:8]),
+        ("named", {"admin", "Manager"}, "ana"),
+        ("unnamed-table", {"admin"}, "token:" + hashlib.sha256(b"unnamed-table").hexdigest()[:8]),
+    ]:
+        caller = auth.caller(f"Bearer {token}")
+        assert caller is not None and (caller.roles, caller.name) == (roles, name), token
+
+
+@pytest.mark.parametrize(
+    ("held", "says"),
+    [
+        ({"roles": ["admin"], "name": ""}, "its name must be a text of 1 to 200"),
+        ({"roles": ["admin"], "name": 7}, "its name must be"),
+        ({"name": "ana"}, "a table of roles (a list) and an optional name"),
+        ({"roles": ["admin"], "nmae": "ana"}, "a table of roles"),
+        ({"roles": []}, "one or more role names"),
+        ({"roles": {"admin": 1}}, "one or more role names"),
+        ([["admin"]], "one or more role names"),
+    ],
+)
+def test_a_bad_token_entry_says_what_to_fix(held: Any, says: str) -> None:
+    from gorch.http import AuthError
+
+    with pytest.raises(AuthError) as info:
+        Auth({"some-token-value": held})
+    assert says in str(info.value)
+    assert "some-token-value" not in str(info.value)  # the secret is never shown whole

@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.progress import Progress
 
 from gorch import _views as views
-from gorch.cli._group import STATUSES, Context, cli, json_option, pass_ctx
+from gorch.cli._group import STATUSES, Context, audit_options, cli, json_option, pass_ctx
 from gorch.cli._output import (
     Fail,
     Usage,
@@ -30,7 +30,7 @@ from gorch.cli._output import (
     why,
 )
 from gorch.engine import OPERATOR_STATUSES, Engine, Instance
-from gorch.errors import GorchError
+from gorch.errors import GorchError, InputError
 from gorch.state import MAIN_THREAD
 
 __all__ = ["OPERATORS", "cancel", "goto", "pause", "retry", "unpause"]
@@ -42,10 +42,19 @@ __all__ = ["OPERATORS", "cancel", "goto", "pause", "retry", "unpause"]
 @click.option("--thread", default=MAIN_THREAD, show_default=True)
 @click.option("--dry-run", is_flag=True, help="Only show what would change.")
 @click.option("--yes", "-y", is_flag=True, help="Apply without asking.")
+@audit_options
 @json_option
 @pass_ctx
 def goto(
-    c: Context, id: str, name: str, thread: str, dry_run: bool, yes: bool, as_json: bool
+    c: Context,
+    id: str,
+    name: str,
+    thread: str,
+    dry_run: bool,
+    yes: bool,
+    actor: str,
+    reason: str | None,
+    as_json: bool,
 ) -> None:
     """Move a thread of instance ID to the statement NAME (repair a stuck instance).
 
@@ -53,7 +62,7 @@ def goto(
     """
     engine = c.engine
     try:
-        plan = engine.goto(id, name, thread, dry_run=True)
+        plan = engine.goto(id, name, thread, dry_run=True, actor=actor, reason=reason)
     except GorchError as exc:
         explain(exc, engine, id)
     if dry_run and as_json:
@@ -68,7 +77,7 @@ def goto(
         if not confirm("apply?"):
             raise Fail("not applied: nothing changed")
     try:
-        plan = engine.goto(id, name, thread)
+        plan = engine.goto(id, name, thread, actor=actor, reason=reason)
     except GorchError as exc:
         explain(exc, engine, id)
     if as_json:
@@ -98,6 +107,7 @@ def _operator(action: str) -> click.Command:
         "--status", "-s", multiple=True, type=click.Choice(STATUSES), help="... in these statuses."
     )
     @click.option("--yes", "-y", is_flag=True, help="Do not ask before acting on many.")
+    @audit_options
     @json_option
     @pass_ctx
     def command(
@@ -106,10 +116,13 @@ def _operator(action: str) -> click.Command:
         workflow: str | None,
         status: tuple[str, ...],
         yes: bool,
+        actor: str,
+        reason: str | None,
         as_json: bool,
     ) -> None:
         chosen, selected = _chosen(c, action, ids, workflow, status)
-        _operate(c, action, chosen, selected, yes=yes, as_json=as_json)
+        by = {"actor": actor, "reason": reason}
+        _operate(c, action, chosen, selected, by, yes=yes, as_json=as_json)
 
     return command
 
@@ -129,7 +142,14 @@ def _chosen(
 
 
 def _operate(
-    c: Context, action: str, ids: tuple[str, ...], selected: bool, *, yes: bool, as_json: bool
+    c: Context,
+    action: str,
+    ids: tuple[str, ...],
+    selected: bool,
+    by: dict[str, str | None],
+    *,
+    yes: bool,
+    as_json: bool,
 ) -> None:
     """Do ``action`` to every instance of ``ids``, or to none if any would be refused."""
     if not ids:
@@ -148,23 +168,32 @@ def _operate(
         if not yes and not confirm(f"{action} {len(ids)} {many_word}?"):
             raise Fail("nothing changed")
     progress = len(ids) > 1 and not as_json
-    results, errors = _apply(engine, action, ids, single=single, progress=progress)
+    results, errors = _apply(engine, action, ids, by, single=single, progress=progress)
     _report(c, action, results, errors, single=single, as_json=as_json)
 
 
 def _apply(
-    engine: Engine, action: str, ids: tuple[str, ...], *, single: bool, progress: bool
+    engine: Engine,
+    action: str,
+    ids: tuple[str, ...],
+    by: dict[str, str | None],
+    *,
+    single: bool,
+    progress: bool,
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Do ``action`` to each instance: the summaries of those done, and why each other one was
-    refused (it changed since it was checked); a lone instance's refusal is raised."""
-    method: Callable[[str], Instance] = getattr(engine, action)
+    refused (it changed since it was checked); a lone instance's refusal is raised, as is a
+    bad ``--actor``/``--reason`` (refused before the first instance is read)."""
+    method: Callable[..., Instance] = getattr(engine, action)
     results: list[dict[str, Any]] = []
     errors: list[str] = []
     with Progress(console=stderr, transient=True) if progress else nullcontext() as bar:
         task = bar.add_task(f"{action}…", total=len(ids)) if bar else None
         for id in ids:
             try:
-                results.append(views.summary(method(id)))
+                results.append(views.summary(method(id, **by)))
+            except InputError as exc:
+                raise Fail(str(exc)) from None
             except GorchError as exc:
                 if single:
                     explain(exc, engine, id)

@@ -20,7 +20,7 @@ from pydantic_core import core_schema
 
 from gorch.catalog import ANY, NO_PAYLOAD
 from gorch.engine import RunStatus
-from gorch.limits import MAX_TEXT
+from gorch.limits import MAX_REASON, MAX_TEXT
 from gorch.state import MAIN_THREAD
 
 log = logging.getLogger("gorch.http")
@@ -112,6 +112,11 @@ class HistoryEntry(BaseModel):
         description="what is odd about the stored entry (an input or output that is not "
         "JSON, given as its text), or null"
     )
+    actor: str | None = Field(
+        description="who made the change an operator's entry records (the name of the token "
+        "used over HTTP), or null"
+    )
+    reason: str | None = Field(description="why, as the operator said, or null")
 
 
 class HistoryPage(BaseModel):
@@ -154,11 +159,24 @@ class Why(BaseModel):
     text: str = Field(description="the explanation in plain words")
 
 
+REASON = Field(
+    None, max_length=MAX_REASON, description="why (kept in the history, with the token's name)"
+)
+
+
 class GotoRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     to: str = Field(min_length=1, max_length=MAX_TEXT, description="the statement to continue at")
     thread: str = Field(MAIN_THREAD, min_length=1, max_length=MAX_TEXT)
     dry_run: bool = Field(False, description="only say what would change")
+    reason: str | None = REASON
+
+
+class ActionRequest(BaseModel):
+    """The optional body of pause, unpause, cancel and retry."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: str | None = REASON
 
 
 class GotoPlan(BaseModel):
@@ -220,14 +238,18 @@ class Info(BaseModel):
 
 class Me(BaseModel):
     roles: list[str] = Field(description="the roles the token holds")
+    name: str | None = Field(
+        description="the token's name, which operator actions record as who made them "
+        "(null when auth is off)"
+    )
     admin: bool = Field(description="whether it may goto, pause, unpause, cancel and retry")
     auth: bool = Field(description="false: auth is off and every caller may do everything")
 
 
 MODELS: list[type[BaseModel]] = [
     Problem, Timer, Thread, InstanceSummary, Instance, InstancePage, HistoryEntry, HistoryPage,
-    ThreadWait, GotoRequest, GotoPlan, EventResult, EventInfo, Statement, Workflow, Health, Info,
-    Me,
+    ThreadWait, GotoRequest, ActionRequest, GotoPlan, EventResult, EventInfo, Statement,
+    Workflow, Health, Info, Me,
 ]  # fmt: skip
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from _cli_workflows import Flaky
 from _gorch import (
     CART_EVENTS,
@@ -303,3 +304,61 @@ def test_retry_a_selection_of_failed_instances(flaky: Gorch) -> None:
 def test_start_of_a_failing_instance_does_not_say_it_waits_for_a_condition(flaky: Gorch) -> None:
     out = flaky("start", "flaky", "--id", "f1").stdout
     assert "waits for a condition" not in out
+
+
+# -- who acts, and why ----------------------------------------------------------------------
+
+
+def _by(g: Gorch, id: str) -> list[tuple[str, str | None, str | None]]:
+    with g.engine() as e:
+        return [(h.kind, h.actor, h.reason) for h in e.history(id) if h.kind != "step"]
+
+
+def test_every_operator_command_records_its_actor_and_reason(g: Gorch) -> None:
+    import getpass
+
+    order(g, "a")
+    g("pause", "a", "--actor", "ana", "--reason", "customer called")
+    g("unpause", "a")  # the OS user by default
+    g("goto", "a", "for a cook", "--yes", "--actor", "bob", "--reason", "skip")
+    g("cancel", "a", "--reason", "duplicate order")
+    assert _by(g, "a") == [
+        ("started", None, None),
+        ("paused", "ana", "customer called"),
+        ("unpaused", getpass.getuser(), None),
+        ("goto", "bob", "skip"),
+        ("cancelled", getpass.getuser(), "duplicate order"),
+    ]
+    table = flat(g("history", "a").stdout)
+    assert "by ana: customer called" in table and "by bob: skip" in table
+    shown = flat(g("show", "a").stdout)
+    assert "by bob: skip" in shown and f"by {getpass.getuser()}: duplicate order" in shown
+    assert "customer called" not in shown  # only the latest three
+    items = g.json("history", "a")["items"]
+    assert [(h["actor"], h["reason"]) for h in items if h["kind"] == "paused"] == [
+        ("ana", "customer called")
+    ]
+
+
+def test_the_actor_falls_back_to_cli_without_an_os_user(
+    g: Gorch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import getpass
+
+    def no_user() -> str:
+        raise OSError("No username set in the environment")
+
+    monkeypatch.setattr(getpass, "getuser", no_user)
+    order(g, "a")
+    g("pause", "a")
+    assert _by(g, "a")[-1] == ("paused", "cli", None)
+
+
+def test_a_bad_actor_or_reason_changes_nothing(g: Gorch) -> None:
+    for id in ("a", "b"):
+        order(g, id)
+    before = [g.snapshot(id) for id in ("a", "b")]
+    assert "actor must be" in g.fail("pause", "a", "b", "--actor", "")
+    assert "reason must be" in g.fail("cancel", "-w", "pizza", "--yes", "--reason", "r" * 2001)
+    assert "actor must be" in g.fail("goto", "a", "for a cook", "--yes", "--actor", "x" * 201)
+    assert [g.snapshot(id) for id in ("a", "b")] == before

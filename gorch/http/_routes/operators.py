@@ -1,11 +1,19 @@
 """The operators' actions, each needing the admin role: ``POST /instances/{id}/goto`` (move a
 thread to a named statement, or say what would change) and ``pause``, ``unpause``, ``cancel``,
-``retry`` (the instance after)."""
+``retry`` (the instance after).
+
+Each is recorded in the instance's history with who made it, the caller's token name
+(:attr:`Caller.name <gorch.http.Caller.name>`), and why: the ``reason`` of the request's JSON
+body (goto's body has it beside ``to``; the other actions take an optional body
+``{"reason": ...}``).
+"""
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from fastapi import APIRouter, Request
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 
 from gorch import _views as views
@@ -27,6 +35,20 @@ ACTIONS = {
 
 router = APIRouter(tags=["operators"], dependencies=PROTECTED)
 
+_Body = TypeVar("_Body", bound=BaseModel)
+
+
+async def _request(request: Request, model: type[_Body], what: str, empty: object) -> _Body:
+    """The request's JSON body as ``model`` (``empty`` for no body); InputError (400) saying
+    what is wrong."""
+    try:
+        return model.model_validate(await read_body(request, empty))
+    except ValidationError as exc:
+        errors = [f"{'.'.join(map(str, e['loc'])) or '$'}: {e['msg']}" for e in exc.errors()]
+        raise InputError(
+            f"the {what} request is not valid: {'; '.join(errors)}", details=errors
+        ) from None
+
 
 @router.post(
     "/instances/{id}/goto",
@@ -39,14 +61,9 @@ async def goto(request: Request, caller: AnyCaller, id: Id) -> Response:
     Needs the admin role."""
     api = app_api(request)
     api.admin(caller, "goto")
-    try:
-        body = schemas.GotoRequest.model_validate(await read_body(request))
-    except ValidationError as exc:
-        errors = [f"{'.'.join(map(str, e['loc'])) or '$'}: {e['msg']}" for e in exc.errors()]
-        raise InputError(
-            f"the goto request is not valid: {'; '.join(errors)}", details=errors
-        ) from None
-    plan = await api.call(api.engine.goto, id, body.to, body.thread, dry_run=body.dry_run)
+    body = await _request(request, schemas.GotoRequest, "goto", None)
+    plan = await api.call(api.engine.goto, id, body.to, body.thread, dry_run=body.dry_run,
+                          actor=caller.name, reason=body.reason)  # fmt: skip
     return json_response(views.goto_plan(id, plan))
 
 
@@ -56,9 +73,12 @@ def _action_route(action: str, doc: str) -> None:
     async def operate(request: Request, caller: AnyCaller, id: Id) -> Response:
         api = app_api(request)
         api.admin(caller, action)
-        return json_response(views.instance(await api.call(getattr(api.engine, action), id)))
+        body = await _request(request, schemas.ActionRequest, action, {})
+        fn = getattr(api.engine, action)
+        inst = await api.call(fn, id, actor=caller.name, reason=body.reason)
+        return json_response(views.instance(inst))
 
-    operate.__doc__ = doc + " Needs the admin role."
+    operate.__doc__ = doc + " Needs the admin role; an optional body gives the reason."
     router.add_api_route(
         f"/instances/{{id}}/{action}",
         operate,
@@ -66,6 +86,9 @@ def _action_route(action: str, doc: str) -> None:
         response_model=schemas.Instance,
         operation_id=action,
         name=action,
+        openapi_extra={
+            "requestBody": json_body({"$ref": REF.format(model="ActionRequest")}, required=False)
+        },
     )
 
 
