@@ -32,12 +32,13 @@ from gorch.testing.http import LiveServer
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = Path(os.environ.get("GORCH_ARTIFACTS", ROOT / "artifacts"))
-TOKENS = {
+TOKENS: dict[str, Any] = {
     "customer-t": ["Customer"],
     "manager-t": ["Manager"],
     "cook-t": ["Cook"],
     "courier-t": ["Delivery"],
     "admin-t": ["admin"],
+    "ana-t": {"roles": ["admin"], "name": "ana"},
 }
 # What Chromium needs to start as root in a container with no network (see the env notes).
 ARGS = [
@@ -367,6 +368,40 @@ def test_operator_actions_need_confirmation(page: Page, url: str, engine: Engine
     expect(add.get_by_role("button", name="Send AddToCart")).to_be_disabled()
     expect(add.locator(".why")).to_have_text("Needs the role Customer; your token holds admin.")
     assert engine.get("ui-ops-2").status is RunStatus.WAITING
+
+
+def test_operator_actions_ask_for_a_reason_and_the_history_says_who(
+    page: Page, url: str, engine: Engine
+) -> None:
+    engine.start("pizza", PizzaOrder(), "ui-who")
+    page.goto(f"{url}/ui/#/i/ui-who")
+    use_token(page, "ana-t")
+    expect(page.locator("#who")).to_have_text("ana, roles: admin")
+    ops = page.locator(".ops")
+    ops.get_by_role("button", name="Pause", exact=True).click()
+    dialog = page.locator("dialog#confirm")
+    dialog.get_by_label("Reason").fill("customer called")
+    dialog.get_by_role("button", name="pause", exact=True).click()
+    expect(page.locator(".title-row .badge")).to_have_text("paused")
+    paused = page.locator("ol.timeline li.paused")
+    expect(paused.locator(".by")).to_have_text("by ana: customer called")
+    ops.get_by_role("button", name="Unpause", exact=True).click()
+    dialog.get_by_role("button", name="unpause", exact=True).click()  # no reason given
+    expect(page.locator("ol.timeline li.unpaused .by")).to_have_text("by ana")
+
+    goto = page.locator("form.goto")
+    goto.get_by_label("Statement").select_option("for the manager")
+    goto.get_by_label("Reason").fill("skip the cart")
+    goto.get_by_role("button", name="Preview goto").click()
+    goto.get_by_role("button", name="Apply goto").click()
+    dialog.get_by_role("button", name="Apply goto").click()
+    expect(page.locator("ol.timeline li.goto .by")).to_have_text("by ana: skip the cart")
+    by = [(h.kind, h.actor, h.reason) for h in engine.history("ui-who") if h.actor]
+    assert by == [
+        ("paused", "ana", "customer called"),
+        ("unpaused", "ana", None),
+        ("goto", "ana", "skip the cart"),
+    ]
 
 
 def test_instance_list_filters_pages_and_refreshes_live(

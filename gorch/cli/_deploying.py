@@ -14,7 +14,7 @@ from __future__ import annotations
 import click
 from rich.markup import escape
 
-from gorch.cli._group import Context, cli, json_option, pass_ctx
+from gorch.cli._group import Context, audit_options, cli, json_option, pass_ctx
 from gorch.cli._output import Fail, emit_json
 from gorch.engine import CheckProblem, CheckReport, MigrationReport
 from gorch.errors import GorchError
@@ -79,9 +79,17 @@ def _print_problem(c: Context, p: CheckProblem) -> None:
 @cli.command()
 @click.option("--workflow", help="Only the instances of this workflow.")
 @click.option("--dry-run", is_flag=True, help="Run the migrations in memory and count.")
+@audit_options
 @json_option
 @pass_ctx
-def migrate(c: Context, workflow: str | None, dry_run: bool, as_json: bool) -> None:
+def migrate(
+    c: Context,
+    workflow: str | None,
+    dry_run: bool,
+    actor: str,
+    reason: str | None,
+    as_json: bool,
+) -> None:
     """Migrate stored data written by an older data_version of its class.
 
     Each instance is upgraded by its class's migrate() and written in a commit of its own,
@@ -89,7 +97,7 @@ def migrate(c: Context, workflow: str | None, dry_run: bool, as_json: bool) -> N
     Exit status 1 when a migration failed.
     """
     try:
-        report = c.engine.migrate(workflow, dry_run=dry_run)
+        report = c.engine.migrate(workflow, dry_run=dry_run, actor=actor, reason=reason)
     except GorchError as exc:
         raise Fail(str(exc)) from None
     if as_json:

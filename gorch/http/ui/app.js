@@ -52,6 +52,7 @@ async function whoami() {
     const who = document.getElementById("who");
     who.textContent = me.unknown ? "no valid token" : !me.auth ? "auth is off"
       : `roles: ${me.roles.join(", ") || "none"}`;
+    if (me.name && !me.name.startsWith("token:")) who.textContent = `${me.name}, ${who.textContent}`;
   }
   return me;
 }
@@ -464,7 +465,22 @@ function historyEntry(e) {
     folded("input", e.input),
     folded("output", e.output),
     e.error ? h("p", { class: "error" }, e.error) : "",
-    e.note ? h("p", { class: "why" }, `Note: ${e.note}`) : "");
+    e.note ? h("p", { class: "why" }, `Note: ${e.note}`) : "",
+    e.actor || e.reason ? h("p", { class: "by" }, byLine(e)) : "");
+}
+
+// Who made an operator's change and why: "by ana: customer called".
+function byLine(e) {
+  if (!e.actor) return `why: ${e.reason}`;
+  return e.reason ? `by ${e.actor}: ${e.reason}` : `by ${e.actor}`;
+}
+
+// An optional "Reason" field for an operator action (kept in the history with the token's name).
+const MAX_REASON = 2000;
+function reasonField(id) {
+  const input = h("input", { type: "text", id, maxlength: String(MAX_REASON), autocomplete: "off",
+    placeholder: "optional: why (kept in the history)" });
+  return { input, element: labelled("Reason", input), value: () => input.value.trim() || null };
 }
 
 // A form for each event a thread waits for now (a timeout fires by itself: none for it).
@@ -527,9 +543,12 @@ function actionButton(page, action, disabled) {
   const name = action[0].toUpperCase() + action.slice(1);
   return h("button", { type: "button", class: action === "cancel" ? "danger" : "", disabled,
     onclick: async () => {
-      if (!(await confirmAction(`${name} ${page.id}?`, h("p", {}, ACTIONS[action].what), action))) return;
+      const reason = reasonField("action-reason");
+      const body = [h("p", {}, ACTIONS[action].what), reason.element];
+      if (!(await confirmAction(`${name} ${page.id}?`, body, action))) return;
       await attempt(async () => {
-        await api(`${page.path}/${action}`, { method: "POST" });
+        const why = reason.value();
+        await api(`${page.path}/${action}`, { method: "POST", body: why ? { reason: why } : undefined });
         say(`${action}: done.`, "ok");
         await page.reload();
       });
@@ -555,8 +574,9 @@ function gotoForm(page, inst) {
   to.addEventListener("change", follow);
   follow();
   thread.addEventListener("change", () => plan.replaceChildren());
+  const reason = reasonField("goto-reason");
   const request = (dryRun) => api(`${page.path}/goto`, {
-    method: "POST", body: { to: to.value, thread: thread.value, dry_run: dryRun } });
+    method: "POST", body: { to: to.value, thread: thread.value, dry_run: dryRun, reason: reason.value() } });
   const preview = async (e) => {
     e.preventDefault();
     try {
@@ -568,7 +588,7 @@ function gotoForm(page, inst) {
   };
   return h("form", { class: "card goto", "aria-labelledby": "goto-title", onsubmit: preview },
     h("h3", { id: "goto-title" }, "Go to a statement (repair)"),
-    labelled("Statement", to), labelled("Thread", thread),
+    labelled("Statement", to), labelled("Thread", thread), reason.element,
     h("button", { type: "submit", disabled: Boolean(lacksAdmin()) }, "Preview goto"),
     plan);
 }
