@@ -33,6 +33,7 @@ from gorch.dsl import Wait as Wait
 from gorch.dsl import WaitFor as WaitFor
 from gorch.engine import CheckProblem as CheckProblem
 from gorch.engine import CheckReport as CheckReport
+from gorch.engine import DataPlan as DataPlan
 from gorch.engine import Engine as Engine
 from gorch.engine import Explanation as Explanation
 from gorch.engine import HistoryEntry as HistoryEntry
@@ -105,6 +106,7 @@ __all__ = [
     "CheckpointType",
     "ConflictError",
     "Continue",
+    "DataPlan",
     "Default",
     "DefinitionError",
     "Engine",

@@ -14,9 +14,8 @@ from gorch import serde
 from gorch.engine._audit import audit
 from gorch.engine._core import EngineCore
 from gorch.engine._op import Operation
-from gorch.engine._records import OPERATOR_STATUSES, HistoryKind, Instance, RunStatus
-from gorch.engine._rows import status_of
-from gorch.errors import GorchError, InstanceStatusError, UnreadableInstanceError
+from gorch.engine._records import HistoryKind, Instance, RunStatus
+from gorch.errors import GorchError, UnreadableInstanceError
 from gorch.interpreter import GotoPlan, goto
 from gorch.interpreter import cancel as interpreter_cancel
 from gorch.state import MAIN_THREAD
@@ -28,7 +27,7 @@ class Operating(EngineCore):
 
     def refusal(self, action: str, id: str) -> GorchError | None:
         """Why the operator ``action`` (``"pause"``, ``"unpause"``, ``"cancel"``, ``"retry"``,
-        ``"goto"``) would be refused for instance ``id`` now — it does not exist, or its status
+        ``"goto"``, ``"set_data"``: a key of :data:`OPERATOR_STATUSES`) would be refused for instance ``id`` now — it does not exist, or its status
         does not allow it — or None. Changes nothing; for checking many ids before acting on
         any (the CLI's bulk commands)."""
         try:
@@ -154,19 +153,3 @@ class Operating(EngineCore):
             return self._instance(op.row, timers=True)
 
         return self._operate(id, body, "retry")  # type: ignore[no-any-return]
-
-    def _require(self, row: InstanceRecord, action: str) -> RunStatus:
-        """The row's status, if the operator ``action`` is allowed in it (see
-        :data:`OPERATOR_STATUSES`); an unknown status text counts as failed."""
-        status = status_of(row) or RunStatus.FAILED
-        allowed = OPERATOR_STATUSES[action]
-        if status in allowed:
-            return status
-        if len(allowed) == 1:
-            why = f"it is {status.value}, not {allowed[0].value}"
-        else:
-            why = f"it is {status.value}"
-        doing = "goto in" if action == "goto" else action
-        raise InstanceStatusError(
-            f"cannot {doing} instance {row.id!r}: {why}", workflow_id=row.id, status=status.value
-        )
