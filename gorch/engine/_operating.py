@@ -27,9 +27,10 @@ class Operating(EngineCore):
 
     def refusal(self, action: str, id: str) -> GorchError | None:
         """Why the operator ``action`` (``"pause"``, ``"unpause"``, ``"cancel"``, ``"retry"``,
-        ``"goto"``, ``"set_data"``: a key of :data:`OPERATOR_STATUSES`) would be refused for instance ``id`` now — it does not exist, or its status
-        does not allow it — or None. Changes nothing; for checking many ids before acting on
-        any (the CLI's bulk commands)."""
+        ``"goto"``, ``"set_data"``: a key of :data:`OPERATOR_STATUSES`) would be refused for
+        instance ``id`` now — it does not exist, or its status does not allow it — or None.
+        Changes nothing; for checking many ids before acting on any (the CLI's bulk
+        commands)."""
         try:
             self._require(self._row(id), action)
         except GorchError as exc:
