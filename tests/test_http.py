@@ -1965,3 +1965,79 @@ def test_a_bad_token_entry_says_what_to_fix(held: Any, says: str) -> None:
         Auth({"some-token-value": held})
     assert says in str(info.value)
     assert "some-token-value" not in str(info.value)  # the secret is never shown whole
+
+
+# --------------------------------------------------------------------------------------------
+# Data repairs: PUT and PATCH /instances/{id}/data
+
+
+def test_patch_data_dry_run_then_apply_with_the_tokens_name(shop: Shop) -> None:
+    shop.start("o")
+    before = shop.snapshot("o")
+    headers = {**bearer("admin"), "Content-Type": "application/merge-patch+json"}
+    r = shop.client.patch(
+        "/instances/o/data", params={"dry_run": "true"}, headers=headers,
+        content=b'{"address": "Via Po 2"}',
+    )  # fmt: skip
+    assert r.status_code == 200, r.text
+    plan = r.json()
+    assert (plan["applied"], plan["changed"]) == (False, True)
+    assert plan["before"]["address"] == "" and plan["after"]["address"] == "Via Po 2"
+    assert '+  "address": "Via Po 2",' in plan["diff"]
+    assert shop.snapshot("o") == before
+    r = shop.client.patch("/instances/o/data", params={"reason": "moved"}, headers=headers,
+                          content=b'{"address": "Via Po 2"}')  # fmt: skip
+    assert r.status_code == 200 and r.json()["applied"] is True
+    assert shop.get("o")["data"]["address"] == "Via Po 2"
+    last = shop.history("o")[-1]
+    assert (last["kind"], last["actor"], last["reason"]) == ("data_set", "ops-demo", "moved")
+    assert last["output"]["address"] == "Via Po 2"
+
+
+def test_put_data_replaces_it(shop: Shop) -> None:
+    shop.start("o")
+    data = shop.get("o")["data"]
+    data["cart"] = [{"name": "funghi", "size": "large", "qty": 2}]
+    r = shop.client.put("/instances/o/data", json=data, headers=bearer("admin"))
+    assert r.status_code == 200 and r.json()["applied"] is True, r.text
+    assert shop.get("o")["data"] == data
+
+
+@pytest.mark.parametrize(
+    ("method", "body", "says"),
+    [
+        ("PATCH", {"address": 5}, "@ data.address"),
+        ("PATCH", {"adress": "x"}, "did you mean 'address'?"),
+        ("PATCH", [1], "a merge patch is a JSON object"),
+        ("PUT", {"cart": 3}, "@ data.cart"),
+        ("PUT", [], "data"),
+    ],
+)
+def test_bad_data_is_unprocessable_and_changes_nothing(
+    shop: Shop, method: str, body: Any, says: str
+) -> None:
+    shop.start("o")
+    before = shop.snapshot("o")
+    r = shop.client.request(method, "/instances/o/data", json=body, headers=bearer("admin"))
+    problem = assert_problem(r, 422, "invalid-payload")
+    assert says in problem["detail"], problem
+    assert shop.snapshot("o") == before
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH"])
+def test_data_repairs_need_admin_and_a_live_instance(shop: Shop, method: str) -> None:
+    shop.start("o")
+    before = shop.snapshot("o")
+    for role in ("Customer", "Manager"):
+        r = shop.client.request(method, "/instances/o/data", json={}, headers=bearer(role))
+        assert assert_problem(r, 403, "forbidden")["roles"] == ["admin"]
+    shop.operate("o", "cancel")
+    cancelled = shop.snapshot("o")
+    assert cancelled != before
+    data = shop.get("o")["data"]
+    r = shop.client.request(method, "/instances/o/data", json=data, headers=bearer("admin"))
+    assert_problem(r, 409, "wrong-status")
+    assert_problem(
+        shop.client.request(method, "/instances/nope/data", json={}, headers=bearer("admin")), 404
+    )
+    assert shop.snapshot("o") == cancelled

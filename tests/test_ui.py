@@ -10,6 +10,7 @@ repository root).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -402,6 +403,44 @@ def test_operator_actions_ask_for_a_reason_and_the_history_says_who(
         ("unpaused", "ana", None),
         ("goto", "ana", "skip the cart"),
     ]
+
+
+def test_edit_data_shows_the_diff_before_applying(page: Page, url: str, engine: Engine) -> None:
+    engine.start("pizza", PizzaOrder(address="Via Roma 1"), "ui-data")
+    page.goto(f"{url}/ui/#/i/ui-data")
+    use_token(page, "customer-t")
+    form = page.locator("form.data-edit")
+    expect(form.get_by_role("button", name="Preview change")).to_be_disabled()  # not an admin
+    use_token(page, "ana-t")
+    form = page.locator("form.data-edit")
+    text = form.get_by_label("Data (JSON)")
+    data = json.loads(text.input_value())
+    assert data["address"] == "Via Roma 1"
+    text.fill(json.dumps({**data, "address": 5}))
+    form.get_by_role("button", name="Preview change").click()
+    expect(form.locator(".plan .error")).to_contain_text("@ data.address")
+    text.fill("{not json")
+    form.get_by_role("button", name="Preview change").click()
+    expect(form.locator(".plan .error")).to_contain_text("Not valid JSON")
+    text.fill(json.dumps({**data, "address": "Via Po 2"}))
+    form.get_by_label("Reason").fill("customer moved")
+    form.get_by_role("button", name="Preview change").click()
+    expect(form.locator(".data-diff .del")).to_contain_text('"address": "Via Roma 1"')
+    expect(form.locator(".data-diff .add")).to_contain_text('"address": "Via Po 2"')
+    assert engine.get("ui-data").data.address == "Via Roma 1"  # the dry run changed nothing
+    form.get_by_role("button", name="Apply change").click()
+    dialog = page.locator("dialog#confirm")
+    dialog.get_by_role("button", name="Keep as is").click()
+    assert engine.get("ui-data").data.address == "Via Roma 1"
+    form.get_by_role("button", name="Apply change").click()
+    dialog.get_by_role("button", name="Apply change").click()
+    expect(page.locator("#flash")).to_contain_text("data: changed.")
+    expect(page.locator("ol.timeline li.data_set .by")).to_have_text("by ana: customer moved")
+    assert engine.get("ui-data").data.address == "Via Po 2"
+    engine.cancel("ui-data")
+    page.reload()
+    settled(page)
+    expect(page.locator("form.data-edit button")).to_be_disabled()
 
 
 def test_instance_list_filters_pages_and_refreshes_live(

@@ -192,6 +192,16 @@ class GotoPlan(BaseModel):
     description: list[str]
 
 
+class DataPlan(BaseModel):
+    instance: str
+    workflow: str
+    before: Any = Field(description="the data as JSON, before")
+    after: Any = Field(description="the data as JSON, after (or as it would be)")
+    changed: bool
+    applied: bool = Field(description="false for a dry run, and when nothing changes")
+    diff: list[str] = Field(description="a unified diff of the pretty-printed JSON")
+
+
 class EventResult(BaseModel):
     instance: str
     event: str
@@ -248,7 +258,7 @@ class Me(BaseModel):
 
 MODELS: list[type[BaseModel]] = [
     Problem, Timer, Thread, InstanceSummary, Instance, InstancePage, HistoryEntry, HistoryPage,
-    ThreadWait, GotoRequest, ActionRequest, GotoPlan, EventResult, EventInfo, Statement,
+    ThreadWait, GotoRequest, ActionRequest, GotoPlan, DataPlan, EventResult, EventInfo, Statement,
     Workflow, Health, Info, Me,
 ]  # fmt: skip
 

@@ -6,22 +6,30 @@ Each is recorded in the instance's history with who made it, the caller's token 
 (:attr:`Caller.name <gorch.http.Caller.name>`), and why: the ``reason`` of the request's JSON
 body (goto's body has it beside ``to``; the other actions take an optional body
 ``{"reason": ...}``).
+
+``PUT /instances/{id}/data`` replaces an instance's data with the body (the workflow's data as
+JSON), ``PATCH`` changes part of it (the body is a JSON merge patch, RFC 7396); both answer
+the plan with its diff (:class:`~gorch.engine.DataPlan`), take ``?dry_run=true`` to only say
+what would change and ``?reason=``, as their body is the data itself.
 """
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 
 from gorch import _views as views
-from gorch.errors import InputError
+from gorch import serde
+from gorch.engine import Engine
+from gorch.errors import GorchError, InputError
 from gorch.http import _schemas as schemas
 from gorch.http._api import PROTECTED, AnyCaller, app_api, json_response, read_body
 from gorch.http._params import Id, json_body
 from gorch.http._schemas import REF
+from gorch.limits import MAX_REASON
 
 __all__ = ["ACTIONS", "router"]
 
@@ -94,3 +102,84 @@ def _action_route(action: str, doc: str) -> None:
 
 for _action, _doc in ACTIONS.items():
     _action_route(_action, _doc)
+
+
+DryRun = Annotated[bool, Query(description="only say what would change")]
+Reason = Annotated[
+    str | None, Query(max_length=MAX_REASON, description="why (kept in the history)")
+]
+DATA_DOC = {"requestBody": json_body({"description": "the workflow's data"})}
+PATCH_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            media: {"schema": {"type": "object", "description": "a JSON merge patch"}}
+            for media in ("application/merge-patch+json", "application/json")
+        },
+    }
+}
+
+
+@router.put(
+    "/instances/{id}/data",
+    response_model=schemas.DataPlan,
+    operation_id="set_data",
+    openapi_extra=DATA_DOC,
+)
+async def set_data(
+    request: Request, caller: AnyCaller, id: Id, dry_run: DryRun = False, reason: Reason = None
+) -> Response:
+    """Replace the instance's data with the body (its workflow's data as JSON); ``dry_run``
+    only says what would change. Needs the admin role."""
+    api = app_api(request)
+    api.admin(caller, "replacing the data")
+    value = await read_body(request)
+    plan = await api.call(_replace, api.engine, id, value, dry_run, caller.name, reason)
+    return json_response(plan.to_json())
+
+
+@router.patch(
+    "/instances/{id}/data",
+    response_model=schemas.DataPlan,
+    operation_id="patch_data",
+    openapi_extra=PATCH_DOC,
+)
+async def patch_data(
+    request: Request, caller: AnyCaller, id: Id, dry_run: DryRun = False, reason: Reason = None
+) -> Response:
+    """Change part of the instance's data: the body is a JSON merge patch (RFC 7396: a key
+    set to null resets that field); ``dry_run`` only says what would change. Needs the admin
+    role."""
+    api = app_api(request)
+    api.admin(caller, "changing the data")
+    patch = await read_body(request)
+    if not isinstance(patch, dict):
+        raise InputError(
+            "a merge patch is a JSON object of the fields to change; to replace the whole "
+            "data, PUT it",
+            details=["$: not a JSON object"],
+        )
+    plan = await api.call(api.engine.set_data, id, patch, dry_run=dry_run, actor=caller.name,
+                          reason=reason)  # fmt: skip
+    return json_response(plan.to_json())
+
+
+def _replace(
+    engine: Engine, id: str, value: Any, dry_run: bool, actor: str | None, reason: str | None
+) -> Any:
+    """``set_data`` with ``value`` built into the instance's class (strictly, as an event's
+    payload), its mistakes named by path."""
+    cls = engine.workflow_class(engine.workflow_of(id))
+    try:
+        new = serde.structure_input(value, cls)
+    except GorchError:
+        raise
+    except Exception as exc:
+        details = serde.error_details(exc, path="data")
+        raise InputError(
+            f"the new data of {id!r} does not fit {cls.__name__}: {'; '.join(details)}; "
+            "nothing changed",
+            workflow_id=id,
+            details=details,
+        ) from None
+    return engine.set_data(id, new, dry_run=dry_run, actor=actor, reason=reason)

@@ -536,6 +536,7 @@ function operatorActions(page, inst) {
     h("p", { class: why ? "why" : "muted" }, why || "These need the admin role."),
     h("div", { class: "buttons" }, buttons),
     gotoForm(page, inst),
+    dataForm(page, inst),
   ];
 }
 
@@ -591,6 +592,67 @@ function gotoForm(page, inst) {
     labelled("Statement", to), labelled("Thread", thread), reason.element,
     h("button", { type: "submit", disabled: Boolean(lacksAdmin()) }, "Preview goto"),
     plan);
+}
+
+// Edit data (repair): the data as JSON to edit; a dry run shows the diff, then it is applied.
+function dataForm(page, inst) {
+  const editable = !["finished", "cancelled"].includes(inst.status);
+  const text = h("textarea", { id: "data-json", rows: "10", spellcheck: "false", class: "json-edit" },
+    json(inst.data));
+  const reason = reasonField("data-reason");
+  const plan = h("div", { class: "plan", "aria-live": "polite" });
+  text.addEventListener("input", () => plan.replaceChildren());
+  const request = (value, dryRun) => api(`${page.path}/data?${new URLSearchParams({
+    dry_run: String(dryRun), ...(reason.value() ? { reason: reason.value() } : {}) })}`,
+  { method: "PUT", body: value });
+  const preview = async (e) => {
+    e.preventDefault();
+    let value;
+    try {
+      value = JSON.parse(text.value);
+    } catch (err) {
+      plan.replaceChildren(h("p", { class: "error", role: "alert" }, `Not valid JSON: ${err.message}`));
+      return;
+    }
+    try {
+      const p = await request(value, true);
+      if (!p.changed) {
+        plan.replaceChildren(h("p", {}, "Nothing would change."));
+        return;
+      }
+      applyData(page, p, () => request(value, false), plan).focus();
+    } catch (err) {
+      plan.replaceChildren(h("p", { class: "error", role: "alert" }, explain(err)));
+    }
+  };
+  return h("form", { class: "card data-edit", "aria-labelledby": "data-title", onsubmit: preview },
+    h("h3", { id: "data-title" }, "Edit data (repair)"),
+    editable ? "" : h("p", { class: "muted" }, `The data of a ${inst.status} instance is kept as it was.`),
+    labelled("Data (JSON)", text), reason.element,
+    h("button", { type: "submit", disabled: Boolean(lacksAdmin()) || !editable }, "Preview change"),
+    plan);
+}
+
+// A data dry run's diff in `plan`, with the button that applies it (after a confirmation).
+function applyData(page, p, apply, plan) {
+  const button = h("button", { type: "button", class: "danger", onclick: async () => {
+    if (!(await confirmAction(`Change the data of ${page.id}?`, dataDiff(p), "Apply change"))) return;
+    await attempt(async () => {
+      await apply();
+      say("data: changed.", "ok");
+      plan.replaceChildren();
+      await page.reload();
+    });
+  } }, "Apply change");
+  plan.replaceChildren(h("h4", {}, "What would change (dry run)"), dataDiff(p), button);
+  return button;
+}
+
+function dataDiff(p) {
+  const kind = (line) => line.startsWith("+++") || line.startsWith("---") ? "head"
+    : line.startsWith("+") ? "add" : line.startsWith("-") ? "del" : "";
+  return h("pre", { class: "data-diff", tabindex: "0" },
+    p.diff.map((line) => h("span", { class: kind(line) }, `${line}\n`)));
 }
 
 // Show a dry run's plan in `plan`, with the button that applies it (after a confirmation).
