@@ -31,6 +31,8 @@ from gorch.dsl import Switch as Switch
 from gorch.dsl import Timeout as Timeout
 from gorch.dsl import Wait as Wait
 from gorch.dsl import WaitFor as WaitFor
+from gorch.engine import BulkFailure as BulkFailure
+from gorch.engine import BulkReport as BulkReport
 from gorch.engine import CheckProblem as CheckProblem
 from gorch.engine import CheckReport as CheckReport
 from gorch.engine import DataPlan as DataPlan
@@ -97,6 +99,8 @@ __all__ = [
     "AlreadyExistsError",
     "AmbiguousCallback",
     "Break",
+    "BulkFailure",
+    "BulkReport",
     "BusyError",
     "CallbackNotFound",
     "CallbackRequest",

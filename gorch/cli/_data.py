@@ -56,11 +56,7 @@ def data(
     gorch data order-1 --set fixed.json --yes
     """
     engine = c.engine
-    if replace is not None and patch is not None:
-        raise Usage("give --set or --patch, not both")
-    if replace is None and patch is None:
-        if dry_run or yes:
-            raise Usage("--dry-run and --yes go with --set or --patch")
+    if _usage(replace, patch, dry_run, yes) == "show":
         _show(c, id, as_json)
         return
     new = _new_data(engine, id, replace, patch)
@@ -82,6 +78,17 @@ def data(
         emit_json(plan.to_json())
     else:
         c.out.print(f"[green]changed[/] the data of {escape(id)}")
+
+
+def _usage(replace: str | None, patch: str | None, dry_run: bool, yes: bool) -> str:
+    """``"show"`` or ``"change"``, as the options say; Usage for options that do not go."""
+    if replace is not None and patch is not None:
+        raise Usage("give --set or --patch, not both")
+    if replace is None and patch is None:
+        if dry_run or yes:
+            raise Usage("--dry-run and --yes go with --set or --patch")
+        return "show"
+    return "change"
 
 
 def _show(c: Context, id: str, as_json: bool) -> None:
