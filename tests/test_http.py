@@ -2041,3 +2041,70 @@ def test_data_repairs_need_admin_and_a_live_instance(shop: Shop, method: str) ->
         shop.client.request(method, "/instances/nope/data", json={}, headers=bearer("admin")), 404
     )
     assert shop.snapshot("o") == cancelled
+
+
+# --------------------------------------------------------------------------------------------
+# Bulk: POST /instances/bulk/{action}
+
+
+def test_bulk_dry_run_then_apply_names_the_token_and_the_run(shop: Shop) -> None:
+    for i in range(3):
+        shop.start(f"o{i}")
+    shop.engine.pause("o2")
+    before = {f"o{i}": shop.snapshot(f"o{i}") for i in range(3)}
+    r = shop.client.post("/instances/bulk/pause", json={"workflow": "pizza", "dry_run": True},
+                         headers=bearer("admin"))  # fmt: skip
+    assert r.status_code == 200, r.text
+    dry = r.json()
+    assert (dry["matched"], dry["changed"], dry["dry_run"]) == (2, 0, True)
+    assert sorted(dry["sample"]) == ["o0", "o1"]
+    assert {i: shop.snapshot(i) for i in before} == before
+    r = shop.client.post("/instances/bulk/pause", json={"workflow": "pizza", "reason": "oven"},
+                         headers=bearer("admin"))  # fmt: skip
+    report = r.json()
+    assert (report["matched"], report["changed"], report["failed"], report["ok"]) == (2, 2, 0, True)
+    last = shop.history("o0")[-1]
+    assert (last["kind"], last["actor"]) == ("paused", "ops-demo")
+    assert last["reason"] == f"[bulk pause {report['run']}] oven"
+    body = {"status": ["paused"], "to": "for the manager"}
+    r = shop.client.post("/instances/bulk/goto", json=body, headers=bearer("admin"))
+    assert r.json()["changed"] == 3
+    assert shop.get("o1")["status"] == "paused" and shop.get("o1")["waiting_for"] == [
+        "ConfirmOrder"
+    ]
+
+
+def test_bulk_is_bounded_per_request(shop: Shop) -> None:
+    for i in range(3):
+        shop.start(f"o{i}")
+    body = {"status": ["waiting"], "limit": 2}
+    first = shop.client.post("/instances/bulk/cancel", json=body, headers=bearer("admin")).json()
+    assert (first["matched"], first["changed"], first["more"]) == (2, 2, True)
+    again = shop.client.post("/instances/bulk/cancel", json=body, headers=bearer("admin")).json()
+    assert (again["matched"], again["changed"], again["more"]) == (1, 1, False)
+    r = shop.client.post("/instances/bulk/cancel", json={"limit": 1001}, headers=bearer("admin"))
+    assert "limit" in assert_problem(r, 422, "invalid-payload")["detail"]
+
+
+@pytest.mark.parametrize(
+    ("action", "body", "status", "says"),
+    [
+        ("retry", {"status": ["waiting"]}, 422, "retry is allowed for failed instances"),
+        ("goto", {}, 422, "a bulk goto needs to="),
+        ("pause", {"colour": "red"}, 422, "colour"),
+        ("pause", {"workflow": "piza"}, 404, "Did you mean 'pizza'?"),
+        ("delete", {}, 400, "Input should be 'retry'"),
+    ],
+)
+def test_bad_bulk_requests_change_nothing(
+    shop: Shop, action: str, body: dict[str, Any], status: int, says: str | None
+) -> None:
+    shop.start("o")
+    before = shop.snapshot("o")
+    r = shop.client.post(f"/instances/bulk/{action}", json=body, headers=bearer("admin"))
+    problem = assert_problem(r, status)
+    assert says is None or says in problem["detail"], problem
+    for role in ("Customer", "Manager"):
+        r = shop.client.post("/instances/bulk/pause", json={}, headers=bearer(role))
+        assert_problem(r, 403, "forbidden")
+    assert shop.snapshot("o") == before

@@ -20,7 +20,7 @@ from pydantic_core import core_schema
 
 from gorch.catalog import ANY, NO_PAYLOAD
 from gorch.engine import RunStatus
-from gorch.limits import MAX_REASON, MAX_TEXT
+from gorch.limits import MAX_BULK, MAX_REASON, MAX_TEXT
 from gorch.state import MAIN_THREAD
 
 log = logging.getLogger("gorch.http")
@@ -202,6 +202,50 @@ class DataPlan(BaseModel):
     diff: list[str] = Field(description="a unified diff of the pretty-printed JSON")
 
 
+class BulkRequest(BaseModel):
+    """The filter and options of ``POST /instances/bulk/{action}``."""
+
+    model_config = ConfigDict(extra="forbid")
+    workflow: str | None = Field(None, min_length=1, max_length=MAX_TEXT)
+    status: list[RunStatus] | None = Field(
+        None, description="default: every status the action is allowed in"
+    )
+    at: str | None = Field(
+        None, min_length=1, max_length=MAX_TEXT, description="a thread at this statement"
+    )
+    older_than: float | None = Field(
+        None, ge=0, le=1e9, description="not changed for this many seconds"
+    )
+    to: str | None = Field(
+        None, min_length=1, max_length=MAX_TEXT, description="goto's target statement"
+    )
+    thread: str = Field(MAIN_THREAD, min_length=1, max_length=MAX_TEXT)
+    dry_run: bool = Field(False, description="only count and list a sample")
+    limit: int = Field(
+        MAX_BULK, ge=1, le=MAX_BULK, description="act on at most this many (more: say so)"
+    )
+    sample: int = Field(10, ge=0, le=MAX_BULK)
+    reason: str | None = REASON
+
+
+class BulkFailure(BaseModel):
+    id: str
+    error: str
+
+
+class BulkReport(BaseModel):
+    action: str
+    run: str = Field(description="this bulk run's id, in each history entry's reason")
+    dry_run: bool
+    ok: bool
+    matched: int
+    changed: int
+    failed: int
+    failures: list[BulkFailure] = Field(description="the first 1000 failures")
+    sample: list[str]
+    more: bool = Field(description="more instances match than the limit: run it again")
+
+
 class EventResult(BaseModel):
     instance: str
     event: str
@@ -258,7 +302,8 @@ class Me(BaseModel):
 
 MODELS: list[type[BaseModel]] = [
     Problem, Timer, Thread, InstanceSummary, Instance, InstancePage, HistoryEntry, HistoryPage,
-    ThreadWait, GotoRequest, ActionRequest, GotoPlan, DataPlan, EventResult, EventInfo, Statement,
+    ThreadWait, GotoRequest, ActionRequest, GotoPlan, DataPlan, BulkRequest, BulkFailure,
+    BulkReport, EventResult, EventInfo, Statement,
     Workflow, Health, Info, Me,
 ]  # fmt: skip
 

@@ -7,6 +7,10 @@ Each is recorded in the instance's history with who made it, the caller's token 
 body (goto's body has it beside ``to``; the other actions take an optional body
 ``{"reason": ...}``).
 
+``POST /instances/bulk/{action}`` applies retry, cancel, pause, unpause or goto to every
+instance a filter matches (:meth:`Engine.bulk <gorch.engine.Engine.bulk>`), at most
+:data:`~gorch.limits.MAX_BULK` per request.
+
 ``PUT /instances/{id}/data`` replaces an instance's data with the body (the workflow's data as
 JSON), ``PATCH`` changes part of it (the body is a JSON merge patch, RFC 7396); both answer
 the plan with its diff (:class:`~gorch.engine.DataPlan`), take ``?dry_run=true`` to only say
@@ -15,7 +19,8 @@ what would change and ``?reason=``, as their body is the data itself.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeVar
+from datetime import timedelta
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ValidationError
@@ -44,6 +49,32 @@ ACTIONS = {
 router = APIRouter(tags=["operators"], dependencies=PROTECTED)
 
 _Body = TypeVar("_Body", bound=BaseModel)
+
+BulkAction = Literal["retry", "cancel", "pause", "unpause", "goto"]
+
+
+# Before the routes of one instance: /instances/bulk/goto is not the goto of instance "bulk".
+@router.post(
+    "/instances/bulk/{action}",
+    response_model=schemas.BulkReport,
+    operation_id="bulk",
+    openapi_extra={"requestBody": json_body({"$ref": REF.format(model="BulkRequest")})},
+)
+async def bulk(request: Request, caller: AnyCaller, action: BulkAction) -> Response:
+    """Apply ``action`` to every instance that matches the body's filter, each in its own
+    commit, at most ``limit`` (up to 1000) per request: the report says how many matched,
+    changed and failed (each failure with its error), and ``more`` when others match (send
+    it again). ``dry_run`` only counts. Needs the admin role."""
+    api = app_api(request)
+    api.admin(caller, f"bulk {action}")
+    body = await _request(request, schemas.BulkRequest, f"bulk {action}", None)
+    older = None if body.older_than is None else timedelta(seconds=body.older_than)
+    report = await api.call(
+        api.engine.bulk, action, workflow=body.workflow, status=body.status, at=body.at,
+        older_than=older, to=body.to, thread=body.thread, dry_run=body.dry_run,
+        limit=body.limit, sample=body.sample, actor=caller.name, reason=body.reason,
+    )  # fmt: skip
+    return json_response(report.to_json())
 
 
 async def _request(request: Request, model: type[_Body], what: str, empty: object) -> _Body:
