@@ -31,8 +31,11 @@ from gorch.dsl import Switch as Switch
 from gorch.dsl import Timeout as Timeout
 from gorch.dsl import Wait as Wait
 from gorch.dsl import WaitFor as WaitFor
+from gorch.engine import BulkFailure as BulkFailure
+from gorch.engine import BulkReport as BulkReport
 from gorch.engine import CheckProblem as CheckProblem
 from gorch.engine import CheckReport as CheckReport
+from gorch.engine import DataPlan as DataPlan
 from gorch.engine import Engine as Engine
 from gorch.engine import Explanation as Explanation
 from gorch.engine import HistoryEntry as HistoryEntry
@@ -96,6 +99,8 @@ __all__ = [
     "AlreadyExistsError",
     "AmbiguousCallback",
     "Break",
+    "BulkFailure",
+    "BulkReport",
     "BusyError",
     "CallbackNotFound",
     "CallbackRequest",
@@ -105,6 +110,7 @@ __all__ = [
     "CheckpointType",
     "ConflictError",
     "Continue",
+    "DataPlan",
     "Default",
     "DefinitionError",
     "Engine",

@@ -63,6 +63,8 @@ def history(h: HistoryEntry) -> dict[str, Any]:
         "output": h.output,
         "error": h.error,
         "note": h.note,
+        "actor": h.actor,
+        "reason": h.reason,
     }
 
 

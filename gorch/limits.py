@@ -10,14 +10,22 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["MAX_BODY", "MAX_DEPTH", "MAX_PAGE", "MAX_TEXT", "is_text"]
+__all__ = ["MAX_BODY", "MAX_BULK", "MAX_DEPTH", "MAX_PAGE", "MAX_REASON", "MAX_TEXT", "is_text"]
 
 MAX_TEXT = 200
 """Characters in an instance id, an idempotency key, a workflow, event, thread or statement name,
 or a search text. (PostgreSQL's text cannot hold NUL, so none of them may contain it either.)"""
 
+MAX_REASON = 2000
+"""Characters in the reason an operator gives for a change (its actor, who made it, is a
+name: at most :data:`MAX_TEXT`)."""
+
 MAX_PAGE = 1000
 """Items in one page of a list or a history."""
+
+MAX_BULK = 1000
+"""Instances one bulk request over HTTP acts on (``POST /instances/bulk/{action}``): a request
+stays short, and its report says when more match (run it again)."""
 
 MAX_DEPTH = 64
 """Levels of nesting (arrays and objects) accepted in a payload or in start data.

@@ -86,9 +86,11 @@ def test_import_gorch_stays_light() -> None:
 # here, and say so in docs/architecture.md's public surface).
 SURFACE = {
     "gorch": {
-        "AlreadyExistsError", "AmbiguousCallback", "Break", "BusyError", "CallbackNotFound",
+        "AlreadyExistsError", "AmbiguousCallback", "Break", "BulkFailure", "BulkReport",
+        "BusyError", "CallbackNotFound",
         "CallbackRequest", "Case", "CheckProblem", "CheckReport", "CheckpointType",
-        "ConflictError", "Continue", "Default", "DefinitionError", "Engine", "EventStatus",
+        "ConflictError", "Continue", "DataPlan", "Default", "DefinitionError", "Engine",
+        "EventStatus",
         "Explanation", "For", "Go", "GorchError", "GotoError", "GotoPlan", "Handler",
         "HandlerError", "HistoryEntry", "HistoryKind",
         "IdempotencyKeyError", "If", "InputError", "Instance", "InstanceStatusError", "Listener",

@@ -339,14 +339,21 @@ def test_info_says_the_title_without_a_token(make_shop: Callable[..., Shop]) -> 
 
 def test_me_says_the_tokens_roles(make_shop: Callable[..., Shop]) -> None:
     shop = make_shop()
-    assert shop.read("/me", "Customer") == {"roles": ["Customer"], "admin": False, "auth": True}
-    assert shop.read("/me", "admin") == {"roles": ["admin"], "admin": True, "auth": True}
+    customer = hashlib.sha256(TOKENS["Customer"].encode()).hexdigest()[:8]
+    assert shop.read("/me", "Customer") == {
+        "roles": ["Customer"], "name": f"token:{customer}", "admin": False, "auth": True,
+    }  # fmt: skip
+    assert shop.read("/me", "admin") == {
+        "roles": ["admin"], "name": "ops-demo", "admin": True, "auth": True,
+    }  # fmt: skip
     r = shop.client.get("/me")
     assert r.status_code == 401 and r.headers["content-type"] == "application/problem+json"
     r = shop.client.get("/me", headers={"Authorization": "Bearer not-a-token"})
     assert r.status_code == 401
     open_ = make_shop(auth=None)
-    assert open_.client.get("/me").json() == {"roles": [], "admin": True, "auth": False}
+    assert open_.client.get("/me").json() == {
+        "roles": [], "name": None, "admin": True, "auth": False,
+    }  # fmt: skip
 
 
 def test_why_says_over_http_what_the_engine_says(shop: Shop) -> None:
@@ -1417,6 +1424,60 @@ def test_pause_and_unpause(shop: Shop) -> None:
     assert kinds[-3:] == ["paused", "unpaused", "event:AddToCart"]
 
 
+def test_operator_actions_record_the_tokens_name_and_the_reason(shop: Shop) -> None:
+    shop.start("o")
+    r = shop.operate("o", "pause", reason="customer called")
+    assert r.status_code == 200, r.text
+    assert shop.operate("o", "unpause").status_code == 200  # no body: no reason
+    r = shop.operate("o", "goto", to="for the manager", reason="skip the cart")
+    assert r.status_code == 200, r.text
+    r = shop.operate("o", "cancel", reason="")
+    assert r.status_code == 200, r.text
+    got = [(h["kind"], h["actor"], h["reason"]) for h in shop.history("o")]
+    assert all(g[1:] == (None, None) for g in got if g[0] in ("started", "step"))
+    assert [g for g in got if g[0] not in ("started", "step")] == [
+        ("paused", "ops-demo", "customer called"),
+        ("unpaused", "ops-demo", None),
+        ("goto", "ops-demo", "skip the cart"),
+        ("cancelled", "ops-demo", None),
+    ]
+    entry = shop.engine.history("o", newest_first=True, limit=1)[0]
+    assert (entry.actor, entry.reason) == ("ops-demo", None)
+
+
+def test_a_token_without_a_name_is_named_by_its_digest_never_its_secret(
+    make_shop: Callable[..., Shop],
+) -> None:
+    secret = "a-long-secret-token-of-the-night-shift"
+    digest = hashlib.sha256(secret.encode()).hexdigest()
+    shop = make_shop(auth=Auth({secret: ["admin"], f"sha256:{digest[::-1]}": ["admin"]}))
+    shop.engine.start("pizza", PizzaOrder(), "o")
+    r = shop.client.post("/instances/o/pause", headers={"Authorization": f"Bearer {secret}"})
+    assert r.status_code == 200, r.text
+    r = shop.client.get("/instances/o/history", headers={"Authorization": f"Bearer {secret}"})
+    [entry] = [h for h in r.json()["items"] if h["kind"] == "paused"]
+    assert entry["actor"] == f"token:{digest[:8]}"
+    assert secret not in r.text
+    open_ = make_shop(auth=None)  # auth off: nobody is known
+    open_.engine.start("pizza", PizzaOrder(), "o")
+    assert open_.client.post("/instances/o/pause").status_code == 200
+    assert open_.engine.history("o", newest_first=True, limit=1)[0].actor is None
+
+
+@pytest.mark.parametrize("action", OPERATOR_ACTIONS)
+def test_a_bad_reason_is_refused_and_changes_nothing(shop: Shop, action: str) -> None:
+    shop.start("o")
+    before = shop.snapshot("o")
+    goto = GOTO_BODY if action == "goto" else {}
+    for reason in ["r" * 2001, 5, ["why"]]:
+        r = shop.operate("o", action, **goto, reason=reason)
+        problem = assert_problem(r, 422, "invalid-payload")
+        assert "reason" in problem["detail"], problem
+    r = shop.operate("o", action, **goto, reason="ok", colour="red")
+    assert "colour" in assert_problem(r, 422, "invalid-payload")["detail"]
+    assert shop.snapshot("o") == before
+
+
 def test_cancel(shop: Shop) -> None:
     shop.start("o")
     shop.ok("o", "AddToCart", MARGHERITA)
@@ -1865,3 +1926,185 @@ def test_the_docs_are_served_without_a_cdn(shop: Shop, page: str) -> None:
             assert "javascript" in got.headers["content-type"], asset
         elif asset.endswith(".css"):
             assert got.headers["content-type"].startswith("text/css"), asset
+
+
+def test_a_token_may_be_named_in_the_tokens_file(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.toml"
+    path.write_text(
+        '[tokens]\n"old-form" = ["Customer"]\n"one-role" = "Cook"\n'
+        '"named" = { roles = ["admin", "Manager"], name = "ana" }\n'
+        '"unnamed-table" = { roles = ["admin"] }\n'
+    )
+    auth = Auth.from_file(path)
+    for token, roles, name in [
+        ("old-form", {"Customer"}, "token:" + hashlib.sha256(b"old-form").hexdigest()[:8]),
+        ("one-role", {"Cook"}, "token:" + hashlib.sha256(b"one-role").hexdigest()[:8]),
+        ("named", {"admin", "Manager"}, "ana"),
+        ("unnamed-table", {"admin"}, "token:" + hashlib.sha256(b"unnamed-table").hexdigest()[:8]),
+    ]:
+        caller = auth.caller(f"Bearer {token}")
+        assert caller is not None and (caller.roles, caller.name) == (roles, name), token
+
+
+@pytest.mark.parametrize(
+    ("held", "says"),
+    [
+        ({"roles": ["admin"], "name": ""}, "its name must be a text of 1 to 200"),
+        ({"roles": ["admin"], "name": 7}, "its name must be"),
+        ({"name": "ana"}, "a table of roles (a list) and an optional name"),
+        ({"roles": ["admin"], "nmae": "ana"}, "a table of roles"),
+        ({"roles": []}, "one or more role names"),
+        ({"roles": {"admin": 1}}, "one or more role names"),
+        ([["admin"]], "one or more role names"),
+    ],
+)
+def test_a_bad_token_entry_says_what_to_fix(held: Any, says: str) -> None:
+    from gorch.http import AuthError
+
+    with pytest.raises(AuthError) as info:
+        Auth({"some-token-value": held})
+    assert says in str(info.value)
+    assert "some-token-value" not in str(info.value)  # the secret is never shown whole
+
+
+# --------------------------------------------------------------------------------------------
+# Data repairs: PUT and PATCH /instances/{id}/data
+
+
+def test_patch_data_dry_run_then_apply_with_the_tokens_name(shop: Shop) -> None:
+    shop.start("o")
+    before = shop.snapshot("o")
+    headers = {**bearer("admin"), "Content-Type": "application/merge-patch+json"}
+    r = shop.client.patch(
+        "/instances/o/data", params={"dry_run": "true"}, headers=headers,
+        content=b'{"address": "Via Po 2"}',
+    )  # fmt: skip
+    assert r.status_code == 200, r.text
+    plan = r.json()
+    assert (plan["applied"], plan["changed"]) == (False, True)
+    assert plan["before"]["address"] == "" and plan["after"]["address"] == "Via Po 2"
+    assert '+  "address": "Via Po 2",' in plan["diff"]
+    assert shop.snapshot("o") == before
+    r = shop.client.patch("/instances/o/data", params={"reason": "moved"}, headers=headers,
+                          content=b'{"address": "Via Po 2"}')  # fmt: skip
+    assert r.status_code == 200 and r.json()["applied"] is True
+    assert shop.get("o")["data"]["address"] == "Via Po 2"
+    last = shop.history("o")[-1]
+    assert (last["kind"], last["actor"], last["reason"]) == ("data_set", "ops-demo", "moved")
+    assert last["output"]["address"] == "Via Po 2"
+
+
+def test_put_data_replaces_it(shop: Shop) -> None:
+    shop.start("o")
+    data = shop.get("o")["data"]
+    data["cart"] = [{"name": "funghi", "size": "large", "qty": 2}]
+    r = shop.client.put("/instances/o/data", json=data, headers=bearer("admin"))
+    assert r.status_code == 200 and r.json()["applied"] is True, r.text
+    assert shop.get("o")["data"] == data
+
+
+@pytest.mark.parametrize(
+    ("method", "body", "says"),
+    [
+        ("PATCH", {"address": 5}, "@ data.address"),
+        ("PATCH", {"adress": "x"}, "did you mean 'address'?"),
+        ("PATCH", [1], "a merge patch is a JSON object"),
+        ("PUT", {"cart": 3}, "@ data.cart"),
+        ("PUT", [], "data"),
+    ],
+)
+def test_bad_data_is_unprocessable_and_changes_nothing(
+    shop: Shop, method: str, body: Any, says: str
+) -> None:
+    shop.start("o")
+    before = shop.snapshot("o")
+    r = shop.client.request(method, "/instances/o/data", json=body, headers=bearer("admin"))
+    problem = assert_problem(r, 422, "invalid-payload")
+    assert says in problem["detail"], problem
+    assert shop.snapshot("o") == before
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH"])
+def test_data_repairs_need_admin_and_a_live_instance(shop: Shop, method: str) -> None:
+    shop.start("o")
+    before = shop.snapshot("o")
+    for role in ("Customer", "Manager"):
+        r = shop.client.request(method, "/instances/o/data", json={}, headers=bearer(role))
+        assert assert_problem(r, 403, "forbidden")["roles"] == ["admin"]
+    shop.operate("o", "cancel")
+    cancelled = shop.snapshot("o")
+    assert cancelled != before
+    data = shop.get("o")["data"]
+    r = shop.client.request(method, "/instances/o/data", json=data, headers=bearer("admin"))
+    assert_problem(r, 409, "wrong-status")
+    assert_problem(
+        shop.client.request(method, "/instances/nope/data", json={}, headers=bearer("admin")), 404
+    )
+    assert shop.snapshot("o") == cancelled
+
+
+# --------------------------------------------------------------------------------------------
+# Bulk: POST /instances/bulk/{action}
+
+
+def test_bulk_dry_run_then_apply_names_the_token_and_the_run(shop: Shop) -> None:
+    for i in range(3):
+        shop.start(f"o{i}")
+    shop.engine.pause("o2")
+    before = {f"o{i}": shop.snapshot(f"o{i}") for i in range(3)}
+    r = shop.client.post("/instances/bulk/pause", json={"workflow": "pizza", "dry_run": True},
+                         headers=bearer("admin"))  # fmt: skip
+    assert r.status_code == 200, r.text
+    dry = r.json()
+    assert (dry["matched"], dry["changed"], dry["dry_run"]) == (2, 0, True)
+    assert sorted(dry["sample"]) == ["o0", "o1"]
+    assert {i: shop.snapshot(i) for i in before} == before
+    r = shop.client.post("/instances/bulk/pause", json={"workflow": "pizza", "reason": "oven"},
+                         headers=bearer("admin"))  # fmt: skip
+    report = r.json()
+    assert (report["matched"], report["changed"], report["failed"], report["ok"]) == (2, 2, 0, True)
+    last = shop.history("o0")[-1]
+    assert (last["kind"], last["actor"]) == ("paused", "ops-demo")
+    assert last["reason"] == f"[bulk pause {report['run']}] oven"
+    body = {"status": ["paused"], "to": "for the manager"}
+    r = shop.client.post("/instances/bulk/goto", json=body, headers=bearer("admin"))
+    assert r.json()["changed"] == 3
+    assert shop.get("o1")["status"] == "paused" and shop.get("o1")["waiting_for"] == [
+        "ConfirmOrder"
+    ]
+
+
+def test_bulk_is_bounded_per_request(shop: Shop) -> None:
+    for i in range(3):
+        shop.start(f"o{i}")
+    body = {"status": ["waiting"], "limit": 2}
+    first = shop.client.post("/instances/bulk/cancel", json=body, headers=bearer("admin")).json()
+    assert (first["matched"], first["changed"], first["more"]) == (2, 2, True)
+    again = shop.client.post("/instances/bulk/cancel", json=body, headers=bearer("admin")).json()
+    assert (again["matched"], again["changed"], again["more"]) == (1, 1, False)
+    r = shop.client.post("/instances/bulk/cancel", json={"limit": 1001}, headers=bearer("admin"))
+    assert "limit" in assert_problem(r, 422, "invalid-payload")["detail"]
+
+
+@pytest.mark.parametrize(
+    ("action", "body", "status", "says"),
+    [
+        ("retry", {"status": ["waiting"]}, 422, "retry is allowed for failed instances"),
+        ("goto", {}, 422, "a bulk goto needs to="),
+        ("pause", {"colour": "red"}, 422, "colour"),
+        ("pause", {"workflow": "piza"}, 404, "Did you mean 'pizza'?"),
+        ("delete", {}, 400, "Input should be 'retry'"),
+    ],
+)
+def test_bad_bulk_requests_change_nothing(
+    shop: Shop, action: str, body: dict[str, Any], status: int, says: str | None
+) -> None:
+    shop.start("o")
+    before = shop.snapshot("o")
+    r = shop.client.post(f"/instances/bulk/{action}", json=body, headers=bearer("admin"))
+    problem = assert_problem(r, status)
+    assert says is None or says in problem["detail"], problem
+    for role in ("Customer", "Manager"):
+        r = shop.client.post("/instances/bulk/pause", json={}, headers=bearer(role))
+        assert_problem(r, 403, "forbidden")
+    assert shop.snapshot("o") == before

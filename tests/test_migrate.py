@@ -18,6 +18,7 @@ from gorch import (
     DefinitionError,
     Engine,
     HistoryKind,
+    InputError,
     NotFoundError,
     RunStatus,
     UnreadableInstanceError,
@@ -212,3 +213,13 @@ def test_a_state_remembers_its_data_version() -> None:
     later = new_state("x", "shop")
     later.data_version = 3
     assert loads(dumps(later), State).data_version == 3
+
+
+def test_migrate_records_who_migrated_and_why(store: Store, ids: dict[str, list[str]]) -> None:
+    engine = Engine(store, {"shop": ShopV2})
+    with pytest.raises(InputError, match="actor"):
+        engine.migrate(actor="")
+    assert engine.migrate(dry_run=True).migrated == 6  # the refused call changed nothing
+    engine.migrate(actor="ana", reason="deploy 2.0")
+    [entry] = [h for h in engine.history("w-0") if h.kind == HistoryKind.MIGRATED]
+    assert (entry.actor, entry.reason, entry.input) == ("ana", "deploy 2.0", {"from": 1, "to": 2})

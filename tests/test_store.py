@@ -392,6 +392,25 @@ def test_history_is_appended_in_order_with_increasing_seq(store: Store) -> None:
     assert store.history("unknown") == []
 
 
+def test_history_keeps_who_made_a_change_and_why(store: Store) -> None:
+    by = {"actor": "ana", "reason": "customer called: wants \u00e9 \U0001f355, 'quoted'"}
+    insert(store, inst("a"), history=[hist("a", "started")])
+    # An update with history only (PostgreSQL's one-statement checkpoint), and one with timers
+    # and a key (the general commit): both keep actor and reason.
+    v = update(store, inst("a"), 1, history=[hist("a", "paused", **by), hist("a", "step", "s")])
+    update(store, inst("a"), v, timers=[timer("a", at(9))], key=key("a", "k"),
+           history=[hist("a", "goto", "s", actor="bob")])  # fmt: skip
+    got = store.history("a")
+    assert [(h.kind, h.actor, h.reason) for h in got] == [
+        ("started", None, None),
+        ("paused", "ana", by["reason"]),
+        ("step", None, None),
+        ("goto", "bob", None),
+    ]
+    newest = store.history("a", newest_first=True, limit=2)
+    assert [(h.kind, h.actor, h.seq) for h in newest] == [("goto", "bob", 4), ("step", None, 3)]
+
+
 def test_history_keeps_its_order_across_claims_and_every_kind_of_commit(store: Store) -> None:
     insert(store, inst("a"), history=[hist("a", "started")])
     [row] = store.claim("w", at(0), at(30), 1)  # the version moves on without history
@@ -1492,20 +1511,11 @@ def _drop_database(url: str, name: str) -> None:
 def test_processes_opening_a_new_database_at_once_all_succeed(
     store_kind: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
+    from gorch.store.sql import SCHEMA_VERSION
+
     # (When the tables were checked for, then created, outside one locked transaction, up to
     # 39 of 40 such processes failed with "table ... already exists", on both databases.)
-    if store_kind == "sqlite":
-        url = f"sqlite:///{tmp_path / 'new.db'}"
-    else:
-        import psycopg
-
-        pg_url = str(request.getfixturevalue("pg_url"))
-        name = f"fresh_{os.getpid()}"
-        with psycopg.connect(pg_url, autocommit=True) as c:
-            c.execute(f"DROP DATABASE IF EXISTS {name}")
-            c.execute(f"CREATE DATABASE {name}")
-        request.addfinalizer(lambda: _drop_database(pg_url, name))
-        url = pg_url.rsplit("/", 1)[0] + f"/{name}"
+    url = _fresh_url(store_kind, tmp_path, request)
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     out = subprocess.run(
         [sys.executable, "-c", OPENER, url, str(tmp_path / "go"), "30"],
@@ -1515,7 +1525,7 @@ def test_processes_opening_a_new_database_at_once_all_succeed(
     assert json.loads(out.stdout.splitlines()[-1]) == []
     with _raw(url) as conn:
         rows = conn.execute("SELECT key, value FROM gorch_meta").fetchall()
-    assert [tuple(r) for r in rows] == [("schema_version", "1")]
+    assert [tuple(r) for r in rows] == [("schema_version", str(SCHEMA_VERSION))]
 
 
 @pytest.mark.parametrize("store_kind", SQL_KINDS)
@@ -1545,20 +1555,82 @@ def test_a_refused_open_leaves_no_connection_open(sql_url: str) -> None:
     assert [str(w.message) for w in leaks] == []
 
 
+# gorch_history as schema version 1 wrote it (the other tables are as they were then): the
+# statements SQLAlchemy compiled for it, before actor and reason.
+HISTORY_V1 = {
+    "sqlite": "CREATE TABLE gorch_history (instance_id VARCHAR NOT NULL, version INTEGER NOT "
+    "NULL, idx INTEGER NOT NULL, at DATETIME NOT NULL, kind VARCHAR NOT NULL, name VARCHAR NOT "
+    "NULL, thread VARCHAR NOT NULL, input TEXT, output TEXT, error VARCHAR, PRIMARY KEY "
+    "(instance_id, version, idx)) WITHOUT ROWID",
+    "postgres": "CREATE TABLE gorch_history (instance_id VARCHAR NOT NULL, version INTEGER NOT "
+    "NULL, idx INTEGER NOT NULL, at TIMESTAMP WITH TIME ZONE NOT NULL, kind VARCHAR NOT NULL, "
+    "name VARCHAR NOT NULL, thread VARCHAR NOT NULL, input JSON, output JSON, error VARCHAR, "
+    "PRIMARY KEY (instance_id, version, idx))",
+}
+
+
+def _fresh_url(store_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A URL of a database with nothing in it (SQLite: a new file; PostgreSQL: a new database
+    on the session's server, dropped after the test)."""
+    if store_kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'new.db'}"
+    import psycopg
+
+    pg_url = str(request.getfixturevalue("pg_url"))
+    name = f"fresh_{os.getpid()}"
+    with psycopg.connect(pg_url, autocommit=True) as c:
+        c.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        c.execute(f"CREATE DATABASE {name}")
+    request.addfinalizer(lambda: _drop_database(pg_url, name))
+    return pg_url.rsplit("/", 1)[0] + f"/{name}"
+
+
 @pytest.mark.parametrize("store_kind", SQL_KINDS)
-def test_an_older_schema_is_migrated(sql_url: str) -> None:
+def test_a_version_1_database_is_upgraded_and_keeps_its_rows(
+    store_kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     from gorch.store.sql import SCHEMA_VERSION
 
-    _sql_store(sql_url).close()
-    _set_schema_version(sql_url, "0")
+    url = _fresh_url(store_kind, tmp_path, request)
+    s = _sql_store(url)
+    insert(s, inst("a"), timers=[timer("a", at(5))], history=[hist("a", "started")])
+    s.close()
+    p = "?" if store_kind == "sqlite" else "%s"
+    # SQLite keeps times as SQLAlchemy writes them: naive UTC text.
+    sqlite_time = [t.replace(tzinfo=None).isoformat(" ", "microseconds") for t in (at(0), at(1))]
+    when = sqlite_time if p == "?" else [at(0), at(1)]
+    with _raw(url) as conn:  # make it the database a gorch of schema 1 left behind
+        conn.execute("DROP TABLE gorch_history")
+        conn.execute(HISTORY_V1[store_kind])
+        conn.execute(
+            "INSERT INTO gorch_history (instance_id, version, idx, at, kind, name, thread, "
+            f"input, output, error) VALUES ({p}, 1, 1, {p}, 'started', '', '', '{{}}', NULL, "
+            "NULL), ('a', 1, 2, " + p + ", 'paused', '', '', NULL, NULL, NULL)",
+            ("a", *when),
+        )
+        conn.execute("UPDATE gorch_meta SET value = '1' WHERE key = 'schema_version'")
+    s = _sql_store(url)
     try:
-        s = _sql_store(sql_url)
-        try:
-            assert s.schema_version() == SCHEMA_VERSION
-        finally:
-            s.close()
+        assert s.schema_version() == SCHEMA_VERSION == 2
+        assert s.get("a") == attrs.evolve(inst("a"), version=1)
+        assert s.timers("a") == [timer("a", at(5))]
+        old = s.history("a")
+        assert [(h.kind, h.input, h.actor, h.reason) for h in old] == [
+            ("started", "{}", None, None),
+            ("paused", None, None, None),
+        ]
+        update(s, inst("a"), 1, history=[hist("a", "unpaused", actor="ana", reason="why")])
+        assert [(h.kind, h.actor, h.reason) for h in s.history("a")][-1] == (
+            "unpaused", "ana", "why",
+        )  # fmt: skip
     finally:
-        _set_schema_version(sql_url, str(SCHEMA_VERSION))
+        s.close()
+    s = _sql_store(url)  # opening it again changes nothing
+    try:
+        assert s.schema_version() == SCHEMA_VERSION
+        assert len(s.history("a")) == 3
+    finally:
+        s.close()
 
 
 @pytest.mark.parametrize(

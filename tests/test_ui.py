@@ -10,6 +10,7 @@ repository root).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -32,12 +33,13 @@ from gorch.testing.http import LiveServer
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = Path(os.environ.get("GORCH_ARTIFACTS", ROOT / "artifacts"))
-TOKENS = {
+TOKENS: dict[str, Any] = {
     "customer-t": ["Customer"],
     "manager-t": ["Manager"],
     "cook-t": ["Cook"],
     "courier-t": ["Delivery"],
     "admin-t": ["admin"],
+    "ana-t": {"roles": ["admin"], "name": "ana"},
 }
 # What Chromium needs to start as root in a container with no network (see the env notes).
 ARGS = [
@@ -367,6 +369,78 @@ def test_operator_actions_need_confirmation(page: Page, url: str, engine: Engine
     expect(add.get_by_role("button", name="Send AddToCart")).to_be_disabled()
     expect(add.locator(".why")).to_have_text("Needs the role Customer; your token holds admin.")
     assert engine.get("ui-ops-2").status is RunStatus.WAITING
+
+
+def test_operator_actions_ask_for_a_reason_and_the_history_says_who(
+    page: Page, url: str, engine: Engine
+) -> None:
+    engine.start("pizza", PizzaOrder(), "ui-who")
+    page.goto(f"{url}/ui/#/i/ui-who")
+    use_token(page, "ana-t")
+    expect(page.locator("#who")).to_have_text("ana, roles: admin")
+    ops = page.locator(".ops")
+    ops.get_by_role("button", name="Pause", exact=True).click()
+    dialog = page.locator("dialog#confirm")
+    dialog.get_by_label("Reason").fill("customer called")
+    dialog.get_by_role("button", name="pause", exact=True).click()
+    expect(page.locator(".title-row .badge")).to_have_text("paused")
+    paused = page.locator("ol.timeline li.paused")
+    expect(paused.locator(".by")).to_have_text("by ana: customer called")
+    ops.get_by_role("button", name="Unpause", exact=True).click()
+    dialog.get_by_role("button", name="unpause", exact=True).click()  # no reason given
+    expect(page.locator("ol.timeline li.unpaused .by")).to_have_text("by ana")
+
+    goto = page.locator("form.goto")
+    goto.get_by_label("Statement").select_option("for the manager")
+    goto.get_by_label("Reason").fill("skip the cart")
+    goto.get_by_role("button", name="Preview goto").click()
+    goto.get_by_role("button", name="Apply goto").click()
+    dialog.get_by_role("button", name="Apply goto").click()
+    expect(page.locator("ol.timeline li.goto .by")).to_have_text("by ana: skip the cart")
+    by = [(h.kind, h.actor, h.reason) for h in engine.history("ui-who") if h.actor]
+    assert by == [
+        ("paused", "ana", "customer called"),
+        ("unpaused", "ana", None),
+        ("goto", "ana", "skip the cart"),
+    ]
+
+
+def test_edit_data_shows_the_diff_before_applying(page: Page, url: str, engine: Engine) -> None:
+    engine.start("pizza", PizzaOrder(address="Via Roma 1"), "ui-data")
+    page.goto(f"{url}/ui/#/i/ui-data")
+    use_token(page, "customer-t")
+    form = page.locator("form.data-edit")
+    expect(form.get_by_role("button", name="Preview change")).to_be_disabled()  # not an admin
+    use_token(page, "ana-t")
+    form = page.locator("form.data-edit")
+    text = form.get_by_label("Data (JSON)")
+    data = json.loads(text.input_value())
+    assert data["address"] == "Via Roma 1"
+    text.fill(json.dumps({**data, "address": 5}))
+    form.get_by_role("button", name="Preview change").click()
+    expect(form.locator(".plan .error")).to_contain_text("@ data.address")
+    text.fill("{not json")
+    form.get_by_role("button", name="Preview change").click()
+    expect(form.locator(".plan .error")).to_contain_text("Not valid JSON")
+    text.fill(json.dumps({**data, "address": "Via Po 2"}))
+    form.get_by_label("Reason").fill("customer moved")
+    form.get_by_role("button", name="Preview change").click()
+    expect(form.locator(".data-diff .del")).to_contain_text('"address": "Via Roma 1"')
+    expect(form.locator(".data-diff .add")).to_contain_text('"address": "Via Po 2"')
+    assert engine.get("ui-data").data.address == "Via Roma 1"  # the dry run changed nothing
+    form.get_by_role("button", name="Apply change").click()
+    dialog = page.locator("dialog#confirm")
+    dialog.get_by_role("button", name="Keep as is").click()
+    assert engine.get("ui-data").data.address == "Via Roma 1"
+    form.get_by_role("button", name="Apply change").click()
+    dialog.get_by_role("button", name="Apply change").click()
+    expect(page.locator("#flash")).to_contain_text("data: changed.")
+    expect(page.locator("ol.timeline li.data_set .by")).to_have_text("by ana: customer moved")
+    assert engine.get("ui-data").data.address == "Via Po 2"
+    engine.cancel("ui-data")
+    page.reload()
+    settled(page)
+    expect(page.locator("form.data-edit button")).to_be_disabled()
 
 
 def test_instance_list_filters_pages_and_refreshes_live(

@@ -25,6 +25,7 @@ The package, by concern (a new command goes in the module of its concern, added 
 - ``_definitions``: ``graph``.
 - ``_why``: ``why``.
 - ``_deploying``: ``check``, ``migrate``.
+- ``_data``: ``data`` (show, ``--set``, ``--patch``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from __future__ import annotations
 # Importing a concern's module adds its commands to the group. The names this module had before
 # it became a package stay importable from it (``as``: an explicit re-export); its surface for
 # ``import *`` stays ``cli`` and ``main``.
+from gorch.cli._data import data as data
 from gorch.cli._definitions import graph as graph
 from gorch.cli._deploying import check as check
 from gorch.cli._deploying import migrate as migrate

@@ -17,7 +17,7 @@ from typing import TypeVar
 import click
 from rich.markup import escape
 
-from gorch.cli._group import Context, cli, json_option, pass_ctx
+from gorch.cli._group import Context, audit_options, cli, json_option, pass_ctx
 from gorch.cli._output import Fail, emit_json, explain
 from gorch.engine import CheckProblem, CheckReport, MigrationReport
 from gorch.errors import GorchError
@@ -95,16 +95,25 @@ def _print_problem(c: Context, p: CheckProblem) -> None:
 @cli.command()
 @click.option("--workflow", help="Only the instances of this workflow.")
 @click.option("--dry-run", is_flag=True, help="Run the migrations in memory and count.")
+@audit_options
 @json_option
 @pass_ctx
-def migrate(c: Context, workflow: str | None, dry_run: bool, as_json: bool) -> None:
+def migrate(
+    c: Context,
+    workflow: str | None,
+    dry_run: bool,
+    actor: str,
+    reason: str | None,
+    as_json: bool,
+) -> None:
     """Migrate stored data written by an older data_version of its class.
 
     Each instance is upgraded by its class's migrate() and written in a commit of its own,
     with a "migrated" history entry; one whose migration fails is left as it was and listed.
     Exit status 1 when a migration failed.
     """
-    _report(c, lambda: c.engine.migrate(workflow, dry_run=dry_run), as_json, _print_migration,
+    _report(c, lambda: c.engine.migrate(workflow, dry_run=dry_run, actor=actor, reason=reason),
+            as_json, _print_migration,
             lambda r: f"{r.failed} instance(s) could not be migrated and were left as they "
             f"were; fix migrate() and run gorch migrate again")  # fmt: skip
 

@@ -9,6 +9,10 @@ asks for it: ``gorch --help`` and a usage mistake need no store.
 
 from __future__ import annotations
 
+import getpass
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import click
 from rich.console import Console
 from rich.markup import escape
@@ -18,7 +22,15 @@ from gorch.cli._output import Fail, explain, status_markup
 from gorch.engine import Engine, Instance, RunStatus
 from gorch.errors import GorchError, did_you_mean, suggest
 
-__all__ = ["STATUSES", "Context", "cli", "json_option", "pass_ctx"]
+__all__ = [
+    "STATUSES",
+    "Context",
+    "audit_options",
+    "cli",
+    "default_actor",
+    "json_option",
+    "pass_ctx",
+]
 
 STATUSES = [s.value for s in RunStatus]
 """Every instance status, as ``--status`` takes them."""
@@ -95,6 +107,29 @@ class Context:
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 """``--json``, which every command takes."""
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def default_actor() -> str:
+    """Who acts when ``--actor`` is not given: the OS user, or ``"cli"`` if there is none
+    (a container without a passwd entry)."""
+    try:
+        return getpass.getuser() or "cli"
+    except Exception:  # OSError (3.13) or KeyError: no user name to be had
+        return "cli"
+
+
+def audit_options(f: _F) -> _F:
+    """``--actor`` and ``--reason``, which every operator command takes: who acts and why,
+    kept in each history entry the command writes."""
+    f = click.option("--reason", help="Why (kept in the history with the actor).")(f)
+    return click.option(
+        "--actor",
+        default=default_actor,
+        show_default="your OS user name",
+        help="Who acts (kept in the history).",
+    )(f)
 
 
 @click.group(cls=SuggestingGroup, context_settings={"help_option_names": ["-h", "--help"]})

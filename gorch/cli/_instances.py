@@ -154,8 +154,19 @@ def show(c: Context, id: str, data: bool, as_json: bool) -> None:
         c.out.print(_threads_table(waits))
     if inst.timers:
         c.out.print(_timers_table(inst.timers))
+    _print_operators(c, inst.id)
     if data:
         c.out.print_json(orjson.dumps(serde.unstructure(inst.data)).decode())
+
+
+def _print_operators(c: Context, id: str, most: int = 3) -> None:
+    """The latest operator actions of the last 100 history entries, newest first, with who
+    made them and why (``gorch history`` lists them all)."""
+    recent = c.engine.history(id, newest_first=True, limit=100)
+    done = [h for h in recent if h.actor is not None or h.reason][:most]
+    for h in done:
+        what = f"{h.kind} {h.name!r}" if h.name else h.kind
+        c.out.print(f"[bold]{escape(what)}[/] {ago(h.at)} {escape(_by(h))}")
 
 
 def _threads_table(waits: list[ThreadWait]) -> Table:
@@ -274,7 +285,7 @@ def history(
         emit_json({"items": [views.history(h) for h in page], "next": page.next})
         return
     table = Table()
-    for col in ("#", "at", "kind", "name", "thread", "input", "output", "error"):
+    for col in ("#", "at", "kind", "name", "thread", "input", "output", "error", "operator"):
         table.add_column(col, overflow="fold")
     for h in page:
         table.add_row(
@@ -286,12 +297,20 @@ def history(
             escape(short(h.input)),
             escape(short(h.output)),
             _troubles(h),
+            escape(_by(h)),
         )
     c.out.print(table)
     if page.next:
         again = [id, "--limit", str(limit), "--cursor", page.next]
         again += ["--newest-first"] * newest_first
         c.out.print(f"more: gorch history {shlex.join(again)}", markup=False)
+
+
+def _by(h: HistoryEntry) -> str:
+    """Who made an operator's change, and why: ``"by ana: customer called"`` (or ``""``)."""
+    if h.actor is None:
+        return f"why: {h.reason}" if h.reason else ""
+    return f"by {h.actor}: {h.reason}" if h.reason else f"by {h.actor}"
 
 
 def _troubles(h: HistoryEntry) -> str:

@@ -1,16 +1,19 @@
 """The operators' repairs: move a thread (``goto``), and pause, unpause, cancel or retry
-instances, by id or by a selection (``--workflow``/``--status``).
+instances, by id or by a selection (``--workflow``, ``--status``, ``--at``, ``--older-than``).
 
-``goto`` shows its dry-run plan and asks before applying. The four actions on many instances
-are all or nothing: every instance is checked first (:meth:`Engine.refusal
+``goto`` shows its dry-run plan and asks before applying. The four actions on named ids are
+all or nothing: every instance is checked first (:meth:`Engine.refusal
 <gorch.engine.Engine.refusal>`), and if any is refused none is changed, each refused id named
-with why. A selection asks before acting (unless ``--yes``) and shows a progress bar.
+with why. A selection is one :meth:`Engine.bulk <gorch.engine.Engine.bulk>` call
+(``_bulk.py``): it counts, asks (unless ``--yes``), and changes each match in its own commit
+with a progress bar, reporting the ones that failed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import nullcontext
+from datetime import timedelta
 from typing import Any, NoReturn
 
 import click
@@ -18,7 +21,8 @@ from rich.markup import escape
 from rich.progress import Progress
 
 from gorch import _views as views
-from gorch.cli._group import STATUSES, Context, cli, json_option, pass_ctx
+from gorch.cli._bulk import Duration, Selection, run_bulk
+from gorch.cli._group import STATUSES, Context, audit_options, cli, json_option, pass_ctx
 from gorch.cli._output import (
     Fail,
     Usage,
@@ -29,8 +33,8 @@ from gorch.cli._output import (
     stderr,
     why,
 )
-from gorch.engine import OPERATOR_STATUSES, Engine, Instance
-from gorch.errors import GorchError
+from gorch.engine import Engine, Instance
+from gorch.errors import GorchError, InputError
 from gorch.state import MAIN_THREAD
 
 __all__ = ["OPERATORS", "cancel", "goto", "pause", "retry", "unpause"]
@@ -42,10 +46,19 @@ __all__ = ["OPERATORS", "cancel", "goto", "pause", "retry", "unpause"]
 @click.option("--thread", default=MAIN_THREAD, show_default=True)
 @click.option("--dry-run", is_flag=True, help="Only show what would change.")
 @click.option("--yes", "-y", is_flag=True, help="Apply without asking.")
+@audit_options
 @json_option
 @pass_ctx
 def goto(
-    c: Context, id: str, name: str, thread: str, dry_run: bool, yes: bool, as_json: bool
+    c: Context,
+    id: str,
+    name: str,
+    thread: str,
+    dry_run: bool,
+    yes: bool,
+    actor: str,
+    reason: str | None,
+    as_json: bool,
 ) -> None:
     """Move a thread of instance ID to the statement NAME (repair a stuck instance).
 
@@ -53,7 +66,7 @@ def goto(
     """
     engine = c.engine
     try:
-        plan = engine.goto(id, name, thread, dry_run=True)
+        plan = engine.goto(id, name, thread, dry_run=True, actor=actor, reason=reason)
     except GorchError as exc:
         explain(exc, engine, id)
     if dry_run and as_json:
@@ -68,7 +81,7 @@ def goto(
         if not confirm("apply?"):
             raise Fail("not applied: nothing changed")
     try:
-        plan = engine.goto(id, name, thread)
+        plan = engine.goto(id, name, thread, actor=actor, reason=reason)
     except GorchError as exc:
         explain(exc, engine, id)
     if as_json:
@@ -97,7 +110,14 @@ def _operator(action: str) -> click.Command:
     @click.option(
         "--status", "-s", multiple=True, type=click.Choice(STATUSES), help="... in these statuses."
     )
+    @click.option("--at", metavar="STATEMENT", help="... with a thread at this statement ...")
+    @click.option(
+        "--older-than", type=Duration(), metavar="DURATION",
+        help="... not changed for this long (3d, 12h, 90m).",
+    )  # fmt: skip
+    @click.option("--dry-run", is_flag=True, help="With a selection: only count the matches.")
     @click.option("--yes", "-y", is_flag=True, help="Do not ask before acting on many.")
+    @audit_options
     @json_option
     @pass_ctx
     def command(
@@ -105,66 +125,77 @@ def _operator(action: str) -> click.Command:
         ids: tuple[str, ...],
         workflow: str | None,
         status: tuple[str, ...],
+        at: str | None,
+        older_than: timedelta | None,
+        dry_run: bool,
         yes: bool,
+        actor: str,
+        reason: str | None,
         as_json: bool,
     ) -> None:
-        chosen, selected = _chosen(c, action, ids, workflow, status)
-        _operate(c, action, chosen, selected, yes=yes, as_json=as_json)
+        selection = Selection(workflow, status, at, older_than)
+        by = {"actor": actor, "reason": reason}
+        if _selected(action, ids, selection, dry_run):
+            verb = OPERATORS[action][0]
+            run_bulk(c, action, selection, by, dry_run=dry_run, yes=yes, as_json=as_json,
+                     verb=verb)  # fmt: skip
+            return
+        _operate(c, action, tuple(dict.fromkeys(ids)), by, as_json=as_json)
 
     return command
 
 
-def _chosen(
-    c: Context, action: str, ids: tuple[str, ...], workflow: str | None, status: tuple[str, ...]
-) -> tuple[tuple[str, ...], bool]:
-    """The instances to act on, each once in the order given, and whether they were selected
-    (by ``--workflow``/``--status``) rather than named."""
-    if ids and (workflow or status):
-        raise Usage("give instance ids, or --workflow/--status to select them, not both")
-    if not ids and not (workflow or status):
-        raise Usage(f"which instances? give ids, or --workflow/--status (gorch {action} -h)")
-    if ids:
-        return tuple(dict.fromkeys(ids)), False
-    return tuple(dict.fromkeys(_select(c.engine, workflow, status))), True
+def _selected(action: str, ids: tuple[str, ...], selection: Selection, dry_run: bool) -> bool:
+    """Whether the command acts on a selection (else on the ``ids`` named)."""
+    where = "--workflow, --status, --at or --older-than"
+    if ids and selection:
+        raise Usage(f"give instance ids, or {where} to select them, not both")
+    if not ids and not selection:
+        raise Usage(f"which instances? give ids, or {where} (gorch {action} -h)")
+    if ids and dry_run:
+        raise Usage("--dry-run counts a selection; with ids, use gorch show")
+    return not ids
 
 
 def _operate(
-    c: Context, action: str, ids: tuple[str, ...], selected: bool, *, yes: bool, as_json: bool
+    c: Context, action: str, ids: tuple[str, ...], by: dict[str, str | None], *, as_json: bool
 ) -> None:
     """Do ``action`` to every instance of ``ids``, or to none if any would be refused."""
-    if not ids:
-        c.out.print("no instance matches")
-        return
     engine = c.engine
-    single = len(ids) == 1 and not selected
+    single = len(ids) == 1
     # Every instance is checked before any is changed: one refusal changes nothing.
     refused = _refusals(engine, action, ids)
     if refused:
         if single:
             raise Fail(refused[0][1])
-        _refuse_all(action, ids, refused, selected, as_json)
-    if selected:
-        many_word = "instance" if len(ids) == 1 else "instances"
-        if not yes and not confirm(f"{action} {len(ids)} {many_word}?"):
-            raise Fail("nothing changed")
+        _refuse_all(action, ids, refused, as_json)
     progress = len(ids) > 1 and not as_json
-    results, errors = _apply(engine, action, ids, single=single, progress=progress)
+    results, errors = _apply(engine, action, ids, by, single=single, progress=progress)
     _report(c, action, results, errors, single=single, as_json=as_json)
 
 
 def _apply(
-    engine: Engine, action: str, ids: tuple[str, ...], *, single: bool, progress: bool
+    engine: Engine,
+    action: str,
+    ids: tuple[str, ...],
+    by: dict[str, str | None],
+    *,
+    single: bool,
+    progress: bool,
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Do ``action`` to each instance: the summaries of those done, and why each other one was
-    refused (it changed since it was checked); a lone instance's refusal is raised."""
-    method: Callable[[str], Instance] = getattr(engine, action)
+    refused (it changed since it was checked); a lone instance's refusal is raised, as is a
+    bad ``--actor``/``--reason`` (refused before the first instance is read)."""
+    method: Callable[..., Instance] = getattr(engine, action)
     results: list[dict[str, Any]] = []
     errors: list[str] = []
     with Progress(console=stderr, transient=True) if progress else nullcontext() as bar:
         task = bar.add_task(f"{action}…", total=len(ids)) if bar else None
         for id in ids:
             try:
-                results.append(views.summary(method(id)))
+                results.append(views.summary(method(id, **by)))
+            except InputError as exc:
+                raise Fail(str(exc)) from None
             except GorchError as exc:
                 if single:
                     explain(exc, engine, id)
@@ -208,41 +239,20 @@ def _refusals(engine: Engine, action: str, ids: tuple[str, ...]) -> list[tuple[s
 
 
 def _refuse_all(
-    action: str,
-    ids: tuple[str, ...],
-    refused: list[tuple[str, str]],
-    selected: bool,
-    as_json: bool,
+    action: str, ids: tuple[str, ...], refused: list[tuple[str, str]], as_json: bool
 ) -> NoReturn:
     """Say which instances ``action`` is refused for and why; nothing was changed."""
     n = len(refused)
     head = f"cannot {action} {n} of the {len(ids)} instances, so none was changed"
-    *most, last = [s.value for s in OPERATOR_STATUSES[action]]
-    fits = f"{', '.join(most)} or {last}" if most else last
-    hint = f"; select only {fits} ones (--status)" if selected else ""
     if as_json:
         emit_json({"done": [], "errors": [f"{id}: {reason}" for id, reason in refused]})
-        stderr.print(f"[red]error:[/] {escape(head + hint)}")
+        stderr.print(f"[red]error:[/] {escape(head)}")
     else:
         lines = [f"  {id}: {reason}" for id, reason in refused[:20]]
         if n > 20:
             lines.append(f"  ... and {n - 20} more")
-        stderr.print(f"[red]error:[/] {escape(head)}:\n" + escape("\n".join(lines)) + escape(hint))
+        stderr.print(f"[red]error:[/] {escape(head)}:\n" + escape("\n".join(lines)))
     raise SystemExit(1)
-
-
-def _select(engine: Engine, workflow: str | None, status: tuple[str, ...]) -> Iterator[str]:
-    """The id of every instance of ``workflow`` in ``status``, page after page."""
-    cursor = None
-    while True:
-        try:
-            page = engine.list(workflow=workflow, status=status or None, limit=500, cursor=cursor)
-        except GorchError as exc:
-            explain(exc)
-        yield from (i.id for i in page.items)
-        if not page.next:
-            return
-        cursor = page.next
 
 
 pause = _operator("pause")

@@ -34,8 +34,10 @@ Where each part lives (private modules; everything public is imported from here)
 - ``_engine.py``: Engine, joined from ``_reading.py`` (get, list, history, waits),
   ``_delivering.py`` (start, send, send_json), ``_operating.py`` (goto, pause, unpause,
   cancel, retry, refusal), ``_why.py`` (why), ``_check.py`` (check: the deploy check;
-  CheckReport, CheckProblem) and ``_migrate.py`` (migrate; MigrationReport), on
-  ``_core.py`` (settings, reading a row, waiting for a lease).
+  CheckReport, CheckProblem), ``_migrate.py`` (migrate; MigrationReport), ``_data.py``
+  (set_data; DataPlan) and ``_bulk.py`` (bulk; BulkReport, BulkFailure), on ``_core.py``
+  (settings, reading a row, waiting for a lease).
+- ``_audit.py``: the ``actor`` and ``reason`` every operator call takes, checked.
 - ``_explanation.py``, ``_why_text.py``, ``_conditions.py``: what ``why`` returns (Explanation
   and its parts), the same in plain words, and a ``WaitFor``'s condition read from its source.
 - ``_op.py``: one operation on one instance, and each commit it makes, by name.
@@ -48,7 +50,9 @@ Where each part lives (private modules; everything public is imported from here)
 
 from __future__ import annotations
 
+from gorch.engine._bulk import BULK_ACTIONS, BulkFailure, BulkReport
 from gorch.engine._check import PROBLEM_KINDS, CheckProblem, CheckReport
+from gorch.engine._data import DataPlan
 from gorch.engine._engine import Engine
 from gorch.engine._explanation import (
     AcceptedEvent,
@@ -72,11 +76,15 @@ from gorch.engine._records import (
 from gorch.engine._worker import Worker, WorkerHealth
 
 __all__ = [
+    "BULK_ACTIONS",
     "OPERATOR_STATUSES",
     "PROBLEM_KINDS",
     "AcceptedEvent",
+    "BulkFailure",
+    "BulkReport",
     "CheckProblem",
     "CheckReport",
+    "DataPlan",
     "DueTimer",
     "Engine",
     "Explanation",

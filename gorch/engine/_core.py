@@ -21,13 +21,14 @@ from typing import Any
 
 from gorch import clock
 from gorch.engine._op import ReadAgain
-from gorch.engine._records import Instance, Listener, RunStatus
+from gorch.engine._records import OPERATOR_STATUSES, Instance, Listener, RunStatus
 from gorch.engine._rows import read, status_of
 from gorch.errors import (
     BusyError,
     ConflictError,
     DefinitionError,
     InputError,
+    InstanceStatusError,
     NotFoundError,
     UnreadableInstanceError,
     did_you_mean,
@@ -86,6 +87,10 @@ class Unobserved:
 
 
 _UNOBSERVED = Unobserved()
+
+
+_DOING = {"goto": "goto in", "set_data": "set the data of", "delete_data": "delete the data of"}
+"""How a refusal names an action whose name is not a verb of the sentence."""
 
 
 class EngineCore:
@@ -257,3 +262,19 @@ class EngineCore:
             time.sleep(step)
             waited[0] += step
             pause = min(pause * 2, 0.05)
+
+    def _require(self, row: InstanceRecord, action: str) -> RunStatus:
+        """The row's status, if the operator ``action`` is allowed in it (see
+        :data:`OPERATOR_STATUSES`); an unknown status text counts as failed."""
+        status = status_of(row) or RunStatus.FAILED
+        allowed = OPERATOR_STATUSES[action]
+        if status in allowed:
+            return status
+        if len(allowed) == 1:
+            why = f"it is {status.value}, not {allowed[0].value}"
+        else:
+            why = f"it is {status.value}"
+        doing = _DOING.get(action, action)
+        raise InstanceStatusError(
+            f"cannot {doing} instance {row.id!r}: {why}", workflow_id=row.id, status=status.value
+        )

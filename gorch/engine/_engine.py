@@ -7,7 +7,9 @@ that holds the settings and the shared machinery (:class:`~gorch.engine._core.En
 - delivering (start, send, send_json): ``_delivering.py``;
 - operating (goto, pause, unpause, cancel, retry, refusal): ``_operating.py``;
 - explaining (why): ``_why.py``;
-- deploying (check, migrate): ``_check.py`` and ``_migrate.py``.
+- deploying (check, migrate): ``_check.py`` and ``_migrate.py``;
+- repairing data (set_data): ``_data.py``;
+- operator actions over a filter (bulk): ``_bulk.py``.
 
 Mixins rather than thin methods that forward to functions: a call and its documentation then
 stand in one place, with nothing to keep in step (a forwarding method repeats every
@@ -16,6 +18,8 @@ parameter), and a call costs no extra frame on the hot path (``send``).
 
 from __future__ import annotations
 
+from gorch.engine._bulk import Bulk
+from gorch.engine._data import DataRepairs
 from gorch.engine._delivering import Delivering
 from gorch.engine._migrate import Migrating
 from gorch.engine._operating import Operating
@@ -23,7 +27,7 @@ from gorch.engine._reading import Reading
 from gorch.engine._why import Explaining
 
 
-class Engine(Reading, Delivering, Operating, Explaining, Migrating):
+class Engine(Reading, Delivering, Bulk, Operating, Explaining, Migrating, DataRepairs):
     """Durable workflow instances on a store.
 
     Args:

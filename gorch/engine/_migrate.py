@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from attrs import field, frozen
 
+from gorch.engine._audit import By, audit
 from gorch.engine._check import Checking, CheckProblem, Findings
 from gorch.engine._op import Operation
 from gorch.engine._records import RunStatus
@@ -74,7 +75,13 @@ class Migrating(Checking):
     """:class:`~gorch.engine.Engine`'s bulk migration."""
 
     def migrate(
-        self, workflow: str | None = None, *, dry_run: bool = False, sample: int = 10
+        self,
+        workflow: str | None = None,
+        *,
+        dry_run: bool = False,
+        sample: int = 10,
+        actor: str | None = None,
+        reason: str | None = None,
     ) -> MigrationReport:
         """Migrate the data of every instance (of ``workflow``, or of every registered
         workflow; finished ones too) written by an older ``data_version`` of its class.
@@ -86,10 +93,14 @@ class Migrating(Checking):
             workflow: only this registered workflow.
             dry_run: run the migrations in memory and count; write nothing.
             sample: how many ids each problem lists.
+            actor, reason: who migrates and why, kept in each ``migrated`` entry (as for every
+                operator call; an instance migrated by a later commit of its own has none).
 
         Raises:
             NotFoundError: ``workflow`` is not registered.
+            InputError: a bad ``sample``, ``actor`` or ``reason``.
         """
+        by = audit(actor, reason)
         if workflow is not None:
             self._class(workflow)
         if not isinstance(sample, int) or isinstance(sample, bool) or sample < 1:
@@ -105,7 +116,7 @@ class Migrating(Checking):
                 counts["current"] += 1
                 continue
             try:
-                done = self._migrate_one(row, dry_run)
+                done = self._migrate_one(row, dry_run, by)
             except UnreadableInstanceError as exc:
                 counts["failed"] += 1
                 found.add(row.workflow, row.id, ("failed_migration", exc.field, exc.reason, ()))
@@ -116,7 +127,7 @@ class Migrating(Checking):
 
     # -- the engine package's own ------------------------------------------------------------
 
-    def _migrate_one(self, row: InstanceRecord, dry_run: bool) -> bool:
+    def _migrate_one(self, row: InstanceRecord, dry_run: bool, by: By) -> bool:
         """Migrate one instance (read again while it changes); whether its data was old."""
         if dry_run:
             return Operation(self, row, leased=False).migrated != 0
@@ -125,6 +136,7 @@ class Migrating(Checking):
             op = Operation(self, fresh, leased=False)
             if not op.migrated:  # someone's commit migrated it meanwhile
                 return False
+            op.history.insert(0, op.migration(**by))  # (so the commit adds none of its own)
             op.mark(status_of(fresh) or RunStatus.FAILED)
             return True
 

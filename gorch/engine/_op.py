@@ -173,13 +173,14 @@ class Operation:
         """Add a history entry to the next commit."""
         self.history.append(HistoryRecord(self.row.id, clock.now(), kind, name, thread, **kw))
 
-    def migration(self) -> HistoryRecord:
+    def migration(self, actor: str | None = None, reason: str | None = None) -> HistoryRecord:
         """The history entry of the data's migration, for the commit that writes the migrated
-        data (after which the data is current: ``migrated`` is reset)."""
+        data (after which the data is current: ``migrated`` is reset); ``actor`` and
+        ``reason`` for an operator's ``migrate``."""
         versions = serde.dumps({"from": self.migrated, "to": self.state.data_version})
         self.migrated = 0
         return HistoryRecord(self.row.id, clock.now(), HistoryKind.MIGRATED, self.row.workflow,
-                             input=versions)  # fmt: skip
+                             input=versions, actor=actor, reason=reason)  # fmt: skip
 
     # -- the commits -------------------------------------------------------------------------
 

@@ -2,18 +2,20 @@
 :meth:`~Operating.refusal`, which says whether one would be refused.
 
 Each is allowed in the statuses :data:`~gorch.engine.OPERATOR_STATUSES` names, and each writes
-a history entry saying what the operator did. One that runs user code (goto's and cancel's
+a history entry saying what the operator did, who did it and why: every call takes ``actor=``
+and ``reason=`` (checked before anything is read; see ``_audit.py``), kept as the entry's
+``actor`` and ``reason``. One that runs user code (goto's and cancel's
 teardowns, the run after unpause, retry and goto) holds the instance's lease while it does.
 """
 
 from __future__ import annotations
 
 from gorch import serde
+from gorch.engine._audit import audit
 from gorch.engine._core import EngineCore
 from gorch.engine._op import Operation
-from gorch.engine._records import OPERATOR_STATUSES, HistoryKind, Instance, RunStatus
-from gorch.engine._rows import status_of
-from gorch.errors import GorchError, InstanceStatusError, UnreadableInstanceError
+from gorch.engine._records import HistoryKind, Instance, RunStatus
+from gorch.errors import GorchError, UnreadableInstanceError
 from gorch.interpreter import GotoPlan, goto
 from gorch.interpreter import cancel as interpreter_cancel
 from gorch.state import MAIN_THREAD
@@ -25,9 +27,10 @@ class Operating(EngineCore):
 
     def refusal(self, action: str, id: str) -> GorchError | None:
         """Why the operator ``action`` (``"pause"``, ``"unpause"``, ``"cancel"``, ``"retry"``,
-        ``"goto"``) would be refused for instance ``id`` now — it does not exist, or its status
-        does not allow it — or None. Changes nothing; for checking many ids before acting on
-        any (the CLI's bulk commands)."""
+        ``"goto"``, ``"set_data"``: a key of :data:`OPERATOR_STATUSES`) would be refused for
+        instance ``id`` now — it does not exist, or its status does not allow it — or None.
+        Changes nothing; for checking many ids before acting on any (the CLI's bulk
+        commands)."""
         try:
             self._require(self._row(id), action)
         except GorchError as exc:
@@ -35,13 +38,23 @@ class Operating(EngineCore):
         return None
 
     def goto(
-        self, id: str, name: str, thread: str = MAIN_THREAD, *, dry_run: bool = False
+        self,
+        id: str,
+        name: str,
+        thread: str = MAIN_THREAD,
+        *,
+        dry_run: bool = False,
+        actor: str | None = None,
+        reason: str | None = None,
     ) -> GotoPlan:
         """Move ``thread`` of instance ``id`` to the statement ``name`` and run on from there.
 
         With ``dry_run`` nothing changes and the plan says what would. A failed instance is
-        repaired this way (its retry count is reset); a paused one stays paused.
+        repaired this way (its retry count is reset); a paused one stays paused. ``actor``
+        and ``reason``: who moves it and why, kept in the ``goto`` history entry (as for
+        every operator call).
         """
+        by = audit(actor, reason)
 
         def body(row: InstanceRecord) -> GotoPlan:
             status = self._require(row, "goto")
@@ -56,7 +69,8 @@ class Operating(EngineCore):
             except GorchError:  # refused before anything ran (e.g. a bad delay from data)
                 op.release()
                 raise
-            op.note(HistoryKind.GOTO, name, thread, input=serde.dumps({"plan": plan.describe()}))
+            op.note(HistoryKind.GOTO, name, thread, input=serde.dumps({"plan": plan.describe()}),
+                    **by)  # fmt: skip
             if status is RunStatus.PAUSED:
                 op.mark(RunStatus.PAUSED)
             else:
@@ -67,37 +81,41 @@ class Operating(EngineCore):
         plan: GotoPlan = self._operate(id, body, "goto", name)
         return plan
 
-    def pause(self, id: str) -> Instance:
-        """Stop the instance: no event is accepted and no timer fires until :meth:`unpause`."""
+    def pause(self, id: str, *, actor: str | None = None, reason: str | None = None) -> Instance:
+        """Stop the instance: no event is accepted and no timer fires until :meth:`unpause`
+        (a paused one stays as it is, with no new entry)."""
+        by = audit(actor, reason)
 
         def body(row: InstanceRecord) -> Instance:
             if self._require(row, "pause") is RunStatus.PAUSED:
                 return self._instance(row, timers=True, tolerant=True)
             op = Operation(self, row, leased=False, load=False)
-            op.note(HistoryKind.PAUSED)
+            op.note(HistoryKind.PAUSED, **by)
             op.mark(RunStatus.PAUSED)
             return self._instance(op.row, timers=True, tolerant=True)
 
         return self._operate(id, body, "pause")  # type: ignore[no-any-return]
 
-    def unpause(self, id: str) -> Instance:
+    def unpause(self, id: str, *, actor: str | None = None, reason: str | None = None) -> Instance:
         """Let a paused instance go on: it runs until it blocks (due timers fire next)."""
+        by = audit(actor, reason)
 
         def body(row: InstanceRecord) -> Instance:
             self._require(row, "unpause")
             op = Operation(self, row, leased=False)
-            op.note(HistoryKind.UNPAUSED)
+            op.note(HistoryKind.UNPAUSED, **by)
             op.hold()
             op.run_accepted(f"unpause of {id!r}")
             return self._instance(op.row, timers=True)
 
         return self._operate(id, body, "unpause")  # type: ignore[no-any-return]
 
-    def cancel(self, id: str) -> Instance:
+    def cancel(self, id: str, *, actor: str | None = None, reason: str | None = None) -> Instance:
         """End the instance for good: its waits are torn down (Handler teardowns run, as for
         goto), its timers are deleted and nothing more runs. The threads keep their
         positions, for inspection. A teardown that fails is recorded in the history; an
         instance whose row does not load is cancelled without teardowns."""
+        by = audit(actor, reason)
 
         def body(row: InstanceRecord) -> Instance:
             self._require(row, "cancel")
@@ -105,7 +123,7 @@ class Operating(EngineCore):
                 op = Operation(self, row, leased=False)
             except UnreadableInstanceError as exc:
                 op = Operation(self, row, leased=False, load=False)
-                op.note(HistoryKind.CANCELLED, error=f"no teardowns ran: {exc}")
+                op.note(HistoryKind.CANCELLED, error=f"no teardowns ran: {exc}", **by)
                 op.mark_cancelled(torn_down=False)
                 return self._instance(op.row, [], tolerant=True)
             if any(t.wait_events for t in op.state.threads):
@@ -113,41 +131,26 @@ class Operating(EngineCore):
             try:
                 failed = interpreter_cancel(op.wf, op.state)
             except GorchError as exc:  # the code cannot tear this state down: keep it as it is
-                op.note(HistoryKind.CANCELLED, error=f"no teardowns ran: {exc}")
+                op.note(HistoryKind.CANCELLED, error=f"no teardowns ran: {exc}", **by)
                 op.mark_cancelled(torn_down=False)
                 return self._instance(op.row, [])
             errors = [f"teardown of {e.req.name!r} failed: {e.error}" for e in failed]
-            op.note(HistoryKind.CANCELLED, error="; ".join(errors) or None)
+            op.note(HistoryKind.CANCELLED, error="; ".join(errors) or None, **by)
             op.mark_cancelled(torn_down=True)
             return self._instance(op.row, [])
 
         return self._operate(id, body, "cancel")  # type: ignore[no-any-return]
 
-    def retry(self, id: str) -> Instance:
+    def retry(self, id: str, *, actor: str | None = None, reason: str | None = None) -> Instance:
         """Run a failed instance's step again now (its retry count starts over)."""
+        by = audit(actor, reason)
 
         def body(row: InstanceRecord) -> Instance:
             self._require(row, "retry")
             op = Operation(self, row, leased=False)
-            op.note(HistoryKind.RETRY, error=row.last_error)
+            op.note(HistoryKind.RETRY, error=row.last_error, **by)
             op.restart()
             op.run_accepted(f"retry of {id!r}")
             return self._instance(op.row, timers=True)
 
         return self._operate(id, body, "retry")  # type: ignore[no-any-return]
-
-    def _require(self, row: InstanceRecord, action: str) -> RunStatus:
-        """The row's status, if the operator ``action`` is allowed in it (see
-        :data:`OPERATOR_STATUSES`); an unknown status text counts as failed."""
-        status = status_of(row) or RunStatus.FAILED
-        allowed = OPERATOR_STATUSES[action]
-        if status in allowed:
-            return status
-        if len(allowed) == 1:
-            why = f"it is {status.value}, not {allowed[0].value}"
-        else:
-            why = f"it is {status.value}"
-        doing = "goto in" if action == "goto" else action
-        raise InstanceStatusError(
-            f"cannot {doing} instance {row.id!r}: {why}", workflow_id=row.id, status=status.value
-        )

@@ -168,6 +168,7 @@ def _entry(h: HistoryRecord) -> HistoryEntry:
             return text
 
     entry = HistoryEntry(h.at, h.kind, h.name, h.thread, parse(h.input, "input"),
-                         parse(h.output, "output"), h.error, h.seq)  # fmt: skip
+                         parse(h.output, "output"), h.error, h.seq, actor=h.actor,
+                         reason=h.reason)  # fmt: skip
     entry.note = "; ".join(notes) or None
     return entry

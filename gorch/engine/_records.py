@@ -52,6 +52,7 @@ class HistoryKind(StrEnum):
     CANCELLED = "cancelled"  # an operator ended it; error: teardowns that failed, if any
     RETRY = "retry"  # an operator ran its failed step again; error: the error it had
     MIGRATED = "migrated"  # its data was upgraded by migrate(); input: {"from": v, "to": w}
+    DATA_SET = "data_set"  # an operator changed its data (set_data); input: before, output: after
 
 
 OPEN_STATUSES = (RunStatus.RUNNING, RunStatus.WAITING)
@@ -64,6 +65,7 @@ OPERATOR_STATUSES: dict[str, tuple[RunStatus, ...]] = {
     "cancel": _LIVE,
     "retry": (RunStatus.FAILED,),
     "goto": _LIVE,
+    "set_data": _LIVE,
 }
 """The statuses in which each operator action is allowed (an instance that finished or was
 cancelled takes none of them)."""
@@ -143,6 +145,9 @@ class HistoryEntry:
             given as that text, and ``note`` says so.
         seq: the entry's position in the instance's history, from 1.
         note: None, or what is odd about the stored entry.
+        actor, reason: who made the change an operator's entry records (the ``actor=`` of
+            the call: a token's name over HTTP, the OS user in the CLI), and why; None when
+            not given, and for the entries the engine writes by itself.
     """
 
     at: datetime
@@ -154,6 +159,8 @@ class HistoryEntry:
     error: str | None = None
     seq: int = 0
     note: str | None = None
+    actor: str | None = None
+    reason: str | None = None
 
 
 @define
@@ -192,11 +199,12 @@ class Listener:
 
     def before_operation(self, operation: str, instance: str, workflow: str, detail: str) -> None:
         """An engine call begins. ``operation``: ``"start"``, ``"send"``, ``"goto"``,
-        ``"pause"``, ``"unpause"``, ``"cancel"``, ``"retry"``, ``"migrate"`` (the Engine's
-        calls), or ``"run"``, ``"timer"`` (a worker's claimed item). ``workflow`` is ``""``
-        while not known (a call by id reads the row first; :meth:`after_operation` has it);
-        ``instance`` is ``""`` for a start whose id is not chosen yet. ``detail``: the event
-        (send), the target statement (goto), the timer (timer), else ``""``."""
+        ``"pause"``, ``"unpause"``, ``"cancel"``, ``"retry"``, ``"migrate"``, ``"set_data"``
+        (the Engine's calls), or ``"run"``, ``"timer"`` (a worker's claimed item).
+        ``workflow`` is ``""`` while not known (a call by id reads the row first;
+        :meth:`after_operation` has it); ``instance`` is ``""`` for a start whose id is not
+        chosen yet. ``detail``: the event (send), the target statement (goto), the timer
+        (timer), else ``""``."""
 
     def after_operation(
         self,

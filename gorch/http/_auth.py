@@ -1,4 +1,9 @@
-"""Bearer tokens mapped to roles: configuration, not code."""
+"""Bearer tokens mapped to roles and a name: configuration, not code.
+
+A token's name is who the history says made an operator's change (``HistoryEntry.actor``); a
+token without one is named by a short prefix of its digest (``"token:1a2b3c4d"``), never by
+the secret itself.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,11 @@ import os
 import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from attrs import frozen
+
+from gorch.limits import MAX_TEXT, is_text
 
 __all__ = ["ADMIN", "Auth", "AuthError", "Caller"]
 
@@ -22,10 +30,12 @@ class AuthError(ValueError):
 
 @frozen
 class Caller:
-    """Who sent a request: the roles of their token (``everything`` when auth is off)."""
+    """Who sent a request: the roles of their token (``everything`` when auth is off) and its
+    name (None when auth is off), which operator actions record as their actor."""
 
     roles: frozenset[str]
     everything: bool = False
+    name: str | None = None
 
     def holds(self, roles: Iterable[str]) -> bool:
         """Whether the caller holds one of ``roles`` (an empty ``roles``: anyone may)."""
@@ -45,38 +55,35 @@ class Auth:
     with ``python -c "import hashlib; print(hashlib.sha256(b'TOKEN').hexdigest())"``.
 
     Args:
-        tokens: token (or ``sha256:`` digest) to the roles it holds.
+        tokens: token (or ``sha256:`` digest) to the roles it holds: a list of role names
+            (or one name), or a mapping ``{"roles": [...], "name": "giulia"}`` that also names
+            who holds it (the actor of the operator actions made with it; without a name,
+            ``"token:"`` and the first 8 hex digits of its digest).
         admin: the role that operator actions need.
 
     Example::
 
-        auth = Auth({"s3cret-anna": ["Customer"], "s3cret-giulia": ["Manager", "admin"]})
+        auth = Auth({
+            "s3cret-anna": ["Customer"],
+            "s3cret-giulia": {"roles": ["Manager", "admin"], "name": "giulia"},
+        })
         app = create_app(engine, auth=auth)
     """
 
-    def __init__(self, tokens: Mapping[str, Iterable[str]], *, admin: str = ADMIN) -> None:
+    def __init__(
+        self, tokens: Mapping[str, Iterable[str] | Mapping[str, Any]], *, admin: str = ADMIN
+    ) -> None:
         if not isinstance(admin, str) or not admin:
             raise AuthError(f"the admin role must be a non-empty string, not {admin!r}")
         self.admin = admin
         self._roles: dict[str, frozenset[str]] = {}
-        for token, roles in tokens.items():
+        self._names: dict[str, str] = {}
+        for token, held in tokens.items():
             if not isinstance(token, str) or not token:
                 raise AuthError(f"a token must be a non-empty string, not {token!r}")
-            if isinstance(roles, str):
-                roles = [roles]
-            held = frozenset(roles)
-            if not held or not all(isinstance(r, str) and r for r in held):
-                raise AuthError(
-                    f"token {_shown(token)} must hold a list of one or more role names, "
-                    f"not {roles!r}"
-                )
-            if token.startswith("sha256:"):
-                digest = token.removeprefix("sha256:").lower()
-                if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-                    raise AuthError(f"{token[:20]}...: a sha256: digest is 64 hex digits")
-            else:
-                digest = _digest(token)
-            self._roles[digest] = held
+            digest = _digest_of(token)
+            self._roles[digest], name = _holder(token, held)
+            self._names[digest] = name or f"token:{digest[:8]}"
 
     def __repr__(self) -> str:
         return f"Auth({len(self._roles)} tokens, admin={self.admin!r})"
@@ -93,8 +100,9 @@ class Auth:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return None
-        roles = self._roles.get(_digest(token.strip()))
-        return None if roles is None else Caller(roles)
+        digest = _digest(token.strip())
+        roles = self._roles.get(digest)
+        return None if roles is None else Caller(roles, name=self._names[digest])
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> Auth:
@@ -104,7 +112,7 @@ class Auth:
 
         [tokens]
         "s3cret-anna" = ["Customer"]
-        "sha256:9f86d081884c7d65..." = ["Manager", "admin"]
+        "sha256:9f86d081884c7d65..." = { roles = ["Manager", "admin"], name = "giulia" }
         """
         p = Path(path)
         try:
@@ -120,6 +128,44 @@ class Auth:
                 f'roles, e.g. "s3cret" = ["Customer"]'
             )
         return cls(tokens, admin=doc.get("admin", ADMIN))
+
+
+def _digest_of(token: str) -> str:
+    """The digest a configured token (itself, or ``sha256:<hex>``) is kept as."""
+    if not token.startswith("sha256:"):
+        return _digest(token)
+    digest = token.removeprefix("sha256:").lower()
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise AuthError(f"{token[:20]}...: a sha256: digest is 64 hex digits")
+    return digest
+
+
+def _holder(token: str, held: Any) -> tuple[frozenset[str], str | None]:
+    """The roles and the name a token's configuration gives: a list of roles (or one role),
+    or a mapping with ``roles`` and an optional ``name``."""
+    name = None
+    if isinstance(held, Mapping):
+        unknown = sorted(map(str, set(held) - {"roles", "name"}))
+        if unknown or "roles" not in held:
+            raise AuthError(
+                f"token {_shown(token)} is a table of roles (a list) and an optional name, "
+                f'e.g. {{ roles = ["admin"], name = "ana" }}; not {dict(held)!r}'
+            )
+        held, name = held["roles"], held.get("name")
+        if name is not None and not is_text(name):
+            raise AuthError(
+                f"token {_shown(token)}: its name must be a text of 1 to {MAX_TEXT} characters, "
+                f"not {name!r}"
+            )
+    roles = [held] if isinstance(held, str) else held
+    ok = isinstance(roles, Iterable) and not isinstance(roles, Mapping)
+    listed = list(roles) if ok else []
+    found = frozenset(listed) if all(isinstance(r, str) and r for r in listed) else frozenset()
+    if not found:
+        raise AuthError(
+            f"token {_shown(token)} must hold a list of one or more role names, not {held!r}"
+        )
+    return found, name
 
 
 def _shown(token: str) -> str:

@@ -20,7 +20,7 @@ from pydantic_core import core_schema
 
 from gorch.catalog import ANY, NO_PAYLOAD
 from gorch.engine import RunStatus
-from gorch.limits import MAX_TEXT
+from gorch.limits import MAX_BULK, MAX_REASON, MAX_TEXT
 from gorch.state import MAIN_THREAD
 
 log = logging.getLogger("gorch.http")
@@ -112,6 +112,11 @@ class HistoryEntry(BaseModel):
         description="what is odd about the stored entry (an input or output that is not "
         "JSON, given as its text), or null"
     )
+    actor: str | None = Field(
+        description="who made the change an operator's entry records (the name of the token "
+        "used over HTTP), or null"
+    )
+    reason: str | None = Field(description="why, as the operator said, or null")
 
 
 class HistoryPage(BaseModel):
@@ -154,11 +159,24 @@ class Why(BaseModel):
     text: str = Field(description="the explanation in plain words")
 
 
+REASON = Field(
+    None, max_length=MAX_REASON, description="why (kept in the history, with the token's name)"
+)
+
+
 class GotoRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     to: str = Field(min_length=1, max_length=MAX_TEXT, description="the statement to continue at")
     thread: str = Field(MAIN_THREAD, min_length=1, max_length=MAX_TEXT)
     dry_run: bool = Field(False, description="only say what would change")
+    reason: str | None = REASON
+
+
+class ActionRequest(BaseModel):
+    """The optional body of pause, unpause, cancel and retry."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: str | None = REASON
 
 
 class GotoPlan(BaseModel):
@@ -172,6 +190,60 @@ class GotoPlan(BaseModel):
     setup: list[str]
     applied: bool
     description: list[str]
+
+
+class DataPlan(BaseModel):
+    instance: str
+    workflow: str
+    before: Any = Field(description="the data as JSON, before")
+    after: Any = Field(description="the data as JSON, after (or as it would be)")
+    changed: bool
+    applied: bool = Field(description="false for a dry run, and when nothing changes")
+    diff: list[str] = Field(description="a unified diff of the pretty-printed JSON")
+
+
+class BulkRequest(BaseModel):
+    """The filter and options of ``POST /instances/bulk/{action}``."""
+
+    model_config = ConfigDict(extra="forbid")
+    workflow: str | None = Field(None, min_length=1, max_length=MAX_TEXT)
+    status: list[RunStatus] | None = Field(
+        None, description="default: every status the action is allowed in"
+    )
+    at: str | None = Field(
+        None, min_length=1, max_length=MAX_TEXT, description="a thread at this statement"
+    )
+    older_than: float | None = Field(
+        None, ge=0, le=1e9, description="not changed for this many seconds"
+    )
+    to: str | None = Field(
+        None, min_length=1, max_length=MAX_TEXT, description="goto's target statement"
+    )
+    thread: str = Field(MAIN_THREAD, min_length=1, max_length=MAX_TEXT)
+    dry_run: bool = Field(False, description="only count and list a sample")
+    limit: int = Field(
+        MAX_BULK, ge=1, le=MAX_BULK, description="act on at most this many (more: say so)"
+    )
+    sample: int = Field(10, ge=0, le=MAX_BULK)
+    reason: str | None = REASON
+
+
+class BulkFailure(BaseModel):
+    id: str
+    error: str
+
+
+class BulkReport(BaseModel):
+    action: str
+    run: str = Field(description="this bulk run's id, in each history entry's reason")
+    dry_run: bool
+    ok: bool
+    matched: int
+    changed: int
+    failed: int
+    failures: list[BulkFailure] = Field(description="the first 1000 failures")
+    sample: list[str]
+    more: bool = Field(description="more instances match than the limit: run it again")
 
 
 class EventResult(BaseModel):
@@ -220,14 +292,19 @@ class Info(BaseModel):
 
 class Me(BaseModel):
     roles: list[str] = Field(description="the roles the token holds")
+    name: str | None = Field(
+        description="the token's name, which operator actions record as who made them "
+        "(null when auth is off)"
+    )
     admin: bool = Field(description="whether it may goto, pause, unpause, cancel and retry")
     auth: bool = Field(description="false: auth is off and every caller may do everything")
 
 
 MODELS: list[type[BaseModel]] = [
     Problem, Timer, Thread, InstanceSummary, Instance, InstancePage, HistoryEntry, HistoryPage,
-    ThreadWait, GotoRequest, GotoPlan, EventResult, EventInfo, Statement, Workflow, Health, Info,
-    Me,
+    ThreadWait, GotoRequest, ActionRequest, GotoPlan, DataPlan, BulkRequest, BulkFailure,
+    BulkReport, EventResult, EventInfo, Statement,
+    Workflow, Health, Info, Me,
 ]  # fmt: skip
 
 

@@ -90,7 +90,8 @@ class HistoryRecord:
 
     Attributes:
         kind: what happened: ``started``, ``event``, ``timer``, ``step``, ``step_failed``,
-            ``goto``, ``paused``, ``unpaused``, ``cancelled``, ``retry``, ``finished``, ``failed``.
+            ``goto``, ``paused``, ``unpaused``, ``cancelled``, ``retry``, ``finished``, ``failed``
+            ... (the engine's ``HistoryKind``).
         name: the event, step or statement concerned (or ``""``).
         thread: the thread concerned (or ``""``).
         input, output: JSON text, or None.
@@ -100,6 +101,8 @@ class HistoryRecord:
             commit that added it, and its place in that commit, from 1 (given by the store on
             reading). History is ordered by ``(version, idx)`` and only ever appended to, so
             ``(seq, version, idx)`` of a row read once marks a place to page from.
+        actor, reason: who made the change an operator entry records, and why (None when
+            not given, and for the entries the engine writes by itself).
 
     A stored ``at`` that cannot be read as a time is read as the Unix epoch (UTC).
     """
@@ -115,6 +118,8 @@ class HistoryRecord:
     seq: int = 0
     version: int = 0
     idx: int = 0
+    actor: str | None = None
+    reason: str | None = None
 
 
 @define(slots=True)

@@ -67,6 +67,18 @@ def test_migrate_dry_run_then_for_real(tmp_path: Path) -> None:
     assert "workflow 'shops', which is not registered" in g.fail("migrate", "--workflow", "shops")
 
 
+def test_migrate_records_who_migrated_and_why(tmp_path: Path) -> None:
+    g = shops(tmp_path)
+    g.workflows = "_deploy_workflows:SHOPS_V2"
+    g("migrate", "--actor", "ana", "--reason", "deploy 2.0")
+    store = SQLStore(f"sqlite:///{g.db}")
+    try:
+        [entry] = [h for h in store.history("w-0") if h.kind == "migrated"]
+    finally:
+        store.close()
+    assert (entry.actor, entry.reason) == ("ana", "deploy 2.0")
+
+
 def test_a_failed_migration_exits_1_and_changes_nothing(tmp_path: Path) -> None:
     g = shops(tmp_path)
     with g.engine() as e:

@@ -21,6 +21,7 @@ from click.testing import CliRunner
 
 from gorch.cli import cli
 from gorch.engine import RunStatus
+from gorch.store.sql import SCHEMA_VERSION
 
 # -- usage ----------------------------------------------------------------------------------
 
@@ -172,11 +173,12 @@ def test_a_mistyped_store_path_is_not_created(tmp_path: Path, monkeypatch: Any) 
     typo = Gorch("piza.db")
     assert typo.json("--create", "list") == {"items": [], "next": None}
     assert (tmp_path / "piza.db").exists()
-    assert typo.json("init") == {"store": "piza.db", "created": False, "schema_version": 1}
-    assert "is a gorch store already (schema version 1); nothing changed" in flat(
+    v = SCHEMA_VERSION
+    assert typo.json("init") == {"store": "piza.db", "created": False, "schema_version": v}
+    assert f"is a gorch store already (schema version {v}); nothing changed" in flat(
         real("init").stdout
     )
-    assert Gorch("new.db").json("init") == {"store": "new.db", "created": True, "schema_version": 1}
+    assert Gorch("new.db").json("init") == {"store": "new.db", "created": True, "schema_version": v}
     assert [i["id"] for i in real.json("list")["items"]] == ["order-1"]  # init left it alone
 
 

@@ -5,19 +5,24 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
+import pytest
 from _cli_workflows import Flaky
 from _gorch import (
     CART_EVENTS,
     CONFIRMED,
+    MARGHERITA,
     PIZZA,
     Gorch,
     flat,
     order,
 )
 
+from gorch import clock
 from gorch.cli import cli
 from gorch.engine import RunStatus
+from gorch.store import Write
 
 # -- goto -----------------------------------------------------------------------------------
 
@@ -193,7 +198,7 @@ def test_operators_on_a_selection_ask_first(g: Gorch) -> None:
     assert {i: g.snapshot(i) for i in before} == before
 
     result = g("pause", "-w", "pizza", "-s", "waiting", input="y\n")
-    assert sorted(result.stdout.splitlines()) == [f"paused {i}: paused" for i in "abc"]
+    assert result.stdout.startswith("paused 3 of 3 instance(s) (bulk run ")
     assert [g.get(i).status.value for i in "abc"] == ["paused"] * 3
     assert g.snapshot("done") == before["done"]
 
@@ -202,33 +207,60 @@ def test_operators_on_a_selection_ask_first(g: Gorch) -> None:
     assert [g.get(i).status.value for i in "abc"] == ["waiting"] * 3
 
     result = g("cancel", "-w", "pizza", "-s", "waiting", "-y")
-    assert len(result.stdout.splitlines()) == 3
+    assert result.stdout.startswith("cancelled 3 of 3 instance(s)")
     assert [g.get(i).status.value for i in "abc"] == ["cancelled"] * 3
 
     assert g("pause", "-s", "waiting", "-y").stdout == "no instance matches\n"
 
 
-def test_a_selection_with_an_instance_the_action_refuses_changes_nothing(g: Gorch) -> None:
+def test_a_selection_matches_only_what_the_action_is_allowed_for(g: Gorch) -> None:
     for id in ("a", "b"):
         order(g, id)
     g("cancel", "b")
+    result = g("pause", "-w", "pizza", "--yes")  # the cancelled one is not selected
+    assert result.stdout.startswith("paused 1 of 1 instance(s)")
+    assert [g.get(i).status.value for i in "ab"] == ["paused", "cancelled"]
     before = {i: g.snapshot(i) for i in "ab"}
-    result = g("pause", "-w", "pizza", "--yes", code=1)
-    err = flat(result.stderr)
-    assert err.startswith("error: cannot pause 1 of the 2 instances, so none was changed:")
-    assert "b: cannot pause instance 'b': it is cancelled" in err
-    assert "select only running, waiting, paused or failed ones (--status)" in err
+    message = g.fail("retry", "-s", "waiting", "--yes")
+    assert message == ("error: retry is allowed for failed instances, not waiting; nothing changed")
     assert {i: g.snapshot(i) for i in "ab"} == before
-    assert "retried" not in g("retry", "-s", "waiting", "--yes", code=1).stdout
-    assert "select only failed ones (--status)" in flat(
-        g("retry", "-s", "waiting", "--yes", code=1).stderr
-    )
 
 
-def test_selection_json_has_one_shape(g: Gorch) -> None:
-    order(g, "a")
-    out = g.json("pause", "--status", "waiting", "--yes")
-    assert [r["id"] for r in out["done"]] == ["a"]
+def test_a_selection_dry_run_counts_and_filters_by_statement_and_age(g: Gorch) -> None:
+    for id in ("a", "b", "c"):
+        order(g, id)
+    order(g, "d", ("AddToCart", MARGHERITA), ("SubmitCart", None))
+    before = {i: g.snapshot(i) for i in "abcd"}
+    out = g("cancel", "-w", "pizza", "--dry-run").stdout
+    assert out.startswith("would cancel 4 instance(s): ")
+    assert g.json("cancel", "--at", "for the cart", "--dry-run")["matched"] == 3
+    assert g.json("cancel", "--at", "for the manager", "--dry-run")["sample"] == ["d"]
+    assert g("cancel", "--older-than", "3d", "--dry-run").stdout == "no instance matches\n"
+    assert {i: g.snapshot(i) for i in "abcd"} == before
+    assert "'3 days' is not a duration" in g.usage("cancel", "--older-than", "3 days")
+    assert "--dry-run counts a selection" in g.usage("cancel", "a", "--dry-run")
+    assert "not both" in g.usage("cancel", "a", "--at", "for the cart")
+    report = g.json("cancel", "--at", "for the cart", "--yes", "--reason", "cleanup")
+    assert (report["matched"], report["changed"], report["failed"]) == (3, 3, 0)
+    with g.engine() as e:
+        entry = e.history("a", newest_first=True, limit=1)[0]
+    assert entry.reason == f"[bulk cancel {report['run']}] cleanup"
+    assert g.get("d").status is RunStatus.WAITING
+
+
+def test_a_selection_reports_an_instance_that_fails_and_goes_on(g: Gorch) -> None:
+    for id in ("a", "b", "c"):
+        order(g, id)
+    with g.engine() as e:  # another process holds b for a while
+        row = e.store.get("b")
+        assert row is not None
+        row.lease_owner, row.lease_expires = "other", clock.now() + timedelta(minutes=5)
+        e.store.commit(Write(row, row.version))
+    result = g("pause", "-w", "pizza", "--yes", "--json", code=1)
+    report = json.loads(result.stdout)
+    assert (report["matched"], report["changed"], report["failed"]) == (3, 2, 1)
+    assert report["failures"][0]["id"] == "b" and "busy" in report["failures"][0]["error"]
+    assert [g.get(i).status.value for i in "abc"] == ["paused", "waiting", "paused"]
 
 
 def test_operator_refusals_change_nothing(g: Gorch) -> None:
@@ -296,10 +328,69 @@ def test_retry_a_selection_of_failed_instances(flaky: Gorch) -> None:
     Flaky.broken = False
     result = g("retry", "--status", "failed", input="y\n")
     assert "retry 2 instances? [y/N]" in result.stderr
-    assert sorted(result.stdout.splitlines()) == ["retried f1: waiting", "retried f2: waiting"]
+    assert result.stdout.startswith("retried 2 of 2 instance(s)")
+    assert {g.get(i).status for i in ("f1", "f2")} == {RunStatus.WAITING}
     assert g.get("pizza-1").status is RunStatus.WAITING
 
 
 def test_start_of_a_failing_instance_does_not_say_it_waits_for_a_condition(flaky: Gorch) -> None:
     out = flaky("start", "flaky", "--id", "f1").stdout
     assert "waits for a condition" not in out
+
+
+# -- who acts, and why ----------------------------------------------------------------------
+
+
+def _by(g: Gorch, id: str) -> list[tuple[str, str | None, str | None]]:
+    with g.engine() as e:
+        return [(h.kind, h.actor, h.reason) for h in e.history(id) if h.kind != "step"]
+
+
+def test_every_operator_command_records_its_actor_and_reason(g: Gorch) -> None:
+    import getpass
+
+    order(g, "a")
+    g("pause", "a", "--actor", "ana", "--reason", "customer called")
+    g("unpause", "a")  # the OS user by default
+    g("goto", "a", "for a cook", "--yes", "--actor", "bob", "--reason", "skip")
+    g("cancel", "a", "--reason", "duplicate order")
+    assert _by(g, "a") == [
+        ("started", None, None),
+        ("paused", "ana", "customer called"),
+        ("unpaused", getpass.getuser(), None),
+        ("goto", "bob", "skip"),
+        ("cancelled", getpass.getuser(), "duplicate order"),
+    ]
+    table = flat(g("history", "a").stdout)
+    assert "by ana: customer called" in table and "by bob: skip" in table
+    shown = flat(g("show", "a").stdout)
+    assert "by bob: skip" in shown and f"by {getpass.getuser()}: duplicate order" in shown
+    assert "customer called" not in shown  # only the latest three
+    items = g.json("history", "a")["items"]
+    assert [(h["actor"], h["reason"]) for h in items if h["kind"] == "paused"] == [
+        ("ana", "customer called")
+    ]
+
+
+def test_the_actor_falls_back_to_cli_without_an_os_user(
+    g: Gorch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import getpass
+
+    def no_user() -> str:
+        raise OSError("No username set in the environment")
+
+    monkeypatch.setattr(getpass, "getuser", no_user)
+    order(g, "a")
+    g("pause", "a")
+    assert _by(g, "a")[-1] == ("paused", "cli", None)
+
+
+def test_a_bad_actor_or_reason_changes_nothing(g: Gorch) -> None:
+    for id in ("a", "b"):
+        order(g, id)
+    before = [g.snapshot(id) for id in ("a", "b")]
+    assert "actor must be" in g.fail("pause", "a", "b", "--actor", "")
+    assert "reason must be" in g.fail("cancel", "-w", "pizza", "--yes", "--reason", "r" * 2001)
+    assert "actor must be" in g.fail("goto", "a", "for a cook", "--yes", "--actor", "x" * 201)
+    assert [g.snapshot(id) for id in ("a", "b")] == before

@@ -68,11 +68,13 @@ async def api_info(request: Request) -> Response:
 
 @router.get("/me", response_model=schemas.Me, operation_id="me")
 async def me(request: Request, caller: AnyCaller) -> Response:
-    """Who the token is: its roles, and whether it may do operator actions."""
+    """Who the token is: its roles, its name (the actor of the operator actions made with it)
+    and whether it may do operator actions."""
     api = app_api(request)
     return json_response(
         {
             "roles": sorted(caller.roles),
+            "name": caller.name,
             "admin": caller.holds((api.admin_role,)),
             "auth": api.auth is not None,
         }

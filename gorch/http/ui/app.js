@@ -52,6 +52,7 @@ async function whoami() {
     const who = document.getElementById("who");
     who.textContent = me.unknown ? "no valid token" : !me.auth ? "auth is off"
       : `roles: ${me.roles.join(", ") || "none"}`;
+    if (me.name && !me.name.startsWith("token:")) who.textContent = `${me.name}, ${who.textContent}`;
   }
   return me;
 }
@@ -464,7 +465,22 @@ function historyEntry(e) {
     folded("input", e.input),
     folded("output", e.output),
     e.error ? h("p", { class: "error" }, e.error) : "",
-    e.note ? h("p", { class: "why" }, `Note: ${e.note}`) : "");
+    e.note ? h("p", { class: "why" }, `Note: ${e.note}`) : "",
+    e.actor || e.reason ? h("p", { class: "by" }, byLine(e)) : "");
+}
+
+// Who made an operator's change and why: "by ana: customer called".
+function byLine(e) {
+  if (!e.actor) return `why: ${e.reason}`;
+  return e.reason ? `by ${e.actor}: ${e.reason}` : `by ${e.actor}`;
+}
+
+// An optional "Reason" field for an operator action (kept in the history with the token's name).
+const MAX_REASON = 2000;
+function reasonField(id) {
+  const input = h("input", { type: "text", id, maxlength: String(MAX_REASON), autocomplete: "off",
+    placeholder: "optional: why (kept in the history)" });
+  return { input, element: labelled("Reason", input), value: () => input.value.trim() || null };
 }
 
 // A form for each event a thread waits for now (a timeout fires by itself: none for it).
@@ -520,6 +536,7 @@ function operatorActions(page, inst) {
     h("p", { class: why ? "why" : "muted" }, why || "These need the admin role."),
     h("div", { class: "buttons" }, buttons),
     gotoForm(page, inst),
+    dataForm(page, inst),
   ];
 }
 
@@ -527,9 +544,12 @@ function actionButton(page, action, disabled) {
   const name = action[0].toUpperCase() + action.slice(1);
   return h("button", { type: "button", class: action === "cancel" ? "danger" : "", disabled,
     onclick: async () => {
-      if (!(await confirmAction(`${name} ${page.id}?`, h("p", {}, ACTIONS[action].what), action))) return;
+      const reason = reasonField("action-reason");
+      const body = [h("p", {}, ACTIONS[action].what), reason.element];
+      if (!(await confirmAction(`${name} ${page.id}?`, body, action))) return;
       await attempt(async () => {
-        await api(`${page.path}/${action}`, { method: "POST" });
+        const why = reason.value();
+        await api(`${page.path}/${action}`, { method: "POST", body: why ? { reason: why } : undefined });
         say(`${action}: done.`, "ok");
         await page.reload();
       });
@@ -555,8 +575,9 @@ function gotoForm(page, inst) {
   to.addEventListener("change", follow);
   follow();
   thread.addEventListener("change", () => plan.replaceChildren());
+  const reason = reasonField("goto-reason");
   const request = (dryRun) => api(`${page.path}/goto`, {
-    method: "POST", body: { to: to.value, thread: thread.value, dry_run: dryRun } });
+    method: "POST", body: { to: to.value, thread: thread.value, dry_run: dryRun, reason: reason.value() } });
   const preview = async (e) => {
     e.preventDefault();
     try {
@@ -568,9 +589,70 @@ function gotoForm(page, inst) {
   };
   return h("form", { class: "card goto", "aria-labelledby": "goto-title", onsubmit: preview },
     h("h3", { id: "goto-title" }, "Go to a statement (repair)"),
-    labelled("Statement", to), labelled("Thread", thread),
+    labelled("Statement", to), labelled("Thread", thread), reason.element,
     h("button", { type: "submit", disabled: Boolean(lacksAdmin()) }, "Preview goto"),
     plan);
+}
+
+// Edit data (repair): the data as JSON to edit; a dry run shows the diff, then it is applied.
+function dataForm(page, inst) {
+  const editable = !["finished", "cancelled"].includes(inst.status);
+  const text = h("textarea", { id: "data-json", rows: "10", spellcheck: "false", class: "json-edit" },
+    json(inst.data));
+  const reason = reasonField("data-reason");
+  const plan = h("div", { class: "plan", "aria-live": "polite" });
+  text.addEventListener("input", () => plan.replaceChildren());
+  const request = (value, dryRun) => api(`${page.path}/data?${new URLSearchParams({
+    dry_run: String(dryRun), ...(reason.value() ? { reason: reason.value() } : {}) })}`,
+  { method: "PUT", body: value });
+  const preview = async (e) => {
+    e.preventDefault();
+    let value;
+    try {
+      value = JSON.parse(text.value);
+    } catch (err) {
+      plan.replaceChildren(h("p", { class: "error", role: "alert" }, `Not valid JSON: ${err.message}`));
+      return;
+    }
+    try {
+      const p = await request(value, true);
+      if (!p.changed) {
+        plan.replaceChildren(h("p", {}, "Nothing would change."));
+        return;
+      }
+      applyData(page, p, () => request(value, false), plan).focus();
+    } catch (err) {
+      plan.replaceChildren(h("p", { class: "error", role: "alert" }, explain(err)));
+    }
+  };
+  return h("form", { class: "card data-edit", "aria-labelledby": "data-title", onsubmit: preview },
+    h("h3", { id: "data-title" }, "Edit data (repair)"),
+    editable ? "" : h("p", { class: "muted" }, `The data of a ${inst.status} instance is kept as it was.`),
+    labelled("Data (JSON)", text), reason.element,
+    h("button", { type: "submit", disabled: Boolean(lacksAdmin()) || !editable }, "Preview change"),
+    plan);
+}
+
+// A data dry run's diff in `plan`, with the button that applies it (after a confirmation).
+function applyData(page, p, apply, plan) {
+  const button = h("button", { type: "button", class: "danger", onclick: async () => {
+    if (!(await confirmAction(`Change the data of ${page.id}?`, dataDiff(p), "Apply change"))) return;
+    await attempt(async () => {
+      await apply();
+      say("data: changed.", "ok");
+      plan.replaceChildren();
+      await page.reload();
+    });
+  } }, "Apply change");
+  plan.replaceChildren(h("h4", {}, "What would change (dry run)"), dataDiff(p), button);
+  return button;
+}
+
+function dataDiff(p) {
+  const kind = (line) => line.startsWith("+++") || line.startsWith("---") ? "head"
+    : line.startsWith("+") ? "add" : line.startsWith("-") ? "del" : "";
+  return h("pre", { class: "data-diff", tabindex: "0" },
+    p.diff.map((line) => h("span", { class: kind(line) }, `${line}\n`)));
 }
 
 // Show a dry run's plan in `plan`, with the button that applies it (after a confirmation).

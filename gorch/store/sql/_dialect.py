@@ -120,7 +120,8 @@ class Dialect(ABC):
         )
         self.history = spell(
             "INSERT INTO gorch_history (instance_id, version, idx, at, kind, name, thread, "
-            f"input, output, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?{j}, ?{j}, ?)"
+            "input, output, error, actor, reason) "
+            f"VALUES (?, ?, ?, ?, ?, ?, ?, ?{j}, ?{j}, ?, ?, ?)"
         )
         self.key = spell(
             "INSERT INTO gorch_keys (instance_id, key, fingerprint, output, at) "
@@ -165,7 +166,7 @@ class Dialect(ABC):
         # statement (one snapshot), to number its rows.
         self.history_of = spell(
             f"SELECT instance_id, at, kind, name, thread, input{text}, output{text}, error, "
-            "version, idx{count} FROM gorch_history WHERE instance_id = ?"
+            "version, idx, actor, reason{count} FROM gorch_history WHERE instance_id = ?"
         )
         self.history_count = spell(", (SELECT count(*) FROM gorch_history WHERE instance_id = ?)")
         self.history_after = spell(" AND version >= ? AND (version > ? OR idx > ?)")

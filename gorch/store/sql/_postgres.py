@@ -85,10 +85,11 @@ class PostgreSQL(Dialect):
         self.update_with_history = (
             f"WITH u AS ({self.update} RETURNING id) "
             "INSERT INTO gorch_history (instance_id, version, idx, at, kind, name, thread, "
-            "input, output, error) SELECT u.id, %s, h.idx, h.at, h.kind, h.name, h.thread, "
-            "h.input::json, h.output::json, h.error FROM u, unnest(%s::timestamptz[], "
-            "%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[]) "
-            "WITH ORDINALITY AS h(at, kind, name, thread, input, output, error, idx)"
+            "input, output, error, actor, reason) SELECT u.id, %s, h.idx, h.at, h.kind, "
+            "h.name, h.thread, h.input::json, h.output::json, h.error, h.actor, h.reason "
+            "FROM u, unnest(%s::timestamptz[], %s::text[], %s::text[], %s::text[], "
+            "%s::text[], %s::text[], %s::text[], %s::text[], %s::text[]) WITH ORDINALITY "
+            "AS h(at, kind, name, thread, input, output, error, actor, reason, idx)"
         )
         self._listen: Any = None
         self._listen_lost = False
@@ -175,6 +176,8 @@ class PostgreSQL(Dialect):
                 [entry.input for entry in history],
                 [entry.output for entry in history],
                 [entry.error for entry in history],
+                [entry.actor for entry in history],
+                [entry.reason for entry in history],
             ]
             sql, expect = self.update_with_history, len(history)
         else:

@@ -207,7 +207,8 @@ class SQLStore:
             cur.execute(
                 dialect.history,
                 (entry.instance_id, version, idx, bind(entry.at), entry.kind, entry.name,
-                 entry.thread, entry.input, entry.output, entry.error),
+                 entry.thread, entry.input, entry.output, entry.error, entry.actor,
+                 entry.reason),
             )  # fmt: skip
         if write.key is not None:
             self._record_key(cur, write.key, row.id)
@@ -394,13 +395,13 @@ class SQLStore:
         # from the number of rows for the first newest-first page.
         step = -1 if newest_first else 1
         if counted:
-            first = int(rows[0][10])
+            first = int(rows[0][12])
         else:
             first = 1 if after is None else after[0] + step
         out = []
         for n, r in enumerate(rows):
-            h = HistoryRecord(r[0], read_time(r[1]), r[2], r[3], r[4], r[5], r[6], r[7])
-            h.seq, h.version, h.idx = first + step * n, r[8], r[9]
+            h = HistoryRecord(r[0], read_time(r[1]), r[2], r[3], r[4], r[5], r[6], r[7],
+                              first + step * n, r[8], r[9], r[10], r[11])  # fmt: skip
             out.append(h)
         return out
 

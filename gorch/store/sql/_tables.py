@@ -42,10 +42,17 @@ __all__ = [
     "create_schema",
 ]
 
-SCHEMA_VERSION = 1
-# version -> statements that bring a database from version-1 to it (none yet: version 1 is the
-# first). Each step runs in one transaction and records its version.
-MIGRATIONS: dict[int, list[str]] = {}
+SCHEMA_VERSION = 2
+# version -> statements that bring a database from version-1 to it. Each step runs in one
+# transaction and records its version; the statements are plain SQL both dialects run as they
+# are (their types are the ones SQLModel gives the same columns in a new database).
+MIGRATIONS: dict[int, list[str]] = {
+    # 2: who did an operator's change, and why (HistoryRecord.actor, .reason); old rows: NULL.
+    2: [
+        "ALTER TABLE gorch_history ADD COLUMN actor VARCHAR",
+        "ALTER TABLE gorch_history ADD COLUMN reason VARCHAR",
+    ],
+}
 
 READ_VERSION = "SELECT value FROM gorch_meta WHERE key = 'schema_version'"
 """The statement that reads the schema version a database records."""
@@ -142,6 +149,8 @@ class HistoryRow(SQLModel, table=True):
     input: Any = Field(default=None, sa_column=Column(_json()))
     output: Any = Field(default=None, sa_column=Column(_json()))
     error: str | None = None
+    actor: str | None = None  # schema 2: who made an operator's change
+    reason: str | None = None  # schema 2: why
 
 
 class KeyRow(SQLModel, table=True):
