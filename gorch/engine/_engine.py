@@ -7,7 +7,8 @@ that holds the settings and the shared machinery (:class:`~gorch.engine._core.En
 - delivering (start, send, send_json): ``_delivering.py``;
 - operating (goto, pause, unpause, cancel, retry, refusal): ``_operating.py``;
 - explaining (why): ``_why.py``;
-- deploying (check, migrate): ``_check.py`` and ``_migrate.py``.
+- deploying (check, migrate): ``_check.py`` and ``_migrate.py``;
+- erasing personal data (delete_data): ``_erasing.py``.
 
 Mixins rather than thin methods that forward to functions: a call and its documentation then
 stand in one place, with nothing to keep in step (a forwarding method repeats every
@@ -17,13 +18,14 @@ parameter), and a call costs no extra frame on the hot path (``send``).
 from __future__ import annotations
 
 from gorch.engine._delivering import Delivering
+from gorch.engine._erasing import Erasing
 from gorch.engine._migrate import Migrating
 from gorch.engine._operating import Operating
 from gorch.engine._reading import Reading
 from gorch.engine._why import Explaining
 
 
-class Engine(Reading, Delivering, Operating, Explaining, Migrating):
+class Engine(Reading, Delivering, Operating, Explaining, Migrating, Erasing):
     """Durable workflow instances on a store.
 
     Args:

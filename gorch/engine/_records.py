@@ -52,6 +52,7 @@ class HistoryKind(StrEnum):
     CANCELLED = "cancelled"  # an operator ended it; error: teardowns that failed, if any
     RETRY = "retry"  # an operator ran its failed step again; error: the error it had
     MIGRATED = "migrated"  # its data was upgraded by migrate(); input: {"from": v, "to": w}
+    DATA_DELETED = "data_deleted"  # an operator erased its personal data; input: the fields
 
 
 OPEN_STATUSES = (RunStatus.RUNNING, RunStatus.WAITING)
