@@ -88,7 +88,8 @@ SURFACE = {
     "gorch": {
         "AlreadyExistsError", "AmbiguousCallback", "Break", "BusyError", "CallbackNotFound",
         "CallbackRequest", "Case", "CheckProblem", "CheckReport", "CheckpointType",
-        "ConflictError", "Continue", "Default", "DefinitionError", "Engine", "EventStatus",
+        "ConflictError", "Continue", "Default", "DefinitionError", "Engine", "ErasureError",
+        "EventStatus",
         "Explanation", "For", "Go", "GorchError", "GotoError", "GotoPlan", "Handler",
         "HandlerError", "HistoryEntry", "HistoryKind",
         "IdempotencyKeyError", "If", "InputError", "Instance", "InstanceStatusError", "Listener",
