@@ -198,11 +198,12 @@ class Listener:
 
     def before_operation(self, operation: str, instance: str, workflow: str, detail: str) -> None:
         """An engine call begins. ``operation``: ``"start"``, ``"send"``, ``"goto"``,
-        ``"pause"``, ``"unpause"``, ``"cancel"``, ``"retry"``, ``"migrate"`` (the Engine's
-        calls), or ``"run"``, ``"timer"`` (a worker's claimed item). ``workflow`` is ``""``
-        while not known (a call by id reads the row first; :meth:`after_operation` has it);
-        ``instance`` is ``""`` for a start whose id is not chosen yet. ``detail``: the event
-        (send), the target statement (goto), the timer (timer), else ``""``."""
+        ``"pause"``, ``"unpause"``, ``"cancel"``, ``"retry"``, ``"migrate"``,
+        ``"delete_data"`` (the Engine's calls), or ``"run"``, ``"timer"`` (a worker's claimed
+        item). ``workflow`` is ``""`` while not known (a call by id reads the row first;
+        :meth:`after_operation` has it); ``instance`` is ``""`` for a start whose id is not
+        chosen yet. ``detail``: the event (send), the target statement (goto), the timer
+        (timer), else ``""``."""
 
     def after_operation(
         self,
