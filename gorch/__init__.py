@@ -53,6 +53,7 @@ from gorch.errors import BusyError as BusyError
 from gorch.errors import CallbackNotFound as CallbackNotFound
 from gorch.errors import ConflictError as ConflictError
 from gorch.errors import DefinitionError as DefinitionError
+from gorch.errors import ErasureError as ErasureError
 from gorch.errors import GorchError as GorchError
 from gorch.errors import GotoError as GotoError
 from gorch.errors import HandlerError as HandlerError
@@ -114,6 +115,7 @@ __all__ = [
     "Default",
     "DefinitionError",
     "Engine",
+    "ErasureError",
     "EventStatus",
     "Explanation",
     "For",

@@ -21,6 +21,7 @@ __all__ = [
     "CallbackNotFound",
     "ConflictError",
     "DefinitionError",
+    "ErasureError",
     "GorchError",
     "GotoError",
     "HandlerError",
@@ -325,6 +326,11 @@ class InstanceStatusError(GorchError):
     def __init__(self, message: str, *, workflow_id: str = "", status: str = "") -> None:
         super().__init__(message, workflow_id=workflow_id)
         self.status = status
+
+
+class ErasureError(GorchError):
+    """Personal data cannot be erased from the instance: its workflow class names no fields
+    of personal data (``personal_data``). Nothing changed; declare them."""
 
 
 class IdempotencyKeyError(GorchError):

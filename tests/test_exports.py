@@ -90,7 +90,7 @@ SURFACE = {
         "BusyError", "CallbackNotFound",
         "CallbackRequest", "Case", "CheckProblem", "CheckReport", "CheckpointType",
         "ConflictError", "Continue", "DataPlan", "Default", "DefinitionError", "Engine",
-        "EventStatus",
+        "ErasureError", "EventStatus",
         "Explanation", "For", "Go", "GorchError", "GotoError", "GotoPlan", "Handler",
         "HandlerError", "HistoryEntry", "HistoryKind",
         "IdempotencyKeyError", "If", "InputError", "Instance", "InstanceStatusError", "Listener",

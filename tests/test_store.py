@@ -1992,3 +1992,54 @@ def test_postgres_notify_reaches_another_store(pg_store_url: str) -> None:
 
 def test_memory_store_is_a_store() -> None:
     assert isinstance(MemoryStore(), Store)
+
+
+# -- erase: a commit that also overwrites stored history rows and keys -----------------------
+
+
+def _erasable(store: Store) -> int:
+    v = store.commit(Write(inst("e", data='{"email": "a@b.c"}'), None,
+                           history=[hist("e", "started", input='{"email": "a@b.c"}')],
+                           key=key("e", "k1", '"hi a@b.c"')))  # fmt: skip
+    v = store.commit(Write(inst("e", data='{"email": "a@b.c"}'), v, key=key("e", "k2", "1"),
+                           history=[hist("e", "event", "E", output='"a@b.c"', error="a@b.c",
+                                         reason="for a@b.c")]))  # fmt: skip
+    return v
+
+
+def test_erase_commits_the_row_and_overwrites_history_and_keys_in_one_go(store: Store) -> None:
+    v = _erasable(store)
+    old = store.history("e")
+    scrubbed = [
+        attrs.evolve(old[0], input='{"email": ""}'),
+        attrs.evolve(old[1], output='"<erased>"', error="<erased>", reason="for <erased>"),
+    ]
+    write = Write(inst("e", data='{"email": ""}'), v, history=[hist("e", "data_deleted")])
+    rekeyed = [attrs.evolve(store.keys("e")[0], output='"hi <erased>"')]
+    new = store.erase(write, scrubbed, rekeyed)
+    assert new == v + 1
+    assert store.get("e").data == '{"email": ""}'  # type: ignore[union-attr]
+    after = store.history("e")
+    assert [(h.kind, h.name, h.at, h.version, h.idx) for h in after[:2]] == [
+        (h.kind, h.name, h.at, h.version, h.idx) for h in old
+    ]
+    assert [json.loads(h.input) if h.input else None for h in after] == [{"email": ""}, None, None]
+    assert (after[1].output, after[1].error, after[1].reason) == (
+        '"<erased>"', "<erased>", "for <erased>",
+    )  # fmt: skip
+    assert after[2].kind == "data_deleted"
+    assert [(k.key, json.loads(k.output)) for k in store.keys("e")] == [
+        ("k1", "hi <erased>"), ("k2", 1),
+    ]  # fmt: skip
+    assert store.keys("nobody") == []
+
+
+def test_an_erase_at_a_stale_version_writes_nothing(store: Store) -> None:
+    v = _erasable(store)
+    history, keys = store.history("e"), store.keys("e")
+    scrubbed = [attrs.evolve(h, input=None, output=None, error=None) for h in history]
+    with pytest.raises(ConflictError):
+        store.erase(Write(inst("e", data="{}"), v - 1, history=[hist("e", "data_deleted")]),
+                    scrubbed, [attrs.evolve(k, output="0") for k in keys])  # fmt: skip
+    assert store.history("e") == history and store.keys("e") == keys
+    assert store.get("e").version == v  # type: ignore[union-attr]

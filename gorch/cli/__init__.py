@@ -26,6 +26,7 @@ The package, by concern (a new command goes in the module of its concern, added 
 - ``_why``: ``why``.
 - ``_deploying``: ``check``, ``migrate``.
 - ``_data``: ``data`` (show, ``--set``, ``--patch``).
+- ``_erasing``: ``delete-data``.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from gorch.cli._data import data as data
 from gorch.cli._definitions import graph as graph
 from gorch.cli._deploying import check as check
 from gorch.cli._deploying import migrate as migrate
+from gorch.cli._erasing import delete_data as delete_data
 from gorch.cli._group import STATUSES as STATUSES
 from gorch.cli._group import Context as Context
 from gorch.cli._group import cli

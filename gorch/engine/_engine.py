@@ -9,7 +9,8 @@ that holds the settings and the shared machinery (:class:`~gorch.engine._core.En
 - explaining (why): ``_why.py``;
 - deploying (check, migrate): ``_check.py`` and ``_migrate.py``;
 - repairing data (set_data): ``_data.py``;
-- operator actions over a filter (bulk): ``_bulk.py``.
+- operator actions over a filter (bulk): ``_bulk.py``;
+- erasing personal data (delete_data): ``_erasing.py``.
 
 Mixins rather than thin methods that forward to functions: a call and its documentation then
 stand in one place, with nothing to keep in step (a forwarding method repeats every
@@ -21,13 +22,14 @@ from __future__ import annotations
 from gorch.engine._bulk import Bulk
 from gorch.engine._data import DataRepairs
 from gorch.engine._delivering import Delivering
+from gorch.engine._erasing import Erasing
 from gorch.engine._migrate import Migrating
 from gorch.engine._operating import Operating
 from gorch.engine._reading import Reading
 from gorch.engine._why import Explaining
 
 
-class Engine(Reading, Delivering, Bulk, Operating, Explaining, Migrating, DataRepairs):
+class Engine(Reading, Delivering, Bulk, Operating, Explaining, Migrating, DataRepairs, Erasing):
     """Durable workflow instances on a store.
 
     Args:

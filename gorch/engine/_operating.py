@@ -27,8 +27,9 @@ class Operating(EngineCore):
 
     def refusal(self, action: str, id: str) -> GorchError | None:
         """Why the operator ``action`` (``"pause"``, ``"unpause"``, ``"cancel"``, ``"retry"``,
-        ``"goto"``, ``"set_data"``: a key of :data:`OPERATOR_STATUSES`) would be refused for
-        instance ``id`` now — it does not exist, or its status does not allow it — or None.
+        ``"goto"``, ``"set_data"``, ``"delete_data"``: a key of :data:`OPERATOR_STATUSES`)
+        would be refused for instance ``id`` now — it does not exist, or its status does not
+        allow it — or None.
         Changes nothing; for checking many ids before acting on any (the CLI's bulk
         commands)."""
         try:

@@ -53,6 +53,7 @@ class HistoryKind(StrEnum):
     RETRY = "retry"  # an operator ran its failed step again; error: the error it had
     MIGRATED = "migrated"  # its data was upgraded by migrate(); input: {"from": v, "to": w}
     DATA_SET = "data_set"  # an operator changed its data (set_data); input: before, output: after
+    DATA_DELETED = "data_deleted"  # an operator erased its personal data; input: the fields
 
 
 OPEN_STATUSES = (RunStatus.RUNNING, RunStatus.WAITING)
@@ -66,9 +67,10 @@ OPERATOR_STATUSES: dict[str, tuple[RunStatus, ...]] = {
     "retry": (RunStatus.FAILED,),
     "goto": _LIVE,
     "set_data": _LIVE,
+    "delete_data": tuple(RunStatus),  # a request to erase comes after the fact, too
 }
 """The statuses in which each operator action is allowed (an instance that finished or was
-cancelled takes none of them)."""
+cancelled takes none of them but delete_data)."""
 
 
 @define
@@ -199,9 +201,9 @@ class Listener:
 
     def before_operation(self, operation: str, instance: str, workflow: str, detail: str) -> None:
         """An engine call begins. ``operation``: ``"start"``, ``"send"``, ``"goto"``,
-        ``"pause"``, ``"unpause"``, ``"cancel"``, ``"retry"``, ``"migrate"``, ``"set_data"``
-        (the Engine's calls), or ``"run"``, ``"timer"`` (a worker's claimed item).
-        ``workflow`` is ``""`` while not known (a call by id reads the row first;
+        ``"pause"``, ``"unpause"``, ``"cancel"``, ``"retry"``, ``"migrate"``, ``"set_data"``,
+        ``"delete_data"`` (the Engine's calls), or ``"run"``, ``"timer"`` (a worker's claimed
+        item). ``workflow`` is ``""`` while not known (a call by id reads the row first;
         :meth:`after_operation` has it); ``instance`` is ``""`` for a start whose id is not
         chosen yet. ``detail``: the event (send), the target statement (goto), the timer
         (timer), else ``""``."""

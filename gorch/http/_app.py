@@ -25,7 +25,15 @@ from gorch.http._auth import Auth
 from gorch.http._body_limit import BodyLimit
 from gorch.http._handlers import add_handlers
 from gorch.http._openapi import openapi
-from gorch.http._routes import console, instances, operators, service, typed, workflows
+from gorch.http._routes import (
+    console,
+    erasure,
+    instances,
+    operators,
+    service,
+    typed,
+    workflows,
+)
 from gorch.limits import MAX_BODY
 
 if TYPE_CHECKING:  # gorch.metrics needs prometheus-client (the metrics extra)
@@ -80,7 +88,7 @@ def create_app(
     add_handlers(app)
     # In this order: it is the order the routes are matched in, and listed in the document.
     routers = [service.public, service.router, workflows.router, typed.router(api)]
-    for router in [*routers, instances.router, operators.router]:
+    for router in [*routers, instances.router, operators.router, erasure.router]:
         _serve(app, router)
     console.mount(app)
     if metrics is not None:

@@ -20,6 +20,7 @@ How it runs, and why it is fast, is told where it happens:
   thread (:func:`goto`); ``_cancel``: ending every wait (:func:`cancel`).
 - ``_evolve``: a definition that changes under running instances: renames, data versions, and
   where a stored thread no longer fits the code (:func:`misfits`, for ``gorch check``).
+- ``_personal``: the personal data a class declares, and the neutral values that erase it.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from gorch.interpreter._evolve import (
 from gorch.interpreter._goto import GotoPlan, goto
 from gorch.interpreter._handlers import ANY, NO_PAYLOAD, is_lifecycle, payload_type
 from gorch.interpreter._index import Program, StatementInfo
+from gorch.interpreter._personal import neutral_values, personal_data_of
 from gorch.interpreter._resume import DEFAULT_MAX_STEPS, Outcome, resume, run
 from gorch.interpreter._validate import class_problems, validate
 
@@ -61,7 +63,9 @@ __all__ = [
     "handle_callback",
     "is_lifecycle",
     "misfits",
+    "neutral_values",
     "payload_type",
+    "personal_data_of",
     "program",
     "renames_of",
     "resume",

@@ -18,6 +18,7 @@ from gorch.interpreter._compile import compile_definition
 from gorch.interpreter._evolve import evolution_problems
 from gorch.interpreter._handlers import describe
 from gorch.interpreter._index import Program, checked_value, node_at
+from gorch.interpreter._personal import personal_problems
 from gorch.samples import sample
 
 
@@ -37,7 +38,8 @@ def validate(definition: Any) -> None:
     of the class's fields are checked to round-trip through JSON (:func:`gorch.serde.check_type`),
     and its ``renames``, ``data_version`` and ``migrate`` are checked (an old name that is still
     a statement, a new one that is not, a rename of a rename, a data version above 1 without a
-    ``migrate``). This is what ``Engine(...)`` does for every workflow it registers.
+    ``migrate``), and its ``personal_data`` (every name a field with a neutral value). This is
+    what ``Engine(...)`` does for every workflow it registers.
 
     Args:
         definition: a workflow class, or what a workflow's ``definition()`` returned.
@@ -78,7 +80,7 @@ def class_problems(cls: type) -> list[str]:
         ]
     prog, problems = compile_definition(tree)
     problems += value_problems(prog, tree) + evolution_problems(cls, prog)
-    return problems + serde.check_type(cls)
+    return problems + serde.check_type(cls) + personal_problems(cls)
 
 
 def value_problems(prog: Program, tree: Any) -> list[str]:

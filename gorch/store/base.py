@@ -189,6 +189,21 @@ class Store(Protocol):
         """
         ...
 
+    def erase(
+        self, write: Write, history: Sequence[HistoryRecord], keys: Sequence[KeyRecord]
+    ) -> int:
+        """Commit ``write`` (as :meth:`commit`) and, in the same transaction, overwrite stored
+        rows of its instance with scrubbed copies: each history row of ``history`` (found by
+        its ``version`` and ``idx``) gets its ``input``, ``output``, ``error`` and ``reason``,
+        each key of ``keys`` (found by its ``key``) its ``output``. Then remove what the
+        database keeps of the old contents where it can (SQLite: secure deletion and a WAL
+        checkpoint that truncates the log; PostgreSQL: ``VACUUM`` of the tables).
+
+        Raises:
+            ConflictError: as :meth:`commit`; nothing was written.
+        """
+        ...
+
     def get(self, instance_id: str) -> InstanceRecord | None:
         """The instance's row, or None."""
         ...
@@ -245,6 +260,10 @@ class Store(Protocol):
 
     def get_key(self, instance_id: str, key: str) -> KeyRecord | None:
         """The idempotency key's record, or None."""
+        ...
+
+    def keys(self, instance_id: str) -> list[KeyRecord]:
+        """Every idempotency key recorded for the instance, by key."""
         ...
 
     def claim(

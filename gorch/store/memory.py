@@ -34,7 +34,7 @@ class MemoryStore:
     """Keeps everything in dictionaries behind one lock. Nothing survives the process."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # reentrant: erase commits under it
         self._work = threading.Condition(self._lock)
         self._rows: dict[str, InstanceRecord] = {}
         self._timers: dict[str, list[TimerRecord]] = {}
@@ -83,6 +83,23 @@ class MemoryStore:
                     log.append(attrs.evolve(h, seq=len(log) + 1, version=version, idx=i))
             if write.notify:
                 self._work.notify_all()
+            return version
+
+    def erase(
+        self, write: Write, history: Sequence[HistoryRecord], keys: Sequence[KeyRecord]
+    ) -> int:
+        with self._lock:
+            version = self.commit(write)  # first: a conflict changes nothing
+            log = {_place(h): h for h in self._history.get(write.instance.id, [])}
+            for new in history:
+                old = log.get(_place(new))
+                if old is not None:
+                    old.input, old.output = new.input, new.output
+                    old.error, old.reason = new.error, new.reason
+            for key in keys:
+                found = self._keys.get((write.instance.id, key.key))
+                if found is not None:
+                    found.output = key.output
             return version
 
     def get(self, instance_id: str) -> InstanceRecord | None:
@@ -159,6 +176,11 @@ class MemoryStore:
         with self._lock:
             k = self._keys.get((instance_id, key))
             return None if k is None else attrs.evolve(k)
+
+    def keys(self, instance_id: str) -> list[KeyRecord]:
+        with self._lock:
+            found = [attrs.evolve(k) for (i, _), k in self._keys.items() if i == instance_id]
+        return sorted(found, key=lambda k: k.key)
 
     def _free(self, row: InstanceRecord, now: datetime) -> bool:
         return row.lease_owner is None or (

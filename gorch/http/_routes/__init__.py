@@ -6,6 +6,7 @@
   event, with its payload's and output's schemas;
 - ``instances``: list, read, history, diagram and waits of instances, and the generic send;
 - ``operators``: goto, pause, unpause, cancel, retry (the admin role);
+- ``erasure``: ``DELETE /instances/{id}/data``, deleting personal data (the admin role);
 - ``console``: the web console's static files at ``/ui/`` (public).
 
 Every router but the public ones declares the caller dependency (``PROTECTED`` of

@@ -270,6 +270,11 @@ class Dialect(ABC):
         """
 
     @abstractmethod
+    def forget(self, pool: Pool) -> None:
+        """After an erasure committed: remove what the database keeps of the old contents
+        where it can (see :mod:`gorch.store.sql._erase`)."""
+
+    @abstractmethod
     def notify(self, cursor: Any) -> None:
         """In the transaction of a commit with ``notify``: wake workers of other processes."""
 

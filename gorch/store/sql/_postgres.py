@@ -191,6 +191,11 @@ class PostgreSQL(Dialect):
             raise stale_version(row.id, write.expected_version)
         return True
 
+    def forget(self, pool: Pool) -> None:
+        # Prune the dead tuples (the old row versions) of the erased rows; VACUUM cannot run
+        # in a transaction, and the pooled connections are in autocommit.
+        pool.run(lambda cur: cur.execute("VACUUM gorch_instances, gorch_history, gorch_keys"))
+
     def notify(self, cursor: Any) -> None:
         cursor.execute(f"NOTIFY {NOTIFY_CHANNEL}")
 

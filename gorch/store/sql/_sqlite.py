@@ -118,6 +118,7 @@ class SQLite(Dialect):
         if not self.memory:
             self._wal(cur)
         cur.execute(f"PRAGMA synchronous={self.synchronous}")
+        cur.execute("PRAGMA secure_delete=ON")  # freed space is zeroed: erased data is gone
         cur.close()
 
     def _wal(self, cur: Any) -> None:
@@ -162,6 +163,12 @@ class SQLite(Dialect):
 
     def checkpoint(self, pool: Pool, write: Write, version: int) -> bool:
         return False  # each commit is its own BEGIN IMMEDIATE ... COMMIT
+
+    def forget(self, pool: Pool) -> None:
+        # secure_delete zeroed the freed space of the file; the old page images are in the
+        # log: write it into the file and truncate it.
+        if not self.memory:
+            pool.run(lambda cur: cur.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall())
 
     def notify(self, cursor: Any) -> None:
         pass  # workers of other processes find the work when they next look

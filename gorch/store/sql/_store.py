@@ -8,6 +8,7 @@ gorch's errors. What differs between SQLite and PostgreSQL it asks of its dialec
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -27,6 +28,7 @@ from gorch.store.base import (
     Write,
 )
 from gorch.store.sql._dialect import Dialect, stale_version
+from gorch.store.sql._erase import keys_of, rewrite
 from gorch.store.sql._pool import Pool
 from gorch.store.sql._postgres import PostgreSQL
 from gorch.store.sql._rows import instance as read_instance
@@ -36,6 +38,8 @@ from gorch.store.sql._sqlite import SQLite
 from gorch.store.sql._tables import READ_VERSION, create_schema
 
 __all__ = ["PING_TIMEOUT", "SQLStore", "open_dialect"]
+
+log = logging.getLogger("gorch.store")
 
 PING_TIMEOUT = 2.0
 """Seconds :meth:`SQLStore.ping` waits for a connection (or for an earlier ping to return)."""
@@ -215,6 +219,30 @@ class SQLStore:
         if write.notify:
             dialect.notify(cur)
 
+    def erase(
+        self, write: Write, history: Sequence[HistoryRecord], keys: Sequence[KeyRecord]
+    ) -> int:
+        expected = write.expected_version
+        if expected is None:
+            raise ValueError("an erasure updates a stored instance: give its expected_version")
+        instance_id = write.instance.id
+
+        def apply(cur: Any) -> None:
+            self._write(write, expected + 1, cur)
+            rewrite(cur, self.dialect, instance_id, history, keys)
+
+        try:
+            self._pool.run(apply, tx=True)
+        except StoreUnavailableError as exc:
+            exc.workflow_id = instance_id
+            raise
+        try:
+            self.dialect.forget(self._pool)
+        except Exception:  # committed all the same: the old contents stay until overwritten
+            log.warning("could not clear old contents after erasing %s", instance_id,
+                        exc_info=True)  # fmt: skip
+        return expected + 1
+
     def _record_key(self, cur: Any, key: KeyRecord, instance_id: str) -> None:
         """Insert the idempotency key of a commit of ``instance_id``, in its transaction.
 
@@ -333,6 +361,10 @@ class SQLStore:
     def get_key(self, instance_id: str, key: str) -> KeyRecord | None:
         r = self._pool.fetch(self.dialect.get_key, (instance_id, key), one=True)
         return None if r is None else KeyRecord(r[0], r[1], r[2], r[3], read_time(r[4]))
+
+    def keys(self, instance_id: str) -> list[KeyRecord]:
+        rows = self._pool.fetch(keys_of(self.dialect), (instance_id,))
+        return [KeyRecord(r[0], r[1], r[2], r[3], read_time(r[4])) for r in rows]
 
     def list_instances(
         self,
