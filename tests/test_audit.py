@@ -80,6 +80,7 @@ CALLS: dict[str, Callable[..., Any]] = {
     "goto": lambda e, **by: e.goto("o1", "for the manager", **by),
     "unpause": lambda e, **by: e.unpause("o1", **by),
     "retry": lambda e, **by: e.retry("o1", **by),
+    "send": lambda e, **by: e.send("o1", "cart timed out", **by),
 }
 
 
@@ -99,3 +100,13 @@ def test_the_longest_actor_and_reason_are_kept_whole(engine: Engine) -> None:
     actor, reason = "a" * MAX_TEXT, "\u00e9" * MAX_REASON
     engine.pause("o1", actor=actor, reason=reason)
     assert (last(engine, "o1").actor, last(engine, "o1").reason) == (actor, reason)
+
+
+def test_a_timeout_fired_by_hand_records_who_fired_it(engine: Engine) -> None:
+    engine.start("pizza", PizzaOrder(), id="o1")
+    engine.send("o1", "cart timed out", actor="ana", reason="the customer left")
+    fired = next(h for h in engine.history("o1") if h.name == "cart timed out")
+    assert (fired.kind, fired.actor, fired.reason) == ("event", "ana", "the customer left")
+    engine.start("pizza", PizzaOrder(), id="o2")
+    engine.send("o2", "AddToCart", {"pizza": {"name": "margherita"}})  # an event, no one named
+    assert {h.actor for h in engine.history("o2")} == {None}

@@ -578,6 +578,8 @@ def test_the_admin_fires_the_timeout_by_hand(shop: Shop) -> None:
     assert r.json()["event"] == TIMEOUT
     inst = shop.get("o")
     assert inst["status"] == "finished" and inst["data"]["status"] == "expired"
+    fired = next(h for h in shop.engine.history("o") if h.name == TIMEOUT)
+    assert fired.actor == "ops-demo"  # who fired it: the admin token's name
     # a timeout has no typed operation: only the generic route reaches it
     r = shop.client.post(f"/workflows/pizza/instances/o/events/{TIMEOUT}", headers=bearer("admin"))
     assert_problem(r, 404)

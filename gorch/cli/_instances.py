@@ -18,7 +18,7 @@ from rich.table import Table
 
 from gorch import _views as views
 from gorch import serde
-from gorch.cli._group import STATUSES, Context, cli, json_option, pass_ctx
+from gorch.cli._group import STATUSES, Context, audit_options, cli, json_option, pass_ctx
 from gorch.cli._open import open_store
 from gorch.cli._output import (
     Fail,
@@ -101,6 +101,7 @@ def start(c: Context, workflow: str, id_: str | None, data: str | None, as_json:
 @click.argument("payload", required=False, metavar="[PAYLOAD]")
 @click.option("--key", help="Idempotency key: a repeat with the same key applies nothing.")
 @click.option("--thread", default="", help="The thread to deliver to (default: the one waiting).")
+@audit_options
 @json_option
 @pass_ctx
 def send(
@@ -110,13 +111,15 @@ def send(
     payload: str | None,
     key: str | None,
     thread: str,
+    actor: str | None,
+    reason: str | None,
     as_json: bool,
 ) -> None:
     """Send EVENT with PAYLOAD (JSON, @file or - for stdin) to instance ID."""
     body = read_json(payload, "payload")
     engine = c.engine
     try:
-        out = engine.send(id, event, body, key=key, thread=thread)
+        out = engine.send(id, event, body, key=key, thread=thread, actor=actor, reason=reason)
     except GorchError as exc:
         explain(exc, engine, id)
     if as_json:

@@ -21,6 +21,10 @@ class By(TypedDict):
     reason: str | None
 
 
+NOBODY = By(actor=None, reason=None)
+"""The keywords of an entry that names no one (an event sent without an actor)."""
+
+
 def audit(actor: Any, reason: Any) -> By:
     """``{"actor": ..., "reason": ...}`` for a history entry, checked.
 

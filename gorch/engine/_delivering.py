@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from gorch import clock, serde
+from gorch.engine._audit import NOBODY, By, audit
 from gorch.engine._core import EngineCore, Observed, Unobserved
 from gorch.engine._keys import fingerprint, repeated_answer
 from gorch.engine._op import Operation
@@ -100,6 +101,8 @@ class Delivering(EngineCore):
         key: str | None = None,
         thread: str = "",
         workflow: str | None = None,
+        actor: str | None = None,
+        reason: str | None = None,
     ) -> Any:
         """Deliver ``event`` with ``payload`` to instance ``id`` and run it until it blocks.
 
@@ -114,6 +117,8 @@ class Delivering(EngineCore):
                 applies nothing again.
             thread: the thread to deliver to; by default the one thread waiting for ``event``.
             workflow: if given, refuse (``NotFoundError``) an instance of another workflow.
+            actor, reason: who sends it and why, kept in its history entry (an operator who
+                fires a timeout by hand; the HTTP API's token name, the CLI's user).
 
         Returns:
             The handler's output as JSON-compatible data (the same on a repeat with ``key``).
@@ -124,10 +129,11 @@ class Delivering(EngineCore):
             none of them changes anything.
         """
         _check_event(id, event, payload)
+        by = NOBODY if actor is None and reason is None else audit(actor, reason)
         request = fingerprint(key, event, thread, payload)
         return self._operate(
             id,
-            lambda row: self._deliver(row, event, payload, key, request, thread, workflow),
+            lambda row: self._deliver(row, event, payload, key, request, thread, workflow, by),
             "send",
             event,
         )
@@ -141,6 +147,8 @@ class Delivering(EngineCore):
         key: str | None = None,
         thread: str = "",
         workflow: str | None = None,
+        actor: str | None = None,
+        reason: str | None = None,
     ) -> Any:
         """:meth:`send` with the payload as JSON text (a request body, a message)."""
         try:
@@ -152,7 +160,10 @@ class Delivering(EngineCore):
                 event=event,
                 details=[str(exc)],
             ) from None
-        return self.send(id, event, payload, key=key, thread=thread, workflow=workflow)
+        return self.send(
+            id, event, payload, key=key, thread=thread, workflow=workflow, actor=actor,
+            reason=reason,
+        )  # fmt: skip
 
     def _deliver(
         self,
@@ -163,8 +174,10 @@ class Delivering(EngineCore):
         request: str,
         thread: str,
         workflow: str | None,
+        by: By,
     ) -> Any:
-        """:meth:`send` on a freshly read row; ``request`` is the request's fingerprint."""
+        """:meth:`send` on a freshly read row; ``request`` is the request's fingerprint, ``by``
+        who sent it and why."""
         id = row.id
         if workflow is not None and row.workflow != workflow:
             raise NotFoundError(
@@ -186,7 +199,7 @@ class Delivering(EngineCore):
             op.dirty = True
             op.note(HistoryKind.EVENT, event, _thread_of(op.state, event, thread),
                     input=None if payload is None else serde.dumps(payload),
-                    output=out_json)  # fmt: skip
+                    output=out_json, **by)  # fmt: skip
             if key is not None:
                 op.key = KeyRecord(id, key, request, out_json, clock.now())
             op.run_accepted(f"event {event!r} for {id!r}")

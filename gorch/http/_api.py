@@ -145,12 +145,15 @@ class Api:
         workflow: str,
         thread: str,
         key: str | None,
+        caller: Caller,
     ) -> Response:
-        """Send ``event`` with the request's body as its payload; the engine's answer."""
+        """Send ``event`` with the request's body as its payload, as ``caller`` (its token's
+        name is the history entry's actor); the engine's answer."""
         payload = await read_body(request)
         out = await self.call(
-            self.engine.send, id, event, payload, key=key, thread=thread, workflow=workflow
-        )
+            self.engine.send, id, event, payload, key=key, thread=thread, workflow=workflow,
+            actor=caller.name,
+        )  # fmt: skip
         return json_response({"instance": id, "event": event, "output": out})
 
     def diagram(

@@ -119,6 +119,15 @@ def test_send_inline_json(g: Gorch) -> None:
     assert g.kinds("order-1") == ["started", "step", "event", "event"]
 
 
+def test_send_records_who_sent_it(g: Gorch) -> None:
+    order(g)
+    g("send", "order-1", "cart timed out", "--actor", "ana", "--reason", "the customer left")
+    with g.engine() as engine:
+        fired = next(h for h in engine.history("order-1") if h.kind == "event")
+    assert (fired.name, fired.actor, fired.reason) == ("cart timed out", "ana", "the customer left")
+    assert "an actor must be" in g.fail("send", "order-1", "AddToCart", "--actor", " ")
+
+
 def test_send_payload_from_a_file_and_from_stdin(g: Gorch, tmp_path: Path) -> None:
     order(g)
     path = tmp_path / "pizza.json"

@@ -139,4 +139,4 @@ async def send_event(
     api = app_api(request)
     workflow = await api.call(api.engine.workflow_of, id)
     api.event_roles(caller, api.workflow(workflow), event)
-    return await api.send(request, id, event, workflow, thread, idempotency_key)
+    return await api.send(request, id, event, workflow, thread, idempotency_key, caller)

@@ -133,7 +133,7 @@ def _event_route(router: APIRouter, api: Api, info: WorkflowInfo, ev: EventInfo)
         idempotency_key: IdempotencyKey = None,
     ) -> Response:
         api.require(caller, ev.roles, f"sending {event!r}")
-        return await api.send(request, id, event, name, thread, idempotency_key)
+        return await api.send(request, id, event, name, thread, idempotency_key, caller)
 
     roles = f" Role: {' or '.join(ev.roles)}." if ev.roles else ""
     send.__doc__ = (f"{ev.doc} " if ev.doc else "") + (
