@@ -405,6 +405,23 @@ def test_operator_actions_ask_for_a_reason_and_the_history_says_who(
     ]
 
 
+def test_delete_personal_data_asks_then_erases(page: Page, url: str, engine: Engine) -> None:
+    engine.start("pizza", PizzaOrder(address="Via Roma 1"), "ui-erase")
+    page.goto(f"{url}/ui/#/i/ui-erase")
+    use_token(page, "ana-t")
+    page.locator(".ops").get_by_role("button", name="Delete personal data").click()
+    dialog = page.locator("dialog#confirm")
+    expect(dialog).to_contain_text("This cannot be undone.")
+    dialog.get_by_role("button", name="Keep as is").click()  # asked: nothing yet
+    assert engine.get("ui-erase").data.address == "Via Roma 1"
+    page.locator(".ops").get_by_role("button", name="Delete personal data").click()
+    dialog.get_by_label("Reason").fill("GDPR request 7")
+    dialog.get_by_role("button", name="erase", exact=True).click()
+    expect(page.locator("ol.timeline li.data_deleted .by")).to_have_text("by ana: GDPR request 7")
+    assert engine.get("ui-erase").data.address == ""
+    assert "Via Roma 1" not in str([(h.input, h.output) for h in engine.history("ui-erase")])
+
+
 def test_edit_data_shows_the_diff_before_applying(page: Page, url: str, engine: Engine) -> None:
     engine.start("pizza", PizzaOrder(address="Via Roma 1"), "ui-data")
     page.goto(f"{url}/ui/#/i/ui-data")

@@ -55,6 +55,8 @@ class PizzaOrder:
     """
 
     start_roles: ClassVar[tuple[str, ...]] = (CUSTOMER,)
+    # Erased by Engine.delete_data (gorch delete-data) on a customer's request.
+    personal_data: ClassVar[tuple[str, ...]] = ("address",)
 
     cart: list[Pizza] = field(default_factory=list)
     status: str = ""

@@ -534,10 +534,30 @@ function operatorActions(page, inst) {
     actionButton(page, action, !ACTIONS[action].can(inst.status) || Boolean(why)));
   return [
     h("p", { class: why ? "why" : "muted" }, why || "These need the admin role."),
-    h("div", { class: "buttons" }, buttons),
+    h("div", { class: "buttons" }, [...buttons, eraseButton(page, Boolean(why))]),
     gotoForm(page, inst),
     dataForm(page, inst),
   ];
+}
+
+// Erasing personal data (a GDPR request): allowed in every status; a workflow that declares no
+// personal_data fields is refused by the server, which says so.
+function eraseButton(page, disabled) {
+  return h("button", { type: "button", class: "danger", id: "erase", disabled,
+    onclick: async () => {
+      const reason = reasonField("erase-reason");
+      const body = [h("p", {}, "The fields its workflow declares as personal data are erased " +
+        "from its data, its history and its idempotency answers; the history keeps its " +
+        "entries and records the deletion. This cannot be undone."), reason.element];
+      if (!(await confirmAction(`Delete the personal data of ${page.id}?`, body, "erase"))) return;
+      await attempt(async () => {
+        const why = reason.value();
+        const query = why ? `?reason=${encodeURIComponent(why)}` : "";
+        await api(`${page.path}/data${query}`, { method: "DELETE" });
+        say("personal data deleted.", "ok");
+        await page.reload();
+      });
+    } }, "Delete personal data");
 }
 
 function actionButton(page, action, disabled) {
