@@ -3,7 +3,7 @@
 A store that fails its N-th commit — before it applies (the database refused it), or after it
 applied (the answer was lost: the outcome is unknown to the caller) — is wrapped around a real
 store, for every commit point of ``start``, ``send``, the worker (a runnable instance and a due
-timer) and every operator call. After each fault the store is healed and workers run until
+timer) and every operator call (data repairs and erasures included). After each fault the store is healed and workers run until
 nothing is left to do, with time moved past every lease and backoff. Then:
 
 - a call that raised applied nothing it did not also report (an event is in history at most
@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from freezegun import freeze_time
@@ -74,16 +74,23 @@ class Faulty:
         self.fail_at = 0
 
     def commit(self, write: Write) -> int:
+        return self._apply(write, lambda: self.inner.commit(write))
+
+    def erase(self, write: Write, history: Any, keys: Any) -> int:
+        """An erasure is a commit point too (one transaction with its rewrites)."""
+        return self._apply(write, lambda: self.inner.erase(write, history, keys))
+
+    def _apply(self, write: Write, apply: Callable[[], int]) -> int:
         self.count += 1
         if self.count == self.fail_at and not self.fired:
             self.fired = True
             self.failed = write
             if self.after:
-                self.inner.commit(write)
+                apply()
             raise Injected(
                 f"injected fault at commit {self.count} ({'after' if self.after else 'before'})"
             )
-        return self.inner.commit(write)
+        return apply()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -110,6 +117,8 @@ class Recorder:
 
 @dataclass
 class Job:
+    personal_data: ClassVar[tuple[str, ...]] = ("log",)  # for delete_data's commit point
+
     log: list[str] = field(default_factory=list)
 
     def definition(self) -> Any:
@@ -241,6 +250,8 @@ OPERATIONS: dict[str, tuple[Prepare, Act]] = {
     "unpause": (_paused, lambda e, id, c: e.unpause(id)),
     "cancel": (_at_end, lambda e, id, c: e.cancel(id)),
     "retry": (_failed, lambda e, id, c: e.retry(id)),
+    "set_data": (_waiting, lambda e, id, c: e.set_data(id, {"log": ["repaired"]})),
+    "delete_data": (_at_end, lambda e, id, c: e.delete_data(id)),
 }
 
 
