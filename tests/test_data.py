@@ -6,13 +6,26 @@ history entry. (The faces: tests/cli/test_cli_data.py, tests/test_http.py, tests
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from _engine_workflows import PEPPERONI, WORKFLOWS, clean_globals, unchanged
 
 from examples.pizza.workflow import Pizza, PizzaOrder
-from gorch import DataPlan, Engine, HistoryKind, InputError, InstanceStatusError, RunStatus
+from gorch import (
+    DataPlan,
+    Engine,
+    HistoryKind,
+    InputError,
+    InstanceStatusError,
+    On,
+    RunStatus,
+    S,
+    Step,
+    Wait,
+    WaitFor,
+)
 from gorch.engine._data import merge_patch
 from gorch.store import Store
 
@@ -147,3 +160,33 @@ def test_a_bad_actor_is_refused_before_anything(engine: Engine) -> None:
 )
 def test_merge_patch_follows_rfc_7396(target: Any, patch: Any, result: Any) -> None:
     assert merge_patch(target, patch) == result
+
+
+@dataclass
+class Approval:
+    votes: int = 0
+    state: str = "open"
+
+    def definition(self) -> Any:
+        return S(
+            WaitFor("two votes", self.votes >= 2),
+            Step("approve", self.approve),
+            Wait("for close", On("Close")),
+        )
+
+    def approve(self) -> None:
+        self.state = "approved"
+
+
+def test_a_repair_that_makes_a_waitfor_true_lets_it_pass_now(store: Store) -> None:
+    engine = Engine(store, {"approval": Approval})
+    engine.start("approval", Approval(), id="a1")
+    assert engine.waits("a1")[0].at == "two votes"
+    engine.set_data("a1", {"votes": 1}, actor="ana")  # still false: it waits on
+    assert engine.get("a1").status is RunStatus.WAITING
+    assert engine.waits("a1")[0].at == "two votes"
+    engine.set_data("a1", {"votes": 2}, actor="ana", reason="the second vote came by mail")
+    inst = engine.get("a1")  # nothing else would ever wake it: it ran on at once
+    assert inst.data.state == "approved" and engine.waits("a1")[0].at == "for close"
+    kinds = [h.kind for h in engine.history("a1")]
+    assert kinds[-2:] == [HistoryKind.DATA_SET, HistoryKind.STEP]  # committed, then the step

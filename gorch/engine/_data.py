@@ -22,8 +22,9 @@ from gorch import serde
 from gorch.engine._audit import audit
 from gorch.engine._core import EngineCore
 from gorch.engine._op import Operation
-from gorch.engine._records import HistoryKind
+from gorch.engine._records import HistoryKind, RunStatus
 from gorch.errors import InputError
+from gorch.state import ThreadStatus
 from gorch.store.base import InstanceRecord
 
 
@@ -101,9 +102,10 @@ class DataRepairs(EngineCore):
             actor, reason: who changes it and why, kept in the ``data_set`` history entry
                 (its input is the data before, its output the data after).
 
-        The instance's status stays as it was; nothing runs (a ``WaitFor`` whose condition
-        the new data makes true passes when the instance next runs: its next event, timer,
-        ``unpause`` or ``goto``). A change to nothing writes nothing.
+        A waiting instance with a thread at a ``WaitFor`` runs on at once, as after an event,
+        so a condition the new data makes true passes now (else nothing would wake it);
+        otherwise the status stays as it was and nothing runs (a paused or failed instance
+        goes on at its ``unpause`` or ``retry``). A change to nothing writes nothing.
 
         Raises:
             InputError: ``data`` is neither, or the result does not fit the class (one line
@@ -123,7 +125,13 @@ class DataRepairs(EngineCore):
             op.wf = new
             op.note(HistoryKind.DATA_SET, row.workflow, input=serde.dumps(plan.before),
                     output=serde.dumps(plan.after), **by)  # fmt: skip
-            op.mark(status)
+            if status is RunStatus.WAITING and any(
+                t.status is ThreadStatus.WAITING_CONDITION for t in op.state.threads
+            ):
+                op.dirty = True  # as an accepted event: committed before any user code runs
+                op.run_accepted(f"the data repair of {id!r}")
+            else:
+                op.mark(status)
             return DataPlan(plan.id, plan.workflow, plan.before, plan.after, applied=True)
 
         plan: DataPlan = self._operate(id, body, "set_data")
