@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from gorch import Engine, Worker
 from gorch.store import MemoryStore, Store
 
 # The gorch fixtures, also where gorch's metadata has no pytest11 entry point yet (an older
@@ -78,3 +80,27 @@ def sql_url(store_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> 
     if store_kind == "postgres":
         return str(request.getfixturevalue("pg_store_url"))
     return f"sqlite:///{tmp_path / 'gorch.db'}"
+
+
+@pytest.fixture
+def engine_globals() -> Iterator[None]:
+    """Clear, after the test, the module globals the engine tests' workflows keep
+    (tests/_engine_workflows.py); modules that use them mark every test with it."""
+    yield
+    from _engine_workflows import clean_globals
+
+    clean_globals()
+
+
+@pytest.fixture
+def engine(store: Store, gorch_time: Any) -> Engine:
+    """An engine on each store with the engine tests' workflows (tests/_engine_workflows.py),
+    time frozen at START (move it with ``gorch_time``). A module may define its own."""
+    from _engine_workflows import WORKFLOWS
+
+    return Engine(store, WORKFLOWS)
+
+
+@pytest.fixture
+def worker(engine: Engine) -> Worker:
+    return Worker(engine)

@@ -6,28 +6,18 @@ tests/test_http.py, tests/test_ui.py; migrate: tests/test_migrate.py.)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from _engine_workflows import FAILS, WORKFLOWS, Brittle, clean_globals, unchanged
+from _engine_workflows import FAILS, Brittle, unchanged
 
 from examples.pizza.workflow import PizzaOrder
 from gorch import Engine, HistoryEntry, InputError, RunStatus, Worker
 from gorch.limits import MAX_REASON, MAX_TEXT
-from gorch.store import Store
 
-
-@pytest.fixture(autouse=True)
-def _clean_globals() -> Iterator[None]:
-    yield
-    clean_globals()
-
-
-@pytest.fixture
-def engine(store: Store, gorch_time: Any) -> Engine:
-    return Engine(store, WORKFLOWS)
+pytestmark = pytest.mark.usefixtures("engine_globals")  # tests/conftest.py
 
 
 def last(engine: Engine, id: str) -> HistoryEntry:

@@ -8,23 +8,18 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
 from contextlib import closing
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _engine_workflows import FAILS, WORKFLOWS, Counter, Flaky, clean_globals, lease, unchanged
+from _engine_workflows import FAILS, WORKFLOWS, Counter, Flaky, lease, unchanged
 
 from gorch import BulkReport, Engine, InputError, NotFoundError, RunStatus, Worker, clock
 from gorch.store import SQLStore, Store
 
-
-@pytest.fixture(autouse=True)
-def _clean_globals() -> Iterator[None]:
-    yield
-    clean_globals()
+pytestmark = pytest.mark.usefixtures("engine_globals")  # tests/conftest.py
 
 
 @pytest.fixture

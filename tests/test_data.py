@@ -5,12 +5,11 @@ history entry. (The faces: tests/cli/test_cli_data.py, tests/test_http.py, tests
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from _engine_workflows import PEPPERONI, WORKFLOWS, clean_globals, unchanged
+from _engine_workflows import PEPPERONI, WORKFLOWS, unchanged
 
 from examples.pizza.workflow import Pizza, PizzaOrder
 from gorch import (
@@ -29,11 +28,7 @@ from gorch import (
 from gorch.engine._data import merge_patch
 from gorch.store import Store
 
-
-@pytest.fixture(autouse=True)
-def _clean_globals() -> Iterator[None]:
-    yield
-    clean_globals()
+pytestmark = pytest.mark.usefixtures("engine_globals")  # tests/conftest.py
 
 
 @pytest.fixture

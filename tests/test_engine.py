@@ -11,7 +11,6 @@ leases and the worker in test_engine_worker.py.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -27,7 +26,6 @@ from _engine_workflows import (
     Flaky,
     Plain,
     Vote,
-    clean_globals,
     kinds,
     unchanged,
 )
@@ -53,22 +51,7 @@ from gorch.retry import RetryPolicy
 from gorch.store import Store
 from gorch.testing import START
 
-
-@pytest.fixture(autouse=True)
-def _clean_globals() -> Iterator[None]:
-    yield
-    clean_globals()
-
-
-@pytest.fixture
-def engine(store: Store, gorch_time: Any) -> Engine:
-    """An engine on each store, with time frozen at START (move it with ``gorch_time``)."""
-    return Engine(store, WORKFLOWS)
-
-
-@pytest.fixture
-def worker(engine: Engine) -> Worker:
-    return Worker(engine)
+pytestmark = pytest.mark.usefixtures("engine_globals")  # tests/conftest.py
 
 
 # --------------------------------------------------------------------------------------------

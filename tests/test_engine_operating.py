@@ -6,18 +6,14 @@ Every refused call is checked to change nothing (``unchanged``, in _engine_workf
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from _engine_workflows import (
     FAILS,
     PEPPERONI,
-    WORKFLOWS,
     Done,
     Flaky,
-    clean_globals,
     kinds,
     unchanged,
 )
@@ -35,24 +31,8 @@ from gorch import (
     ThreadStatus,
     Worker,
 )
-from gorch.store import Store
 
-
-@pytest.fixture(autouse=True)
-def _clean_globals() -> Iterator[None]:
-    yield
-    clean_globals()
-
-
-@pytest.fixture
-def engine(store: Store, gorch_time: Any) -> Engine:
-    """An engine on each store, with time frozen at START (move it with ``gorch_time``)."""
-    return Engine(store, WORKFLOWS)
-
-
-@pytest.fixture
-def worker(engine: Engine) -> Worker:
-    return Worker(engine)
+pytestmark = pytest.mark.usefixtures("engine_globals")  # tests/conftest.py
 
 
 # --------------------------------------------------------------------------------------------

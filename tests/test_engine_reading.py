@@ -35,18 +35,6 @@ from gorch.engine import Page
 from gorch.store import Store
 from gorch.testing import START
 
-
-@pytest.fixture
-def engine(store: Store, gorch_time: Any) -> Engine:
-    """An engine on each store, with time frozen at START (move it with ``gorch_time``)."""
-    return Engine(store, WORKFLOWS)
-
-
-@pytest.fixture
-def worker(engine: Engine) -> Worker:
-    return Worker(engine)
-
-
 # --------------------------------------------------------------------------------------------
 # waits and since
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -27,7 +26,6 @@ from _engine_workflows import (
     Nudger,
     Plain,
     Slow,
-    clean_globals,
     kinds,
     lease,
     unchanged,
@@ -49,22 +47,7 @@ from gorch.store import Store
 from gorch.store.base import TimerRecord, Write
 from gorch.testing import START
 
-
-@pytest.fixture(autouse=True)
-def _clean_globals() -> Iterator[None]:
-    yield
-    clean_globals()
-
-
-@pytest.fixture
-def engine(store: Store, gorch_time: Any) -> Engine:
-    """An engine on each store, with time frozen at START (move it with ``gorch_time``)."""
-    return Engine(store, WORKFLOWS)
-
-
-@pytest.fixture
-def worker(engine: Engine) -> Worker:
-    return Worker(engine)
+pytestmark = pytest.mark.usefixtures("engine_globals")  # tests/conftest.py
 
 
 # --------------------------------------------------------------------------------------------

@@ -3,8 +3,9 @@
 A store that fails its N-th commit — before it applies (the database refused it), or after it
 applied (the answer was lost: the outcome is unknown to the caller) — is wrapped around a real
 store, for every commit point of ``start``, ``send``, the worker (a runnable instance and a due
-timer) and every operator call (data repairs and erasures included). After each fault the store is healed and workers run until
-nothing is left to do, with time moved past every lease and backoff. Then:
+timer) and every operator call (data repairs and erasures included). After each fault the
+store is healed and workers run until nothing is left to do, with time moved past every lease
+and backoff. Then:
 
 - a call that raised applied nothing it did not also report (an event is in history at most
   once; a repeat with the same idempotency key applies nothing again);
