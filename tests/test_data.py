@@ -75,6 +75,16 @@ def test_an_object_replaces_the_data(engine: Engine) -> None:
     assert engine.get("o1").data == new
 
 
+def test_json_replaces_the_data_with_replace(engine: Engine) -> None:
+    whole = {"cart": [{"name": "marinara"}], "status": "cart", "address": "Corso 5"}
+    plan = engine.set_data("o1", whole, replace=True)  # the whole data, not a patch
+    assert plan.applied and engine.get("o1").data.address == "Corso 5"
+    assert engine.get("o1").data.log == []  # a field it leaves out takes its default
+    with unchanged(engine, "o1"), pytest.raises(InputError) as info:
+        engine.set_data("o1", {"adress": "x"}, replace=True)
+    assert "does not fit PizzaOrder" in str(info.value) and "address" in str(info.value)
+
+
 def test_null_in_a_patch_resets_a_field_to_its_default(engine: Engine) -> None:
     engine.set_data("o1", {"address": None})
     assert engine.get("o1").data.address == ""

@@ -18,7 +18,7 @@ from rich.markup import escape
 from gorch import serde
 from gorch.cli._group import Context, audit_options, cli, json_option, pass_ctx
 from gorch.cli._output import Fail, Usage, confirm, emit_json, explain, read_json, stderr
-from gorch.engine import DataPlan, Engine
+from gorch.engine import DataPlan
 from gorch.errors import GorchError
 
 __all__ = ["data"]
@@ -59,9 +59,10 @@ def data(
     if _usage(replace, patch, dry_run, yes) == "show":
         _show(c, id, as_json)
         return
-    new = _new_data(engine, id, replace, patch)
+    new = _new_data(replace, patch)
+    whole = replace is not None
     try:
-        plan = engine.set_data(id, new, dry_run=True, actor=actor, reason=reason)
+        plan = engine.set_data(id, new, replace=whole, dry_run=True, actor=actor, reason=reason)
     except GorchError as exc:
         explain(exc, engine, id)
     if dry_run or not yes or not plan.changed:
@@ -71,7 +72,7 @@ def data(
         if not confirm("apply?"):
             raise Fail("not applied: nothing changed")
     try:
-        plan = engine.set_data(id, new, actor=actor, reason=reason)
+        plan = engine.set_data(id, new, replace=whole, actor=actor, reason=reason)
     except GorchError as exc:
         explain(exc, engine, id)
     if as_json:
@@ -100,9 +101,8 @@ def _show(c: Context, id: str, as_json: bool) -> None:
         c.out.print_json(text.decode())
 
 
-def _new_data(engine: Engine, id: str, replace: str | None, patch: str | None) -> Any:
-    """The ``data`` argument of ``set_data``: the patch as it is, or the replacement built
-    into the workflow's class (so that its mistakes are named as the engine names a patch's)."""
+def _new_data(replace: str | None, patch: str | None) -> Any:
+    """The ``data`` argument of ``set_data``: the patch, or the whole replacement, as JSON."""
     if patch is not None:
         value = read_json(patch, "patch")
         if not isinstance(value, dict):
@@ -113,23 +113,7 @@ def _new_data(engine: Engine, id: str, replace: str | None, patch: str | None) -
             )
         return value
     assert replace is not None
-    if os.path.isfile(replace):
-        replace = f"@{replace}"
-    value = read_json(replace, "data")
-    try:
-        cls = engine.workflow_class(engine.workflow_of(id))
-    except GorchError as exc:
-        explain(exc, engine, id)
-    try:
-        return serde.structure_input(value, cls)
-    except GorchError as exc:
-        explain(exc)
-    except Exception as exc:
-        details = serde.error_details(exc, path="data")
-        raise Fail(
-            f"the new data of {id!r} does not fit {cls.__name__}: {'; '.join(details)}; "
-            "nothing changed"
-        ) from None
+    return read_json(f"@{replace}" if os.path.isfile(replace) else replace, "data")
 
 
 def _print_plan(c: Context, plan: DataPlan, *, as_json: bool, dry_run: bool) -> None:

@@ -87,6 +87,7 @@ class DataRepairs(EngineCore):
         id: str,
         data: Any,
         *,
+        replace: bool = False,
         dry_run: bool = False,
         actor: str | None = None,
         reason: str | None = None,
@@ -98,6 +99,8 @@ class DataRepairs(EngineCore):
             data: an object of the workflow's class (it becomes the data), or a dict: a JSON
                 merge patch (RFC 7396) of the data's JSON (``{"address": "Via Po 2"}`` changes
                 one field, ``{"note": None}`` resets one to its default).
+            replace: ``data`` is the whole new data as JSON (a request body, a file), built
+                into the class strictly, as an event's payload is.
             dry_run: only say what would change.
             actor, reason: who changes it and why, kept in the ``data_set`` history entry
                 (its input is the data before, its output the data after).
@@ -119,7 +122,7 @@ class DataRepairs(EngineCore):
         def body(row: InstanceRecord) -> DataPlan:
             status = self._require(row, "set_data")
             op = Operation(self, row, leased=False)
-            new, plan = _plan(row, op.wf, data)
+            new, plan = _plan(row, op.wf, data, replace)
             if dry_run or not plan.changed:
                 return plan
             op.wf = new
@@ -138,11 +141,14 @@ class DataRepairs(EngineCore):
         return plan
 
 
-def _plan(row: InstanceRecord, wf: Any, data: Any) -> tuple[Any, DataPlan]:
+def _plan(row: InstanceRecord, wf: Any, data: Any, replace: bool) -> tuple[Any, DataPlan]:
     """The new workflow object and the plan, for the data ``wf`` loaded from ``row``."""
     cls = type(wf)
     before = _json(wf)
-    if isinstance(data, dict):
+    if replace:
+        serde.check_depth(data, "data")
+        wanted = data
+    elif isinstance(data, dict):
         serde.check_depth(data, "patch")
         wanted = merge_patch(before, data)
     elif isinstance(data, cls):

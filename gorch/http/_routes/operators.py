@@ -20,16 +20,14 @@ what would change and ``?reason=``, as their body is the data itself.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 
 from gorch import _views as views
-from gorch import serde
-from gorch.engine import Engine
-from gorch.errors import GorchError, InputError
+from gorch.errors import InputError
 from gorch.http import _schemas as schemas
 from gorch.http._api import PROTECTED, AnyCaller, app_api, json_response, read_body
 from gorch.http._params import Id, json_body
@@ -165,7 +163,8 @@ async def set_data(
     api = app_api(request)
     api.admin(caller, "replacing the data")
     value = await read_body(request)
-    plan = await api.call(_replace, api.engine, id, value, dry_run, caller.name, reason)
+    plan = await api.call(api.engine.set_data, id, value, replace=True, dry_run=dry_run,
+                          actor=caller.name, reason=reason)  # fmt: skip
     return json_response(plan.to_json())
 
 
@@ -193,24 +192,3 @@ async def patch_data(
     plan = await api.call(api.engine.set_data, id, patch, dry_run=dry_run, actor=caller.name,
                           reason=reason)  # fmt: skip
     return json_response(plan.to_json())
-
-
-def _replace(
-    engine: Engine, id: str, value: Any, dry_run: bool, actor: str | None, reason: str | None
-) -> Any:
-    """``set_data`` with ``value`` built into the instance's class (strictly, as an event's
-    payload), its mistakes named by path."""
-    cls = engine.workflow_class(engine.workflow_of(id))
-    try:
-        new = serde.structure_input(value, cls)
-    except GorchError:
-        raise
-    except Exception as exc:
-        details = serde.error_details(exc, path="data")
-        raise InputError(
-            f"the new data of {id!r} does not fit {cls.__name__}: {'; '.join(details)}; "
-            "nothing changed",
-            workflow_id=id,
-            details=details,
-        ) from None
-    return engine.set_data(id, new, dry_run=dry_run, actor=actor, reason=reason)
