@@ -31,6 +31,8 @@ from gorch.dsl import Switch as Switch
 from gorch.dsl import Timeout as Timeout
 from gorch.dsl import Wait as Wait
 from gorch.dsl import WaitFor as WaitFor
+from gorch.engine import AsyncEngine as AsyncEngine
+from gorch.engine import AsyncWorker as AsyncWorker
 from gorch.engine import BulkFailure as BulkFailure
 from gorch.engine import BulkReport as BulkReport
 from gorch.engine import CheckProblem as CheckProblem
@@ -61,18 +63,22 @@ from gorch.errors import IdempotencyKeyError as IdempotencyKeyError
 from gorch.errors import InputError as InputError
 from gorch.errors import InstanceStatusError as InstanceStatusError
 from gorch.errors import MigrationError as MigrationError
+from gorch.errors import NoContextError as NoContextError
 from gorch.errors import NotFoundError as NotFoundError
 from gorch.errors import SerializationError as SerializationError
 from gorch.errors import StaleCallback as StaleCallback
 from gorch.errors import StateMismatchError as StateMismatchError
 from gorch.errors import StepError as StepError
 from gorch.errors import StepLimitExceeded as StepLimitExceeded
+from gorch.errors import StepTimeoutError as StepTimeoutError
 from gorch.errors import StoreError as StoreError
 from gorch.errors import StoreUnavailableError as StoreUnavailableError
 from gorch.errors import UnreadableInstanceError as UnreadableInstanceError
 from gorch.errors import WorkflowFinishedError as WorkflowFinishedError
 from gorch.interpreter import GotoPlan as GotoPlan
 from gorch.interpreter import Outcome as Outcome
+from gorch.interpreter import StepContext as StepContext
+from gorch.interpreter import context as context
 from gorch.interpreter import goto as goto
 from gorch.interpreter import handle_callback as handle_callback
 from gorch.interpreter import resume as resume
@@ -99,6 +105,8 @@ __all__ = [
     "MAIN_THREAD",
     "AlreadyExistsError",
     "AmbiguousCallback",
+    "AsyncEngine",
+    "AsyncWorker",
     "Break",
     "BulkFailure",
     "BulkReport",
@@ -135,6 +143,7 @@ __all__ = [
     "Listener",
     "MigrationError",
     "MigrationReport",
+    "NoContextError",
     "NotFoundError",
     "On",
     "Outcome",
@@ -149,8 +158,10 @@ __all__ = [
     "State",
     "StateMismatchError",
     "Step",
+    "StepContext",
     "StepError",
     "StepLimitExceeded",
+    "StepTimeoutError",
     "Stmt",
     "StoreError",
     "StoreUnavailableError",
@@ -166,6 +177,7 @@ __all__ = [
     "Worker",
     "WorkflowFinishedError",
     "WorkflowStatus",
+    "context",
     "dumps",
     "goto",
     "handle_callback",

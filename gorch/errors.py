@@ -29,12 +29,14 @@ __all__ = [
     "InputError",
     "InstanceStatusError",
     "MigrationError",
+    "NoContextError",
     "NotFoundError",
     "SerializationError",
     "StaleCallback",
     "StateMismatchError",
     "StepError",
     "StepLimitExceeded",
+    "StepTimeoutError",
     "StoreError",
     "StoreUnavailableError",
     "UnreadableInstanceError",
@@ -386,6 +388,17 @@ class MigrationError(GorchError):
         self.workflow_class = workflow_class
         self.version = version
         self.reason = reason
+
+
+class NoContextError(GorchError):
+    """:func:`gorch.context` was called outside running user code (a step, an event handler, a
+    ``Handler`` method or a ``WaitFor`` handler), or asked for what this code does not have
+    (``session`` outside a ``Step(transaction=True)``)."""
+
+
+class StepTimeoutError(GorchError, TimeoutError):
+    """A step's attempt ran longer than its ``Step(timeout=...)``: it was abandoned and counts
+    as a failed attempt; whatever it does after that is never committed."""
 
 
 class StoreError(GorchError):

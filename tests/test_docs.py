@@ -231,3 +231,15 @@ def test_docs_deploying_example_runs(capsys: Any) -> None:
         "['approved', 'paid 1250 cents']",
         "['started', 'migrated', 'event', 'step', 'finished']",
     ]
+
+
+def test_docs_steps_examples_run(capsys: Any) -> None:
+    """docs/steps.md: each example runs and prints what its comments say."""
+    text = (ROOT / "docs" / "steps.md").read_text()
+    ns: dict[str, Any] = {}
+    for code in re.findall(r"```python\n(.*?)```", text, re.S):
+        exec(compile(code, "docs/steps.md", "exec", dont_inherit=True), ns)
+    printed = capsys.readouterr().out.splitlines()
+    # what each print's comment says: the "# " lines right after a print(...) line
+    said = re.findall(r"^print\(.*\n((?:# .*\n)+)", text, re.M)
+    assert said and printed == [line[2:] for block in said for line in block.splitlines()]

@@ -102,6 +102,9 @@ SURFACE = {
         "UnreadableInstanceError", "Wait", "WaitEvent", "WaitFor", "Worker",
         "WorkflowFinishedError", "WorkflowStatus", "dumps", "goto", "handle_callback", "loads",
         "new_state", "resume", "run", "validate", "waiting_for",
+        # steps that meet the world
+        "AsyncEngine", "AsyncWorker", "NoContextError", "StepContext", "StepTimeoutError",
+        "context",
     },
     "gorch.store": {
         "HistoryRecord", "InstanceRecord", "KeyRecord", "MemoryStore", "SQLStore", "StatusCount",

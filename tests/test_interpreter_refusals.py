@@ -334,21 +334,21 @@ def test_go_starting_a_second_live_thread_with_the_same_id_is_refused():
 
 
 @dataclass
-class AsyncStep:
+class AsyncGenStep:
     def definition(self):
         return S(Step("async step", self.act))
 
-    async def act(self) -> None:
-        pass
+    async def act(self):
+        yield None
 
 
-def test_async_step_is_refused_before_anything_runs():
-    wf = AsyncStep()
+def test_an_async_generator_step_is_refused_before_anything_runs():
+    wf = AsyncGenStep()
     state = new_state("1", "async")
     before = state.pc
     with pytest.raises(DefinitionError) as ei:
         resume(wf, state)
-    assert "Step 'async step': the action is a coroutine function (async def)" in str(ei.value)
+    assert "Step 'async step': the action is an async generator function" in str(ei.value)
     assert state.pc == before and main_thread(state).cur_step == ""
 
 

@@ -50,6 +50,7 @@ Where each part lives (private modules; everything public is imported from here)
 
 from __future__ import annotations
 
+from gorch.engine._async import AsyncEngine, AsyncWorker
 from gorch.engine._bulk import BULK_ACTIONS, BulkFailure, BulkReport
 from gorch.engine._check import PROBLEM_KINDS, CheckProblem, CheckReport
 from gorch.engine._data import DataPlan
@@ -80,6 +81,8 @@ __all__ = [
     "OPERATOR_STATUSES",
     "PROBLEM_KINDS",
     "AcceptedEvent",
+    "AsyncEngine",
+    "AsyncWorker",
     "BulkFailure",
     "BulkReport",
     "CheckProblem",

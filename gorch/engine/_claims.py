@@ -64,7 +64,7 @@ def _fire(engine: EngineCore, timer: TimerRecord, row: InstanceRecord) -> bool:
     name = renames_of(type(op.wf)).get(timer.name, timer.name)
     req = CallbackRequest(row.id, timer.thread_id, name, timer.pc)
     try:
-        handle_callback(req, op.wf, op.state)
+        handle_callback(req, op.wf, op.state, host=op.host)
     except (StaleCallback, CallbackNotFound) as exc:
         log.info(
             "%s: timer %r (pc %d) is stale, deleting it: %s",

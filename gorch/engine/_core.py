@@ -34,7 +34,12 @@ from gorch.errors import (
     did_you_mean,
     suggest,
 )
-from gorch.interpreter import DEFAULT_MAX_STEPS, class_problems, find_statement
+from gorch.interpreter import (
+    DEFAULT_MAX_STEPS,
+    Host,
+    class_problems,
+    find_statement,
+)
 from gorch.retry import RetryPolicy
 from gorch.state import State
 from gorch.store.base import InstanceRecord, Store, TimerRecord
@@ -108,6 +113,7 @@ class EngineCore:
         max_steps: int = DEFAULT_MAX_STEPS,
         listeners: Iterable[Listener] = (),
         owner: str | None = None,
+        services: Mapping[str, Any] | None = None,
     ) -> None:
         problems = []
         for name, cls in workflows.items():
@@ -128,6 +134,7 @@ class EngineCore:
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._leases = itertools.count(1)
         self.rng = random.Random()
+        self.services = Host(services).services  # checked: a mapping, kept read-only
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.store!r}, {sorted(self.workflows)})"

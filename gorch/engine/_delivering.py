@@ -192,7 +192,7 @@ class Delivering(EngineCore):
         op = Operation(self, row, leased=False)
         out = handle_callback(
             CallbackRequest(workflow_id=id, thread_id=thread, name=event), op.wf, op.state,
-            payload,
+            payload, host=op.host,
         )  # fmt: skip
         try:
             out_json = serde.dumps(out)

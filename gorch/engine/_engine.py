@@ -44,6 +44,9 @@ class Engine(Reading, Delivering, Bulk, Operating, Explaining, Migrating, DataRe
         max_steps: steps one resume may run before yielding the instance to a worker.
         listeners: :class:`Listener` objects.
         owner: this engine's name in leases (default: host, pid and a random suffix).
+        services: the application's services by name (a database, an HTTP client, a payment
+            client): what user code reaches as ``gorch.context().services``, so that it needs
+            no globals and tests can swap them.
 
     Raises:
         DefinitionError: a registered class breaks a rule of the DSL, or one of its fields has

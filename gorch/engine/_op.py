@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 from attrs import frozen
 
 from gorch import clock, serde
+from gorch.engine._host import OperationHost
 from gorch.engine._records import HistoryKind, RunStatus
 from gorch.engine._rows import load as load_row
 from gorch.engine._rows import status_of, timers_of
@@ -115,6 +116,7 @@ class Operation:
         "engine",
         "exists",
         "history",
+        "host",
         "key",
         "leased",
         "migrated",
@@ -168,6 +170,7 @@ class Operation:
             None if new or self.state is None or renamed else timers_of(self.state)
         )
         self.status: RunStatus | None = None if new else status_of(row)
+        self.host = OperationHost(self)
 
     def note(self, kind: HistoryKind, name: str = "", thread: str = "", **kw: Any) -> None:
         """Add a history entry to the next commit."""
@@ -390,7 +393,7 @@ class Operation:
         """
         try:
             resume(self.wf, self.state, self.reached, max_steps=self.engine.max_steps,
-                   before=self.before)  # fmt: skip
+                   before=self.before, host=self.host)  # fmt: skip
         except WorkflowFinishedError:
             pass  # nothing left to run: the outcome is recorded as it stands
         except (StepError, HandlerError) as exc:

@@ -66,7 +66,7 @@ class Operating(EngineCore):
             op = Operation(self, row, leased=False)
             op.hold()  # while teardowns run
             try:
-                plan = goto(op.wf, op.state, name, thread)
+                plan = goto(op.wf, op.state, name, thread, host=op.host)
             except GorchError:  # refused before anything ran (e.g. a bad delay from data)
                 op.release()
                 raise
@@ -130,7 +130,7 @@ class Operating(EngineCore):
             if any(t.wait_events for t in op.state.threads):
                 op.hold()  # teardowns are user code
             try:
-                failed = interpreter_cancel(op.wf, op.state)
+                failed = interpreter_cancel(op.wf, op.state, host=op.host)
             except GorchError as exc:  # the code cannot tear this state down: keep it as it is
                 op.note(HistoryKind.CANCELLED, error=f"no teardowns ran: {exc}", **by)
                 op.mark_cancelled(torn_down=False)

@@ -11,6 +11,8 @@ How it runs, and why it is fast, is told where it happens:
   step's cost does not grow with the size of the definition.
 - ``_compile``: compiling a definition into its index once per class, with one check per kind of
   statement; ``_validate``: every rule a class or a tree breaks, raised once.
+- ``_context``: what running user code may know (:func:`context`), the host that lends it
+  services and attempts, and running the coroutines of ``async def`` code.
 - ``_handlers``: telling handlers apart, reading a function handler's payload type, calling it.
 - ``_run``: one call's view of a workflow, why ``definition()`` is called again and when, and
   the units of work (advance, execute a step, pass a ``WaitFor``); ``_waits``: the events of a
@@ -29,6 +31,7 @@ from gorch.errors import GotoError
 from gorch.interpreter._callbacks import awaited, handle_callback, waiting_for
 from gorch.interpreter._cancel import cancel
 from gorch.interpreter._compile import find_statement, program
+from gorch.interpreter._context import Host, StepContext, context, run_coroutine
 from gorch.interpreter._evolve import (
     Misfit,
     apply_renames,
@@ -49,14 +52,17 @@ __all__ = [
     "NO_PAYLOAD",
     "GotoError",
     "GotoPlan",
+    "Host",
     "Misfit",
     "Outcome",
     "Program",
     "StatementInfo",
+    "StepContext",
     "apply_renames",
     "awaited",
     "cancel",
     "class_problems",
+    "context",
     "data_version_of",
     "find_statement",
     "goto",
@@ -70,6 +76,7 @@ __all__ = [
     "renames_of",
     "resume",
     "run",
+    "run_coroutine",
     "validate",
     "waiting_for",
 ]

@@ -9,7 +9,7 @@ succeeded.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from gorch.dsl import K_TIMEOUT
@@ -21,8 +21,9 @@ from gorch.errors import (
     did_you_mean,
     suggest,
 )
+from gorch.interpreter._context import Host
 from gorch.interpreter._handlers import call_handler, no_payload, structure_input
-from gorch.interpreter._index import EVENT_KINDS, Program
+from gorch.interpreter._index import EVENT_KINDS, Program, StatementInfo
 from gorch.interpreter._run import Run
 from gorch.interpreter._status import (
     ACTIVE,
@@ -49,7 +50,15 @@ def awaited(threads: Iterable[Thread]) -> list[str]:
     })  # fmt: skip
 
 
-def handle_callback(req: CallbackRequest, wf: Any, state: State, input: Any = None) -> object:
+def handle_callback(
+    req: CallbackRequest,
+    wf: Any,
+    state: State,
+    input: Any = None,
+    *,
+    services: Mapping[str, Any] | None = None,
+    host: Host | None = None,
+) -> object:
     """Deliver an event to the thread that waits for it; return the handler's output.
 
     Runs the handler (a function handler gets ``input`` structured into its first parameter's
@@ -66,6 +75,7 @@ def handle_callback(req: CallbackRequest, wf: Any, state: State, input: Any = No
         WorkflowFinishedError: the workflow finished already.
         StateMismatchError: the thread waits at a statement the code no longer has.
 
+    ``services``: what :func:`gorch.context` hands the handler (``host``: an engine's instead).
     Example:
         >>> from gorch import S, Wait, On, CallbackRequest, new_state, resume, handle_callback
         >>> class Echo:
@@ -85,21 +95,14 @@ def handle_callback(req: CallbackRequest, wf: Any, state: State, input: Any = No
             workflow_id=state.id,
             statement=req.name,
         )
-    run = Run(wf, state)
+    if host is None and services:
+        host = Host(services)
+    run = Run(wf, state, host=host)
     t, e = find_event(req, state, run.prog)
     run.check_thread(t)
     info = run.prog.by_name[e.req.name]
-    handler = run.node(info).handler
-    stored = e.req
-    if handler is None:
-        if input is not None:
-            raise no_payload(state, t.id, info.name, input)
-        out: object = None
-    elif info.kind == K_TIMEOUT or info.lifecycle:
-        out = call_handler(lambda: handler.handle(stored, input), state, t, info)
-    else:
-        takes, payload = structure_input(handler, input, state, t.id, info.name)
-        out = call_handler((lambda: handler(payload)) if takes else handler, state, t, info)
+    with run:
+        out = _handle(run, t, info, e, input)
     end_waits(run, t, e)
     t.status = RESUMING
     t.cur_callback = info.name
@@ -107,6 +110,19 @@ def handle_callback(req: CallbackRequest, wf: Any, state: State, input: Any = No
     state.pc += 1
     state.status = WORKFLOW_RESUMING
     return out
+
+
+def _handle(run: Run, t: Thread, info: StatementInfo, e: WaitEvent, input: Any) -> object:
+    """Call the handler of event ``e`` (if it has one) with ``input``; give its output."""
+    handler = run.node(info).handler
+    if handler is None:
+        if input is not None:
+            raise no_payload(run.state, t.id, info.name, input)
+        return None
+    if info.kind == K_TIMEOUT or info.lifecycle:
+        return call_handler(run, t, info, handler.handle, e.req, input)
+    takes, payload = structure_input(handler, input, run.state, t.id, info.name)
+    return call_handler(run, t, info, handler, *((payload,) if takes else ()))
 
 
 def find_event(

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from gorch.interpreter._context import Host
 from gorch.interpreter._run import Before, Run
 from gorch.interpreter._status import TEARDOWN_ERROR
 from gorch.interpreter._waits import end_waits, known_events, teardowns
 from gorch.state import State, WaitEvent
 
 
-def cancel(wf: Any, state: State, *, before: Before | None = None) -> list[WaitEvent]:
+def cancel(
+    wf: Any, state: State, *, before: Before | None = None, host: Host | None = None
+) -> list[WaitEvent]:
     """End every thread's wait for good, tearing down its Handler events (as goto does for one
     thread); nothing else runs. The threads keep their positions, for inspection.
 
@@ -25,15 +28,17 @@ def cancel(wf: Any, state: State, *, before: Before | None = None) -> list[WaitE
         wf: the workflow object.
         state: the state; changed in place.
         before: as for :func:`resume`, called before each teardown.
+        host: as for :func:`resume`.
 
     Returns:
         The wait events whose teardown failed (each with ``.error``).
     """
-    run = Run(wf, state, before)
+    run = Run(wf, state, before, host)
     failed = []
-    for t in state.threads:
-        t.wait_events = known_events(run, t)
-        end_waits(run, t)
-        teardowns(run, t)
-        failed += [e for e in t.wait_events if e.status is TEARDOWN_ERROR]
+    with run:
+        for t in state.threads:
+            t.wait_events = known_events(run, t)
+            end_waits(run, t)
+            teardowns(run, t)
+            failed += [e for e in t.wait_events if e.status is TEARDOWN_ERROR]
     return failed

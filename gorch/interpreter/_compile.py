@@ -41,7 +41,7 @@ from gorch.dsl import (
     Stmt,
 )
 from gorch.errors import DefinitionError
-from gorch.interpreter._handlers import ASYNC, is_async, is_lifecycle
+from gorch.interpreter._handlers import ASYNC_GENERATOR, is_async_generator, is_lifecycle
 from gorch.interpreter._index import (
     EVENT_KINDS,
     KIND_NAMES,
@@ -179,8 +179,8 @@ def check_step(c: Compiler, node: Any, info: StatementInfo) -> None:
             f"the action must be callable (a method or function), got {node.action!r}; "
             f"pass self.method, not self.method()",
         )
-    elif is_async(node.action):
-        c.problem(info, f"the action {ASYNC}")
+    elif is_async_generator(node.action):
+        c.problem(info, f"the action {ASYNC_GENERATOR}")
 
 
 def check_loop_exit(c: Compiler, node: Any, info: StatementInfo) -> None:
@@ -194,8 +194,8 @@ def check_wait_for(c: Compiler, node: Any, info: StatementInfo) -> None:
     handler = node.handler
     if handler is not None and not callable(handler):
         c.problem(info, f"the handler must be callable or None, got {handler!r}")
-    elif handler is not None and is_async(handler):
-        c.problem(info, f"the handler {ASYNC}")
+    elif handler is not None and is_async_generator(handler):
+        c.problem(info, f"the handler {ASYNC_GENERATOR}")
 
 
 def check_on(c: Compiler, node: Any, info: StatementInfo) -> None:
@@ -205,16 +205,16 @@ def check_on(c: Compiler, node: Any, info: StatementInfo) -> None:
     elif is_lifecycle(handler):
         info.lifecycle = True
         for method in ("setup", "handle", "teardown"):
-            if is_async(getattr(handler, method)):
-                c.problem(info, f"the handler's {method} {ASYNC}")
+            if is_async_generator(getattr(handler, method)):
+                c.problem(info, f"the handler's {method} {ASYNC_GENERATOR}")
     elif not callable(handler):
         c.problem(
             info,
             f"the handler must be a Handler (with setup, handle and teardown), a callable or "
             f"None, got {handler!r}",
         )
-    elif is_async(handler):
-        c.problem(info, f"the handler {ASYNC}")
+    elif is_async_generator(handler):
+        c.problem(info, f"the handler {ASYNC_GENERATOR}")
     if not all(isinstance(r, str) and r for r in node.roles):
         c.problem(info, f"roles must be non-empty strings, got {list(node.roles)!r}")
 

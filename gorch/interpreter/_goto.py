@@ -14,6 +14,7 @@ from attrs import define, evolve, field
 
 from gorch.dsl import K_WAIT
 from gorch.errors import GotoError, WorkflowFinishedError, did_you_mean, suggest
+from gorch.interpreter._context import Host
 from gorch.interpreter._index import StatementInfo
 from gorch.interpreter._run import STANDS_AT, Checkpoint, Run
 from gorch.interpreter._status import (
@@ -74,6 +75,7 @@ def goto(
     *,
     dry_run: bool = False,
     checkpoint: Checkpoint | None = None,
+    host: Host | None = None,
 ) -> GotoPlan:
     """Move a thread so that it continues *at* the named Step, Wait or WaitFor.
 
@@ -89,6 +91,7 @@ def goto(
         thread: the id of the thread to move.
         dry_run: only return the plan; change nothing.
         checkpoint: called after the teardowns of the old wait, if any ran.
+        host: as for :func:`resume` (what the teardowns see through :func:`gorch.context`).
 
     Returns:
         The :class:`GotoPlan`: what changed, or would change.
@@ -104,13 +107,15 @@ def goto(
             f"workflow {state.id!r} ({state.workflow}) has finished; goto cannot revive it",
             workflow_id=state.id,
         )
-    run = Run(wf, state)
+    run = Run(wf, state, host=host)
     t, info = goto_target(run, name, thread)
     move = GotoMove(run, t, info)
     if dry_run:
         return move.plan
     move.apply()
-    if teardowns(run, t) and checkpoint is not None:
+    with run:
+        torn = teardowns(run, t)
+    if torn and checkpoint is not None:
         checkpoint(AFTER_TEARDOWN)
     move.plan.applied = True
     return move.plan

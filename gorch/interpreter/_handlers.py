@@ -2,10 +2,11 @@
 
 A handler is whatever a definition hands the interpreter to call: an ``On``'s handler (a
 ``Handler`` with setup, handle and teardown, or a plain function), a ``WaitFor``'s handler, a
-step's action. This module tells them apart (:func:`is_lifecycle`, :func:`is_async`), reads the
-payload type a function handler wants (:func:`payload_type`, cached per function), structures
-an event's payload into it (:func:`structure_input`), and calls a handler so that a failure
-refuses the event with a :class:`~gorch.errors.HandlerError` (:func:`call_handler`).
+step's action. This module tells them apart (:func:`is_lifecycle`, :func:`is_async_generator`),
+reads the payload type a function handler wants (:func:`payload_type`, cached per function),
+structures an event's payload into it (:func:`structure_input`), and calls a handler so that a
+failure refuses the event with a :class:`~gorch.errors.HandlerError` (:func:`call_handler`).
+Any of them may be ``async def``: the run's host runs the coroutine.
 """
 
 from __future__ import annotations
@@ -14,18 +15,15 @@ import inspect
 import re
 import typing
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gorch import serde
 from gorch.errors import GorchError, HandlerError, InputError
 from gorch.interpreter._index import StatementInfo
 from gorch.state import State, Thread
 
-ASYNC = (
-    "is a coroutine function (async def); gorch does not run coroutines yet, so its body would "
-    "never run. Define it with def (call async code with asyncio.run inside it if you must)"
-)
-"""The end of the sentence that refuses an ``async def`` where gorch calls a function."""
+if TYPE_CHECKING:
+    from gorch.interpreter._run import Run
 
 
 def is_lifecycle(handler: object) -> bool:
@@ -34,12 +32,19 @@ def is_lifecycle(handler: object) -> bool:
     return all(callable(getattr(cls, m, None)) for m in ("setup", "handle", "teardown"))
 
 
-def is_async(fn: object) -> bool:
-    """Whether calling ``fn`` gives a coroutine or async generator instead of running it."""
+ASYNC_GENERATOR = (
+    "is an async generator function (async def with yield): calling it runs nothing, so its "
+    "body would never run. gorch runs coroutines (async def without yield): return, don't yield"
+)
+"""The end of the sentence that refuses an async generator where gorch calls a function."""
+
+
+def is_async_generator(fn: object) -> bool:
+    """Whether calling ``fn`` gives an async generator instead of running it."""
     target = getattr(fn, "func", fn)  # functools.partial
     if not (inspect.isfunction(target) or inspect.ismethod(target)):
         target = getattr(type(target), "__call__", None)  # noqa: B004 - a callable object
-    return inspect.iscoroutinefunction(target) or inspect.isasyncgenfunction(target)
+    return inspect.isasyncgenfunction(target)
 
 
 class _Missing:
@@ -158,10 +163,14 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def call_handler(fn: Callable[[], object], state: State, t: Thread, info: StatementInfo) -> object:
-    """Call an event's handler; what it raises refuses the event (a ``HandlerError``)."""
+def call_handler(
+    run: Run, t: Thread, info: StatementInfo, fn: Callable[..., Any], *args: Any
+) -> Any:
+    """Call an event's handler ``fn(*args)`` for ``run``; what it raises refuses the event (a
+    ``HandlerError``)."""
+    state = run.state
     try:
-        return fn()
+        return run.call(t, info.name, "handler", fn, *args)
     except GorchError:
         raise
     except Exception as exc:

@@ -9,6 +9,7 @@ what to save (:class:`Outcome`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from attrs import define
@@ -24,6 +25,7 @@ from gorch.errors import (
     WorkflowFinishedError,
 )
 from gorch.interpreter._callbacks import handle_callback
+from gorch.interpreter._context import CURRENT, Host
 from gorch.interpreter._run import FINISHED, PASS, Before, Checkpoint, Run
 from gorch.interpreter._status import (
     AFTER_CONDITION,
@@ -52,6 +54,9 @@ def resume(
     *,
     max_steps: int = DEFAULT_MAX_STEPS,
     before: Before | None = None,
+    services: Mapping[str, Any] | None = None,
+    attempt: int = 1,
+    host: Host | None = None,
 ) -> None:
     """Run the workflow until every thread is blocked (or it finished).
 
@@ -62,14 +67,15 @@ def resume(
     Args:
         wf: the workflow object (its data); steps and handlers may change it.
         state: the workflow's state; changed in place.
-        checkpoint: called with a :class:`CheckpointType` after every change worth saving; an
-            exception from it propagates unchanged, and the state is then as it was when it
-            was called.
+        checkpoint: called with a :class:`CheckpointType` after every change worth saving; what
+            it raises propagates, the state as it was when it was called.
         max_steps: the most steps (and passed ``WaitFor``s) this call may execute.
         before: called as ``before(thread, name)`` just before user code with side effects
             runs (a step's action, a ``WaitFor`` handler, a Handler's setup or teardown); an
             exception from it propagates unchanged and that code does not run. The engine
             commits pending changes here.
+        services, attempt: what :func:`gorch.context` tells user code (the caller counts the
+            retries of a step); ``host``: what an engine lends instead.
 
     Raises:
         StepError: a step raised; the thread stays at the step, resume again to retry it.
@@ -92,22 +98,26 @@ def resume(
         >>> wf.said, state.status.value
         ('hello', 'Finished')
     """
-    if state.status is WORKFLOW_FINISHED:
-        _resume_finished(wf, state, checkpoint, before)
-    else:
-        _run_until_blocked(Run(wf, state, before), checkpoint, max_steps)
+    if host is None:
+        host = Host(services, attempt) if services or attempt != 1 else None
+    r = Run(wf, state, before, host)
+    token = CURRENT.set(r)  # the run gorch.context() asks; not a with: this is the hot path
+    try:
+        (_resume_finished(r, checkpoint) if state.status is WORKFLOW_FINISHED
+         else _run_until_blocked(r, checkpoint, max_steps))  # fmt: skip
+    finally:
+        CURRENT.reset(token)
 
 
-def _resume_finished(
-    wf: Any, state: State, checkpoint: Checkpoint | None, before: Before | None
-) -> None:
+def _resume_finished(run: Run, checkpoint: Checkpoint | None) -> None:
     """A finished workflow: retry the teardowns it left failed; nothing else is left to run."""
+    state = run.state
     if not state.threads:  # only threads holding failed teardowns can be left
         raise WorkflowFinishedError(
             f"workflow {state.id!r} ({state.workflow}) has finished; there is nothing to resume",
             workflow_id=state.id,
         )
-    finish_teardowns(Run(wf, state, before), checkpoint)
+    finish_teardowns(run, checkpoint)
 
 
 def _run_until_blocked(run: Run, checkpoint: Checkpoint | None, max_steps: int) -> None:
@@ -227,6 +237,8 @@ def run(
     input: Any = None,
     *,
     max_steps: int = DEFAULT_MAX_STEPS,
+    services: Mapping[str, Any] | None = None,
+    attempt: int = 1,
 ) -> Outcome:
     """Deliver an event (if ``req`` is given), resume until every thread is blocked, and say
     what to save: the load-resume-save pattern, safe by construction.
@@ -250,8 +262,11 @@ def run(
         The refusals of :func:`handle_callback` (``CallbackNotFound``, ``InputError``,
         ``HandlerError``, ...), and ``WorkflowFinishedError`` for a finished workflow without
         an event. None of them changes anything.
+
+    ``services`` and ``attempt`` are what :func:`gorch.context` tells the code that runs.
     """
-    output = None if req is None else handle_callback(req, wf, state, input)
+    host = Host(services, attempt)
+    output = None if req is None else handle_callback(req, wf, state, input, host=host)
     saved: list[str] = []
 
     def before(t: Thread, name: str) -> None:
@@ -259,7 +274,7 @@ def run(
         saved[:] = [serde.dumps(wf)]
 
     try:
-        resume(wf, state, max_steps=max_steps, before=before)
+        resume(wf, state, max_steps=max_steps, before=before, host=host)
     except (StepError, HandlerError, StepLimitExceeded, StateMismatchError, DefinitionError) as exc:
         data = saved[0] if saved and not isinstance(exc, StepLimitExceeded) else serde.dumps(wf)
         return Outcome(output, serde.dumps(state), data, state.status, exc)

@@ -23,6 +23,7 @@ raises changes nothing. What a wait's events go through (setup, teardown) is in
 from __future__ import annotations
 
 import inspect
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -50,6 +51,7 @@ from gorch.errors import (
     suggest,
 )
 from gorch.interpreter._compile import program
+from gorch.interpreter._context import CURRENT, DEFAULT_HOST, Host
 from gorch.interpreter._handlers import describe
 from gorch.interpreter._index import EVENT_KINDS, KIND_NAMES, StatementInfo, checked_value
 from gorch.interpreter._status import (
@@ -70,6 +72,11 @@ from gorch.state import (
     ThreadStatus,
     WaitEvent,
 )
+
+_time = time.time
+_enter = CURRENT.set
+_leave = CURRENT.reset
+_is_coroutine = inspect.iscoroutine
 
 Checkpoint = Callable[[CheckpointType], object]
 # Called with the thread and the statement's name before user code with side effects runs: a
@@ -93,14 +100,40 @@ POSITIONS[RESUMING] = (tuple(STANDS_AT), "Step, Wait or WaitFor")
 class Run:
     """A workflow object, its state, its class's program and the tree at hand."""
 
-    __slots__ = ("before", "prog", "stale", "state", "tree", "wf")
+    __slots__ = ("at", "before", "host", "prog", "stale", "state", "token", "tree", "wf")
 
-    def __init__(self, wf: Any, state: State, before: Before | None = None) -> None:
+    def __init__(
+        self, wf: Any, state: State, before: Before | None = None, host: Host | None = None
+    ) -> None:
         self.wf = wf
         self.state = state
         self.prog, self.tree = program(wf)
         self.stale = False
         self.before = before
+        self.host = DEFAULT_HOST if host is None else host
+        # What user code runs now, for gorch.context(): (thread, statement, role, started).
+        self.at: tuple[Thread, str, str, float] | None = None
+
+    def call(self, t: Thread, name: str, role: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """Call user code ``fn(*args)``, the ``role`` ("step", "handler", "setup", ...) of
+        statement ``name`` in thread ``t``: :func:`gorch.context` answers inside it, and a
+        coroutine it returns (``async def``) is run to its end by the host."""
+        self.at = (t, name, role, _time())
+        try:
+            result = fn(*args)
+            if result is not None and _is_coroutine(result):
+                result = self.host.wait(result)
+            return result
+        finally:
+            self.at = None
+
+    def __enter__(self) -> Run:
+        """Make this the run :func:`gorch.context` asks (for a public call's duration)."""
+        self.token = _enter(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _leave(self.token)
 
     def node(self, info: StatementInfo, fresh: bool = False) -> Any:
         """The statement at ``info`` in the current tree; a fresh tree if ``fresh`` and
@@ -182,8 +215,11 @@ class Run:
         if self.before is not None:
             self.before(t, info.name)
         self.stale = True
+        self.at = (t, info.name, "step", _time())  # call(), inlined: the hot path of a step
         try:
             result = action()
+            if result is not None and _is_coroutine(result):
+                self.host.wait(result)
         except Exception as exc:
             raise self.step_error(
                 t,
@@ -191,15 +227,8 @@ class Run:
                 f"thread {t.id!r} failed: {describe(exc)}. The thread stays at the step; "
                 f"resume again to retry it.",
             ) from exc
-        if result is not None and inspect.isawaitable(result):
-            if inspect.iscoroutine(result):
-                result.close()
-            raise self.step_error(
-                t,
-                f"workflow {self.state.id!r}: step {t.cur_step!r} returned an awaitable; "
-                f"gorch steps are plain synchronous functions. Define the action with def, "
-                f"not async def.",
-            )
+        finally:
+            self.at = None
         t.status = RESUMING
         t.pc += 1
         self.state.pc += 1
@@ -218,7 +247,7 @@ class Run:
                 self.before(t, info.name)
             self.stale = True
             try:
-                handler()
+                self.call(t, info.name, "condition", handler)
             except Exception as exc:
                 raise HandlerError(
                     f"workflow {self.state.id!r}: the handler of WaitFor {info.name!r} in "

@@ -46,7 +46,7 @@ def teardowns(run: Run, t: Thread) -> bool:
         if run.before is not None:
             run.before(t, e.req.name)
         try:
-            run.node(info).handler.teardown(e.req, e.handled)
+            run.call(t, e.req.name, "teardown", run.node(info).handler.teardown, e.req, e.handled)
         except Exception as exc:
             e.status = TEARDOWN_ERROR
             e.error = describe(exc)
@@ -78,7 +78,8 @@ def setups(run: Run, t: Thread, checkpoint: Checkpoint | None) -> None:
         if run.before is not None:
             run.before(t, e.req.name)
         try:
-            data = run.node(run.prog.by_name[e.req.name]).handler.setup(e.req)
+            handler = run.node(run.prog.by_name[e.req.name]).handler
+            data = run.call(t, e.req.name, "setup", handler.setup, e.req)
         except Exception as exc:
             e.status = SETUP_ERROR
             e.error = describe(exc)
