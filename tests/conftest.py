@@ -92,13 +92,30 @@ def engine_globals() -> Iterator[None]:
     clean_globals()
 
 
+@pytest.fixture(params=["Engine", "AsyncEngine"])
+def engine_face(request: pytest.FixtureRequest) -> str:
+    """Which engine the engine tests drive: ``Engine``, or ``AsyncEngine`` through its
+    coroutines (tests/_async_face.py)."""
+    return str(request.param)
+
+
 @pytest.fixture
-def engine(store: Store, gorch_time: Any) -> Engine:
+def engine(store: Store, gorch_time: Any, engine_face: str) -> Iterator[Engine]:
     """An engine on each store with the engine tests' workflows (tests/_engine_workflows.py),
-    time frozen at START (move it with ``gorch_time``). A module may define its own."""
+    time frozen at START (move it with ``gorch_time``), once as ``Engine`` and once as
+    ``AsyncEngine``. A module may define its own."""
     from _engine_workflows import WORKFLOWS
 
-    return Engine(store, WORKFLOWS)
+    if engine_face == "Engine":
+        yield Engine(store, WORKFLOWS)
+        return
+    from _async_face import AsyncFace
+
+    from gorch import AsyncEngine
+
+    face = AsyncFace(AsyncEngine(store, WORKFLOWS))
+    yield face  # type: ignore[misc]
+    face.close()
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from _http_workflows import FIXED, GATES, Flaky, Gated
 from freezegun import freeze_time
 
 from examples.pizza.workflow import CART_TIMEOUT, PizzaOrder
-from gorch import Engine, Worker, clock, graph, serde
+from gorch import AsyncEngine, Engine, Worker, clock, graph, serde
 from gorch.catalog import describe
 from gorch.http import PROBLEM, Auth, create_app
 from gorch.retry import RetryPolicy
@@ -244,13 +244,16 @@ def app_for(engine: Engine, *, auth: Auth | str | None = "file", **options: Any)
     return create_app(engine, auth=the_auth, **options)
 
 
-def serve(stack: ExitStack, engine: Engine, app: Any = None, **options: Any) -> Shop:
+def serve(stack: ExitStack, engine: Engine | AsyncEngine, app: Any = None, **options: Any) -> Shop:
     """Serve ``app`` (default: ``app_for(engine, **options)``) under uvicorn until ``stack``
     closes."""
-    url = stack.enter_context(LiveServer(app or app_for(engine, **options)))
+    url = stack.enter_context(LiveServer(app or app_for(engine, **options)))  # type: ignore[arg-type]
     client = stack.enter_context(
         httpx.Client(base_url=url, timeout=20, event_hooks={"response": [_no_server_error]})
     )
+    if isinstance(engine, AsyncEngine):
+        stack.callback(engine.close)
+        return Shop(engine.engine, client)
     return Shop(engine, client)
 
 
@@ -269,17 +272,22 @@ def make_shop(tmp_path: Path) -> Iterator[Callable[..., Shop]]:
     with ExitStack() as stack:
         n = iter(range(100))
 
-        def make(**options: Any) -> Shop:
+        def make(face: str = "Engine", **options: Any) -> Shop:
             store = SQLStore(f"sqlite:///{tmp_path / f'shop{next(n)}.db'}")
             stack.callback(store.close)
-            return serve(stack, shop_engine(store), **options)
+            engine = shop_engine(store)
+            if face == "AsyncEngine":
+                return serve(stack, AsyncEngine(store, engine.workflows, retry=engine.retry_policy,
+                                                busy_wait=engine.busy_wait), **options)  # fmt: skip
+            return serve(stack, engine, **options)
 
         yield make
 
 
-@pytest.fixture
-def shop(make_shop: Callable[..., Shop]) -> Shop:
-    return make_shop()
+@pytest.fixture(params=["Engine", "AsyncEngine"])
+def shop(make_shop: Callable[..., Shop], request: pytest.FixtureRequest) -> Shop:
+    """The pizza shop, served over an ``Engine`` and over an ``AsyncEngine``."""
+    return make_shop(face=request.param)
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from starlette.responses import Response
 
 from gorch import graph, serde
 from gorch.catalog import WorkflowInfo, describe
-from gorch.engine import Engine, Worker
+from gorch.engine import AsyncEngine, Engine, Worker
 from gorch.http._auth import ADMIN, Auth, Caller
 from gorch.http._params import DIAGRAM_TYPES
 from gorch.http._problems import Problem
@@ -63,19 +63,24 @@ async def read_body(request: Request, empty: Any = None) -> Any:
 
 
 class Api:
-    """The routes' shared logic: auth, the engine calls in the thread pool, the catalog.
+    """The routes' shared logic: auth, the engine calls off the event loop, the catalog.
 
     Args:
-        engine: the engine served.
+        engine: the engine served (an ``AsyncEngine``'s ``engine`` is ``.engine``).
         auth: the tokens, or None (auth off: every caller may do everything).
         worker: the worker the app runs, if any (``GET /health`` asks it how it is).
         title: the API's title (``GET /info``).
     """
 
     def __init__(
-        self, engine: Engine, auth: Auth | None, worker: Worker | None = None, title: str = ""
+        self,
+        engine: Engine | AsyncEngine,
+        auth: Auth | None,
+        worker: Worker | None = None,
+        title: str = "",
     ) -> None:
-        self.engine = engine
+        self.aengine = engine if isinstance(engine, AsyncEngine) else None
+        self.engine: Engine = engine.engine if isinstance(engine, AsyncEngine) else engine
         self.auth = auth
         self.worker = worker
         self.title = title
@@ -134,7 +139,10 @@ class Api:
         return self.catalog[name]
 
     async def call(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
-        """``fn(*args, **kw)`` in the thread pool: the engine blocks on the database."""
+        """``fn(*args, **kw)`` (the engine's work) off the event loop: awaited through the
+        ``AsyncEngine`` served, or in the server's thread pool for an ``Engine``."""
+        if self.aengine is not None:
+            return await self.aengine.run(fn, *args, **kw)
         return await run_in_threadpool(fn, *args, **kw)
 
     async def send(

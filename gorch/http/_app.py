@@ -19,7 +19,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 
-from gorch.engine import Engine, Worker
+from gorch.engine import AsyncEngine, Engine, Worker
 from gorch.http._api import Api
 from gorch.http._auth import Auth
 from gorch.http._body_limit import BodyLimit
@@ -45,7 +45,7 @@ log = logging.getLogger("gorch.http")
 
 
 def create_app(
-    engine: Engine,
+    engine: Engine | AsyncEngine,
     *,
     auth: Auth | None = None,
     max_body: int = MAX_BODY,
@@ -56,7 +56,10 @@ def create_app(
     """The engine's workflows as a JSON API (an ASGI app; serve it with uvicorn).
 
     Args:
-        engine: the engine to serve; its registered workflows become typed operations.
+        engine: the engine to serve; its registered workflows become typed operations. An
+            :class:`AsyncEngine` is awaited in the server's loop (its own pool does the
+            database work, and ``async def`` steps run on the server's loop); an ``Engine``'s
+            calls go to the server's thread pool.
         auth: bearer tokens and their roles. ``None`` turns auth off: every caller may do
             everything (for local development; a warning is logged).
         max_body: the largest request body accepted, in bytes (larger: 413).
@@ -74,7 +77,8 @@ def create_app(
     """
     if auth is None:
         log.warning("no auth configured (no tokens): every caller may do everything")
-    the_worker = worker if isinstance(worker, Worker) else Worker(engine) if worker else None
+    sync = engine.engine if isinstance(engine, AsyncEngine) else engine
+    the_worker = worker if isinstance(worker, Worker) else Worker(sync) if worker else None
     api = Api(engine, auth, the_worker, title)
     app = FastAPIOffline(
         title=title,
@@ -92,8 +96,8 @@ def create_app(
         _serve(app, router)
     console.mount(app)
     if metrics is not None:
-        if metrics not in engine.listeners:
-            engine.listeners.append(metrics)
+        if metrics not in sync.listeners:
+            sync.listeners.append(metrics)
         # A Route to an ASGI object (not a Mount, which would redirect /metrics to /metrics/).
         app.router.routes.append(Route("/metrics", metrics.asgi_app(), include_in_schema=False))
     app.openapi = lambda: openapi(app, api)  # type: ignore[method-assign]
