@@ -85,3 +85,36 @@ def test_bench_observability_quick_run(capsys: pytest.CaptureFixture[str]) -> No
     for line in ("none", "metrics", "tracing, no-op", "tracing, SDK", "both", "x none"):
         assert line in out
     assert "one observation costs" in out and "to start and end one span" in out
+
+
+def test_bench_asyncio_engine_quick_run(capsys: pytest.CaptureFixture[str]) -> None:
+    import re
+
+    from bench import asyncio_engine
+
+    assert asyncio_engine.main(["--quick"]) == 0
+    out = capsys.readouterr().out
+    for heading in ("1. send", "sequential, µs per send", "16 senders, sends/s", "2. event loop"):
+        assert heading in out, heading
+    for load in asyncio_engine.LAG_LOADS.values():
+        assert out.count(load) == 2, load  # SQLite and PostgreSQL
+    # "   SQLite file    801    848    1.06x    +48 |    40    701    63": both stores, twice
+    ratio = r"\s+\d+\.\d\dx"
+    assert len(re.findall(rf"^   (?:SQLite file|PostgreSQL)\s.*{ratio}", out, re.MULTILINE)) == 4
+
+
+def test_bench_transactions_quick_run(capsys: pytest.CaptureFixture[str]) -> None:
+    import re
+
+    from bench import transactions
+
+    assert transactions.main(["--quick"]) == 0
+    out = capsys.readouterr().out
+    for heading in ("1. SQLite file", "2. PostgreSQL", "target: a transactional step costs"):
+        assert heading in out, heading
+    for label in transactions.MODES.values():
+        assert out.count(label) == 2, label  # SQLite and PostgreSQL
+    assert out.count("transactional / (plain + separate write)") == 2
+    assert out.count("(ok)") == 2  # every row written exactly once, on both stores
+    verdict = r"^   (?:SQLite file|PostgreSQL), .*\s\d+\.\d\dx  (?:PASS|FAIL)$"
+    assert len(re.findall(verdict, out, re.MULTILINE)) == 4
