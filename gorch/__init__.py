@@ -46,6 +46,7 @@ from gorch.engine import Instance as Instance
 from gorch.engine import Listener as Listener
 from gorch.engine import MigrationReport as MigrationReport
 from gorch.engine import Page as Page
+from gorch.engine import RunningStep as RunningStep
 from gorch.engine import RunStatus as RunStatus
 from gorch.engine import ThreadWait as ThreadWait
 from gorch.engine import Worker as Worker
@@ -151,6 +152,7 @@ __all__ = [
     "RetryPolicy",
     "Return",
     "RunStatus",
+    "RunningStep",
     "S",
     "Section",
     "SerializationError",

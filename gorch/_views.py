@@ -8,7 +8,7 @@ from typing import Any
 import attrs
 
 from gorch import clock, serde
-from gorch.engine import Explanation, HistoryEntry, Instance, ThreadWait
+from gorch.engine import Explanation, HistoryEntry, Instance, RunningStep, ThreadWait
 from gorch.interpreter import GotoPlan, awaited
 from gorch.store.base import TimerRecord
 
@@ -47,9 +47,25 @@ def instance(inst: Instance) -> dict[str, Any]:
         for t in inst.state.threads
     ]  # fmt: skip
     out["timers"] = [timer(t) for t in inst.timers]
+    out["running"] = running(inst.running)
     out["data"] = serde.unstructure(inst.data)
     out["state"] = serde.unstructure(inst.state)
     return out
+
+
+def running(r: RunningStep | None) -> dict[str, Any] | None:
+    """The step a process runs now (None: none reported)."""
+    if r is None:
+        return None
+    return {
+        "thread": r.thread,
+        "statement": r.statement,
+        "attempt": r.attempt,
+        "since": time(r.started_at),
+        "heartbeat_at": time(r.heartbeat_at),
+        "details": r.details,
+        "owner": r.owner,
+    }
 
 
 def history(h: HistoryEntry) -> dict[str, Any]:

@@ -115,17 +115,41 @@ class Step(Stmt):
     If it raises, the thread stays at this step and a later resume retries it (the error is
     raised as :class:`gorch.StepError`). A step that completed is never run again by the
     interpreter.
+
+    Args:
+        name: the step's name, unique in the definition.
+        action: what it runs (a method or function; ``async def`` too).
+        retry: the engine's retry policy for this step (None: the engine's default).
+        timeout: the longest an attempt may run (a ``timedelta`` or seconds): one that runs
+            longer is abandoned and fails with :class:`gorch.StepTimeoutError`; its late
+            result is never committed.
+        transaction: run the step's database work through ``gorch.context().session``, which
+            commits in the same transaction as the step's checkpoint (an engine on an
+            ``SQLStore`` only; refused at registration elsewhere).
     """
 
-    __slots__ = ("action", "name", "retry")
+    __slots__ = ("action", "name", "retry", "timeout", "transaction")
     _kind = K_STEP
 
     def __init__(
-        self, name: str, action: Callable[[], object], *, retry: RetryPolicy | None = None
+        self,
+        name: str,
+        action: Callable[[], object],
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: timedelta | float | None = None,
+        transaction: bool = False,
     ) -> None:
         self.name = name
         self.action = action
-        self.retry = retry  # the engine's retry policy for this step (None: the engine's default)
+        self.retry = retry
+        self.timeout = timeout
+        self.transaction = transaction
+
+    def seconds(self) -> float | None:
+        """``timeout`` in seconds (None: no timeout)."""
+        t = self.timeout
+        return t.total_seconds() if isinstance(t, timedelta) else t
 
     def __repr__(self) -> str:
         return f"Step({self.name!r})"

@@ -240,6 +240,6 @@ def test_docs_steps_examples_run(capsys: Any) -> None:
     for code in re.findall(r"```python\n(.*?)```", text, re.S):
         exec(compile(code, "docs/steps.md", "exec", dont_inherit=True), ns)
     printed = capsys.readouterr().out.splitlines()
-    # what each print's comment says: the "# " lines right after a print(...) line
-    said = re.findall(r"^print\(.*\n((?:# .*\n)+)", text, re.M)
+    # what each print's comment says: the "# " lines right after a line that prints
+    said = re.findall(r"^ *(?:print|asyncio\.run)\(.*\n((?:# .*\n)+)", text, re.M)
     assert said and printed == [line[2:] for block in said for line in block.splitlines()]

@@ -103,8 +103,8 @@ SURFACE = {
         "WorkflowFinishedError", "WorkflowStatus", "dumps", "goto", "handle_callback", "loads",
         "new_state", "resume", "run", "validate", "waiting_for",
         # steps that meet the world
-        "AsyncEngine", "AsyncWorker", "NoContextError", "StepContext", "StepTimeoutError",
-        "context",
+        "AsyncEngine", "AsyncWorker", "NoContextError", "RunningStep", "StepContext",
+        "StepTimeoutError", "context",
     },
     "gorch.store": {
         "HistoryRecord", "InstanceRecord", "KeyRecord", "MemoryStore", "SQLStore", "StatusCount",

@@ -31,7 +31,7 @@ import httpx
 import psycopg
 import pytest
 import schemathesis
-from _durable_workflows import WORKFLOWS, Steps, Tally
+from _durable_workflows import FAST_RETRY, WORKFLOWS, Steps, Tally
 
 from gorch import Engine, RunStatus, S, Step, StoreUnavailableError, Worker
 from gorch.http import create_app
@@ -493,3 +493,57 @@ def test_health_reports_a_stalled_and_then_a_dead_worker(tmp_path: Path) -> None
             "worker": "the worker is not running (it ended with SystemExit: a step called sys.exit)"
         }
         health_doc.validate_response(r)
+
+
+# -- a transactional step across a restart ----------------------------------------------------
+
+IN_RESERVE = threading.Event()
+GO_ON = threading.Event()
+
+
+@dataclass
+class Reserve:
+    """A transactional step that waits, after its insert, until the test restarted the
+    server under it."""
+
+    def definition(self) -> Any:
+        return S(Step("reserve", self.reserve, transaction=True, retry=FAST_RETRY))
+
+    def reserve(self) -> None:
+        from _transaction_workflows import Reservation
+
+        from gorch import context
+
+        context().session.add(Reservation(instance=context().instance_id, seats=1))
+        context().session.flush()
+        if not IN_RESERVE.is_set():
+            IN_RESERVE.set()
+            assert GO_ON.wait(30)
+
+
+def test_a_restart_during_a_transactional_step_writes_its_row_exactly_once(
+    pg: TempPostgres,
+) -> None:
+    from _transaction_workflows import Reservation
+    from sqlmodel import Session, SQLModel, select
+
+    store = SQLStore(pg.url)
+    SQLModel.metadata.create_all(store.sa_engine, tables=[Reservation.__table__])  # type: ignore[list-item]
+    engine = Engine(store, {"reserve": Reserve})
+    IN_RESERVE.clear()
+    GO_ON.clear()
+    runner = threading.Thread(target=lambda: engine.start("reserve", Reserve(), id="r-1"))
+    runner.start()
+    assert IN_RESERVE.wait(30)
+    pg.restart()  # the step's transaction dies with its connection
+    GO_ON.set()
+    runner.join(30)
+    inst = engine.get("r-1")
+    assert inst.status is RunStatus.RUNNING and "could not be written" in (inst.last_error or "")
+    time.sleep(0.05)
+    wait_for(lambda: Worker(engine).run_once() >= 0 and finished(engine, "r-1")(), 20, "retry")
+    with Session(store.sa_engine) as s:
+        got = s.exec(select(Reservation).where(Reservation.instance == "r-1")).all()
+    assert len(got) == 1
+    assert [h.kind for h in engine.history("r-1")].count("step") == 1
+    store.close()

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import sqlite3
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwrig
 
 from examples.pizza import WORKFLOWS
 from examples.pizza.workflow import PizzaOrder
-from gorch import Go, On, RetryPolicy, S, Step, Wait
+from gorch import Go, On, RetryPolicy, S, Step, Wait, context
 from gorch.engine import Engine, RunStatus
 from gorch.http import Auth, create_app
 from gorch.store.sql import SQLStore
@@ -71,6 +72,23 @@ class Broken:
         raise RuntimeError("the oven is cold")
 
 
+CRUNCHING = threading.Event()
+
+
+@dataclass
+class Crunch:
+    """A long step that reports its progress until the test lets it finish."""
+
+    def definition(self) -> Any:
+        return S(Step("crunch", self.crunch))
+
+    def crunch(self) -> None:
+        n = 0
+        while not CRUNCHING.wait(0.05):
+            n += 1
+            context().heartbeat({"rows": n})
+
+
 def _chromium() -> str:
     for name in ("chromium", "chromium-browser"):
         found = shutil.which(name)
@@ -97,7 +115,8 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
-    eng = Engine(SQLStore(f"sqlite:///{tmp_path / 'ui.db'}"), {**WORKFLOWS, "broken": Broken})
+    workflows = {**WORKFLOWS, "broken": Broken, "crunch": Crunch}
+    eng = Engine(SQLStore(f"sqlite:///{tmp_path / 'ui.db'}"), workflows, lease=3)
     yield eng
     eng.store.close()
 
@@ -671,3 +690,18 @@ def test_the_list_says_why_a_failed_instance_failed(page: Page, url: str, engine
     expect(broken.locator(".error")).to_have_text("RuntimeError: the oven is cold")
     expect(broken).not_to_contain_text("Ping")
     expect(rows.filter(has_text="ui-fine")).to_contain_text("AddToCart, EmptyCart")
+
+
+def test_a_running_step_shows_its_attempt_and_heartbeat(
+    page: Page, url: str, engine: Engine
+) -> None:
+    CRUNCHING.clear()
+    engine.start("crunch", Crunch(), "ui-crunch", defer=True)  # the app's worker runs it
+    try:
+        page.goto(f"{url}/ui/#/i/ui-crunch")
+        use_token(page, "admin-t")
+        running = page.locator("dd").filter(has_text="attempt 1")
+        expect(running).to_contain_text("crunch (thread _main_), attempt 1, since", timeout=15000)
+        expect(running).to_contain_text('{"rows":', timeout=15000)
+    finally:
+        CRUNCHING.set()

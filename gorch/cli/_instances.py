@@ -30,7 +30,7 @@ from gorch.cli._output import (
     short,
     status_markup,
 )
-from gorch.engine import HistoryEntry, Instance, Page, RunStatus, ThreadWait
+from gorch.engine import HistoryEntry, Instance, Page, RunningStep, RunStatus, ThreadWait
 from gorch.errors import GorchError, suggest
 from gorch.limits import MAX_PAGE
 from gorch.store.base import TimerRecord
@@ -149,6 +149,8 @@ def show(c: Context, id: str, data: bool, as_json: bool) -> None:
         f"version {inst.version}, created {ago(inst.created_at)}, "
         f"updated {ago(inst.updated_at)}"
     )
+    if inst.running:
+        c.out.print(_running(inst.running))
     if inst.last_error:
         c.out.print(f"[red]last error[/] (attempt {inst.attempts}): {escape(inst.last_error)}")
     if inst.next_attempt_at:
@@ -322,3 +324,12 @@ def _troubles(h: HistoryEntry) -> str:
     if h.note:
         lines.append(f"[yellow]note: {escape(h.note)}[/]")
     return "\n".join(lines)
+
+
+def _running(r: RunningStep) -> str:
+    """One line: the step running now, its attempt, since when, its last heartbeat."""
+    said = "" if r.details is None else f": {escape(cut(serde.dumps(r.details), 120))}"
+    return (
+        f"[cyan]running[/] {escape(r.statement)} (thread {escape(r.thread)}), attempt "
+        f"{r.attempt}, since {ago(r.started_at)}; last heartbeat {ago(r.heartbeat_at)}{said}"
+    )

@@ -71,6 +71,7 @@ from gorch.engine._records import (
     Instance,
     Listener,
     Page,
+    RunningStep,
     RunStatus,
     ThreadWait,
 )
@@ -98,6 +99,7 @@ __all__ = [
     "MigrationReport",
     "Page",
     "RunStatus",
+    "RunningStep",
     "SuggestedCommand",
     "ThreadExplanation",
     "ThreadWait",

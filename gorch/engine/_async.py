@@ -16,9 +16,9 @@ import contextvars
 import functools
 import inspect
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from gorch.engine._engine import Engine
 from gorch.engine._worker import Worker
@@ -67,6 +67,10 @@ class AsyncEngine:
 
     def __repr__(self) -> str:
         return f"AsyncEngine({self.engine.store!r}, {sorted(self.engine.workflows)})"
+
+    if TYPE_CHECKING:  # the methods are made below, one per Engine method: tell type checkers
+
+        def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]: ...
 
     @property
     def store(self) -> Store:

@@ -20,6 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 from gorch import clock
+from gorch.engine._keeper import LeaseKeeper
 from gorch.engine._op import ReadAgain
 from gorch.engine._records import OPERATOR_STATUSES, Instance, Listener, RunStatus
 from gorch.engine._rows import read, status_of
@@ -39,6 +40,7 @@ from gorch.interpreter import (
     Host,
     class_problems,
     find_statement,
+    transactional_steps,
 )
 from gorch.retry import RetryPolicy
 from gorch.state import State
@@ -98,6 +100,23 @@ _DOING = {"goto": "goto in", "set_data": "set the data of", "delete_data": "dele
 """How a refusal names an action whose name is not a verb of the sentence."""
 
 
+def _transactions_refused(
+    store: Store, workflows: Mapping[str, type], transactional: Mapping[type, frozenset[str]]
+) -> list[str]:
+    """A problem for each ``Step(transaction=True)`` if ``store`` cannot run one."""
+    if getattr(store, "transactions", False) is True:
+        return []
+    return [
+        f"workflow {name!r} ({cls.__name__}): Step {step!r} has transaction=True, whose writes "
+        f"commit with its checkpoint in one database transaction: that needs an SQLStore on a "
+        f"SQLite file or PostgreSQL, and {store!r} is not one. Use such a store, or drop "
+        f"transaction=True and make the step safe to run twice "
+        f"(gorch.context().idempotency_key)"
+        for name, cls in workflows.items()
+        for step in sorted(transactional[cls])
+    ]
+
+
 class EngineCore:
     """The settings and the shared machinery of :class:`~gorch.engine.Engine` (whose
     docstring describes the arguments)."""
@@ -122,6 +141,10 @@ class EngineCore:
             if not isinstance(cls, type) or not callable(getattr(cls, "definition", None)):
                 raise ValueError(f"workflow {name!r}: {cls!r} has no definition() method")
             problems += [f"workflow {name!r} ({cls.__name__}): {p}" for p in class_problems(cls)]
+        self.transactional = {
+            cls: frozenset(transactional_steps(cls)) for cls in workflows.values()
+        }
+        problems += _transactions_refused(store, workflows, self.transactional)
         if problems:
             raise DefinitionError(problems)
         self.store = store
@@ -135,6 +158,7 @@ class EngineCore:
         self._leases = itertools.count(1)
         self.rng = random.Random()
         self.services = Host(services).services  # checked: a mapping, kept read-only
+        self.keeper = LeaseKeeper(self)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.store!r}, {sorted(self.workflows)})"

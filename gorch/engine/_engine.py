@@ -37,8 +37,10 @@ class Engine(Reading, Delivering, Bulk, Operating, Explaining, Migrating, DataRe
         workflows: registered workflow classes by name.
         retry: the default retry policy for failing steps (a step may override it with
             ``Step(..., retry=RetryPolicy(...))``).
-        lease: how long a claim on an instance lasts without a checkpoint. A step that runs
-            longer than this may be run a second time by a worker that takes the instance over.
+        lease: how long a claim on an instance lasts without a checkpoint or a renewal. While
+            user code runs, the lease is renewed in the background every third of it, so only a
+            process that died (or stalled for a whole lease) loses an instance to a worker that
+            takes it over.
         busy_wait: seconds an operation waits for an instance another process is working on
             before it raises :class:`BusyError`.
         max_steps: steps one resume may run before yielding the instance to a worker.

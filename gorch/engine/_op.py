@@ -38,16 +38,16 @@ another reason raises :class:`Unsaved` inside a run, which records it like a fai
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+import threading
+import time
 from typing import TYPE_CHECKING, Any
-
-from attrs import frozen
 
 from gorch import clock, serde
 from gorch.engine._host import OperationHost
+from gorch.engine._keeper import NO_BEAT
 from gorch.engine._records import HistoryKind, RunStatus
+from gorch.engine._rows import NO_ATTEMPTS, Attempts, status_of, timers_of
 from gorch.engine._rows import load as load_row
-from gorch.engine._rows import status_of, timers_of
 from gorch.errors import (
     ConflictError,
     DefinitionError,
@@ -80,19 +80,6 @@ class Unsaved(Exception):
         self.cause = cause
 
 
-@frozen
-class Attempts:
-    """An instance's retry bookkeeping: consecutive failed attempts of the statement it is at,
-    when the next one is due, and the last error."""
-
-    count: int = 0
-    next_at: datetime | None = None
-    error: str | None = None
-
-
-NO_ATTEMPTS = Attempts()
-
-
 class Operation:
     """One operation on one instance (see the module docstring for its commits).
 
@@ -109,26 +96,9 @@ class Operation:
         UnreadableInstanceError: the row does not load (with ``load``).
     """
 
-    __slots__ = (
-        "committed",
-        "dirty",
-        "effect",
-        "engine",
-        "exists",
-        "history",
-        "host",
-        "key",
-        "leased",
-        "migrated",
-        "owner",
-        "ran",
-        "row",
-        "state",
-        "status",
-        "succeeded",
-        "timers",
-        "wf",
-    )
+    __slots__ = ("beat", "committed", "dirty", "effect", "engine", "exists", "history", "host",
+                 "key", "leased", "lock", "lost", "migrated", "owner", "ran", "row", "started",
+                 "state", "status", "succeeded", "timers", "tx", "watched", "wf")  # fmt: skip
 
     def __init__(
         self,
@@ -171,6 +141,12 @@ class Operation:
         )
         self.status: RunStatus | None = None if new else status_of(row)
         self.host = OperationHost(self)
+        self.lock = threading.Lock()  # taken by each commit, and by the keeper's (_keeper.py)
+        self.watched = False  # the keeper watches this operation
+        self.lost = False  # a renewal found the instance taken over
+        self.started: float | None = None  # when the user code running now started
+        self.beat = NO_BEAT  # (what the running code reported last, not yet written)
+        self.tx: Any = None  # a transactional step's open transaction (its checkpoint's)
 
     def note(self, kind: HistoryKind, name: str = "", thread: str = "", **kw: Any) -> None:
         """Add a history entry to the next commit."""
@@ -301,51 +277,58 @@ class Operation:
         and the timers they imply; else the committed texts and the stored timers. ``timers``:
         these instead. ``attempts``: the retry bookkeeping (default: cleared if a step
         succeeded since the last commit, else as stored)."""
-        eng, row = self.engine, self.row
-        if live:
-            state, data = serde.dumps(self.state), serde.dumps(self.wf)
-            timers = timers_of(self.state) if timers is None else timers
-            history = self.history
-            if self.migrated:  # written with the migrated data (once: migration() resets it)
-                history = [self.migration(), *history]
-        else:
-            state, data, history = row.state, row.data, self.history
-            timers = self.timers if timers is None else timers
-        if attempts is None and self.succeeded:
-            attempts = NO_ATTEMPTS
-        elif attempts is None:
-            attempts = Attempts(row.attempts, row.next_attempt_at, row.last_error)
-        now = clock.now()
-        new = InstanceRecord(
-            row.id, row.workflow, status.value, state, data, row.created_at, now, row.version,
-            self.owner if lease else None, now + eng.lease if lease else None,
-            attempts.count, attempts.next_at, attempts.error,
-        )  # fmt: skip
-        write = Write(
-            new,
-            row.version if self.exists else None,
-            timers=None if timers == self.timers else timers,
-            history=history,
-            key=self.key,
-            notify=notify,
-        )
+        with self.lock:  # the lease keeper's renewals take it too (_keeper.py)
+            eng, row = self.engine, self.row
+            if live:
+                state, data = serde.dumps(self.state), serde.dumps(self.wf)
+                timers = timers_of(self.state) if timers is None else timers
+                history = self.history
+                if self.migrated:  # written with the migrated data (once: migration() resets it)
+                    history = [self.migration(), *history]
+            else:
+                state, data, history = row.state, row.data, self.history
+                timers = self.timers if timers is None else timers
+            if attempts is None and self.succeeded:
+                attempts = NO_ATTEMPTS
+            elif attempts is None:
+                attempts = Attempts(row.attempts, row.next_attempt_at, row.last_error)
+            now = clock.now()
+            new = InstanceRecord(
+                row.id, row.workflow, status.value, state, data, row.created_at, now, row.version,
+                self.owner if lease else None, now + eng.lease if lease else None,
+                attempts.count, attempts.next_at, attempts.error,
+            )  # fmt: skip
+            write = Write(
+                new,
+                row.version if self.exists else None,
+                timers=None if timers == self.timers else timers,
+                history=history,
+                key=self.key,
+                notify=notify,
+            )
+            new.version = self._store(write)
+            old = self.status
+            self.row, self.timers, self.status = new, timers, status
+            self.history, self.key, self.dirty, self.succeeded = [], None, False, False
+            self.leased, self.exists, self.committed, self.ran = lease, True, True, None
+            if old is not status:
+                eng._status(row.id, row.workflow, old, status)
+
+    def _store(self, write: Write) -> int:
+        """Commit ``write`` (in a transactional step's open transaction, with its work, if there
+        is one); a version conflict is :class:`ReadAgain` without a lease, else a takeover."""
+        tx, self.tx = self.tx, None
         try:
-            new.version = eng.store.commit(write)
+            return self.engine.store.commit(write) if tx is None else int(tx.commit(write))
         except ConflictError:
             if not self.leased:
                 raise ReadAgain() from None
             log.warning(
                 "lost the lease on %s (another process took it over); dropping this run",
-                row.id,
-                extra={"gorch_instance": row.id},
+                write.instance.id,
+                extra={"gorch_instance": write.instance.id},
             )
             raise
-        old = self.status
-        self.row, self.timers, self.status = new, timers, status
-        self.history, self.key, self.dirty, self.succeeded = [], None, False, False
-        self.leased, self.exists, self.committed, self.ran = lease, True, True, None
-        if old is not status:
-            eng._status(row.id, row.workflow, old, status)
 
     # -- running -----------------------------------------------------------------------------
 
@@ -353,6 +336,10 @@ class Operation:
         """The interpreter is about to run user code ``name`` in thread ``t``."""
         if self.dirty or not self.leased:
             self.checkpoint()
+        if not self.watched:
+            self.watched = True
+            self.engine.keeper.watch(self)
+        self.started, self.beat = time.time(), NO_BEAT
         self.effect = (t.id, name)
         self.engine._each("before_step", self.row.id, self.row.workflow, t.id, name)
 
@@ -374,6 +361,8 @@ class Operation:
             self.dirty = self.succeeded = True
             self.ran = effect
             self.engine._each("after_step", self.row.id, self.row.workflow, thread, name, None)
+            if self.tx is not None:  # a transactional step: the next commit commits its work
+                self.tx.ready = True
             return
         self.dirty = True  # a Handler's setup or teardown ran
         self.ran = effect or self.ran
@@ -390,10 +379,21 @@ class Operation:
         - the code no longer fits the state (``StateMismatchError``, ``DefinitionError``):
           :meth:`broken` once this operation holds the lease; before that, the error is
           raised and the call changed nothing.
+
+        A transactional step's work commits with the first of these commits after it (only
+        interpreter work lies in between, as for any checkpoint), or is undone if none comes.
         """
         try:
-            resume(self.wf, self.state, self.reached, max_steps=self.engine.max_steps,
-                   before=self.before, host=self.host)  # fmt: skip
+            self._run()
+        finally:
+            if self.tx is not None:
+                self.tx.close()
+                self.tx = None
+
+    def _run(self) -> None:
+        """:meth:`run`'s body."""
+        try:
+            self._resume()
         except WorkflowFinishedError:
             pass  # nothing left to run: the outcome is recorded as it stands
         except (StepError, HandlerError) as exc:
@@ -412,6 +412,19 @@ class Operation:
             self.broken(exc)
             return
         self.finish(self.outcome())
+
+    def _resume(self) -> None:
+        """The interpreter's run; the lease keeper watches it from its first user code on."""
+        try:
+            resume(self.wf, self.state, self.reached, max_steps=self.engine.max_steps,
+                   before=self.before, host=self.host)  # fmt: skip
+        finally:
+            if self.watched:
+                self.watched = False
+                self.engine.keeper.unwatch(self)
+            if self.tx is not None and not self.tx.ready:  # its step failed: undo its work
+                self.tx.close()
+                self.tx = None
 
     def outcome(self) -> RunStatus:
         """The status a run that ended without an error leaves: waiting; finished (noting it
@@ -457,6 +470,7 @@ class Operation:
         """The checkpoint after user code could not be written: that code's work is undone
         (the committed state is kept), and counted as a failed attempt of it."""
         thread, name = self.ran or ("", "")
+        self.history = []  # what it would have recorded is undone with it
         error = (
             f"the checkpoint after {name!r} could not be written ({type(cause).__name__}: "
             f"{cause}); what ran since the last checkpoint will run again"

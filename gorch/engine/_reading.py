@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from gorch import clock
 from gorch.engine._core import EngineCore
 from gorch.engine._cursors import (
     history_cursor,
@@ -20,12 +21,41 @@ from gorch.engine._cursors import (
     parse_history_cursor,
     parse_instance_cursor,
 )
-from gorch.engine._records import HistoryEntry, Instance, Page, RunStatus, ThreadWait
+from gorch.engine._records import (
+    HistoryEntry,
+    HistoryKind,
+    Instance,
+    Page,
+    RunningStep,
+    RunStatus,
+    ThreadWait,
+)
 from gorch.engine._since import since
 from gorch.errors import InputError
 from gorch.interpreter import awaited
 from gorch.limits import MAX_PAGE, MAX_TEXT, is_text
-from gorch.store.base import HistoryRecord
+from gorch.store.base import HistoryRecord, InstanceRecord, Store
+
+
+def running_step(store: Store, row: InstanceRecord) -> RunningStep | None:
+    """The step a process runs in ``row`` now, as its last heartbeat entry says: only while the
+    instance runs under a live lease and that entry is the newest (a later commit ended it)."""
+    if row.status != RunStatus.RUNNING.value or row.lease_owner is None:
+        return None
+    if row.lease_expires is None or row.lease_expires <= clock.now():
+        return None
+    last = store.history(row.id, limit=1, newest_first=True)
+    if not last or last[0].kind != HistoryKind.HEARTBEAT.value or last[0].output is None:
+        return None
+    try:
+        report = orjson.loads(last[0].output)
+        return RunningStep(
+            thread=last[0].thread, statement=last[0].name, attempt=int(report["attempt"]),
+            started_at=clock.parse_time(report["started_at"]), heartbeat_at=last[0].at,
+            details=report.get("details"), owner=row.lease_owner,
+        )  # fmt: skip
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None  # a hand-edited entry: nothing to tell
 
 
 class Reading(EngineCore):
@@ -41,8 +71,12 @@ class Reading(EngineCore):
         return self._row(id).workflow
 
     def get(self, id: str) -> Instance:
-        """The instance ``id`` (with its timers). Raises :class:`NotFoundError`."""
-        return self._instance(self._row(id), timers=True)
+        """The instance ``id`` (with its timers, and the step a process runs now, if one
+        reported it). Raises :class:`NotFoundError`."""
+        row = self._row(id)
+        inst = self._instance(row, timers=True)
+        inst.running = running_step(self.store, row)
+        return inst
 
     def list(
         self,

@@ -16,7 +16,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Generic, TypeVar, overload
 
-from attrs import define, field
+from attrs import define, field, frozen
 
 from gorch.interpreter import waiting_for
 from gorch.state import State
@@ -54,6 +54,9 @@ class HistoryKind(StrEnum):
     MIGRATED = "migrated"  # its data was upgraded by migrate(); input: {"from": v, "to": w}
     DATA_SET = "data_set"  # an operator changed its data (set_data); input: before, output: after
     DATA_DELETED = "data_deleted"  # an operator erased its personal data; input: the fields
+    # a step still runs (long, or it reported progress); output: {"attempt", "started_at",
+    # "details"}: what gorch.context().heartbeat() said last (None if it said nothing)
+    HEARTBEAT = "heartbeat"
 
 
 OPEN_STATUSES = (RunStatus.RUNNING, RunStatus.WAITING)
@@ -73,6 +76,29 @@ OPERATOR_STATUSES: dict[str, tuple[RunStatus, ...]] = {
 cancelled takes none of them but delete_data)."""
 
 
+@frozen
+class RunningStep:
+    """The user code an instance runs now, as its process last reported it (a long step's
+    lease renewal, or ``gorch.context().heartbeat``).
+
+    Attributes:
+        thread, statement: where it runs.
+        attempt: which attempt this is (1: the first).
+        started_at: when the attempt started.
+        heartbeat_at: when the process last reported it.
+        details: what the step said with its last ``heartbeat(details)`` (None if nothing).
+        owner: the lease owner running it (host, pid, suffix).
+    """
+
+    thread: str
+    statement: str
+    attempt: int
+    started_at: datetime
+    heartbeat_at: datetime
+    details: Any = None
+    owner: str = ""
+
+
 @define
 class Instance:
     """A workflow instance as stored.
@@ -90,6 +116,8 @@ class Instance:
         timers: the instance's due timers, soonest first.
         load_error: why the stored row does not load, for a row listed as it is (its
             ``data`` is then None and its ``state`` has no threads); None for a sound row.
+        running: the step a process runs now, if it reported one (:meth:`Engine.get` reads
+            it; lists leave it None).
     """
 
     id: str
@@ -105,6 +133,7 @@ class Instance:
     last_error: str | None = None
     timers: list[TimerRecord] = field(factory=list)
     load_error: str | None = None
+    running: RunningStep | None = None
 
     def waiting_for(self) -> list[str]:
         """The events the instance waits for now, sorted."""

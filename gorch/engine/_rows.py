@@ -12,9 +12,11 @@ reason, and nothing changed.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 
 import orjson
+from attrs import frozen
 
 from gorch import clock, serde
 from gorch.engine._records import RunStatus
@@ -166,3 +168,17 @@ def unreadable(row: InstanceRecord, column: str, reason: str) -> UnreadableInsta
         field=column,
         reason=reason,
     )
+
+
+@frozen
+class Attempts:
+    """An instance's retry bookkeeping (its row's ``attempts``, ``next_attempt_at`` and
+    ``last_error``): consecutive failed attempts of the statement it is at, when the next one
+    is due, and the last error."""
+
+    count: int = 0
+    next_at: datetime | None = None
+    error: str | None = None
+
+
+NO_ATTEMPTS = Attempts()

@@ -85,11 +85,24 @@ class InstanceSummary(BaseModel):
     )
 
 
+class RunningStep(BaseModel):
+    thread: str
+    statement: str
+    attempt: int = Field(description="which attempt this is (1: the first)")
+    since: datetime = Field(description="when this attempt started")
+    heartbeat_at: datetime = Field(description="when its process last reported it")
+    details: Any = Field(description="what the step's last heartbeat said (null: nothing)")
+    owner: str = Field(description="the lease owner running it")
+
+
 class Instance(InstanceSummary):
     attempts: int
     next_attempt_at: datetime | None
     threads: list[Thread]
     timers: list[Timer]
+    running: RunningStep | None = Field(
+        None, description="a long step a process runs now, as it last reported (else null)"
+    )
     data: Any = Field(description="the workflow's data")
     state: dict[str, Any] = Field(description="the interpreter's state")
 
@@ -301,7 +314,8 @@ class Me(BaseModel):
 
 
 MODELS: list[type[BaseModel]] = [
-    Problem, Timer, Thread, InstanceSummary, Instance, InstancePage, HistoryEntry, HistoryPage,
+    Problem, Timer, Thread, RunningStep, InstanceSummary, Instance, InstancePage, HistoryEntry,
+    HistoryPage,
     ThreadWait, GotoRequest, ActionRequest, GotoPlan, DataPlan, BulkRequest, BulkFailure,
     BulkReport, EventResult, EventInfo, Statement,
     Workflow, Health, Info, Me,

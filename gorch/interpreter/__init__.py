@@ -44,7 +44,7 @@ from gorch.interpreter._handlers import ANY, NO_PAYLOAD, is_lifecycle, payload_t
 from gorch.interpreter._index import Program, StatementInfo
 from gorch.interpreter._personal import neutral_values, personal_data_of
 from gorch.interpreter._resume import DEFAULT_MAX_STEPS, Outcome, resume, run
-from gorch.interpreter._validate import class_problems, validate
+from gorch.interpreter._validate import class_problems, transactional_steps, validate
 
 __all__ = [
     "ANY",
@@ -77,6 +77,7 @@ __all__ = [
     "resume",
     "run",
     "run_coroutine",
+    "transactional_steps",
     "validate",
     "waiting_for",
 ]

@@ -20,6 +20,7 @@ it there, so compiling costs nothing after a class's first instance.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from gorch.dsl import (
@@ -181,6 +182,18 @@ def check_step(c: Compiler, node: Any, info: StatementInfo) -> None:
         )
     elif is_async_generator(node.action):
         c.problem(info, f"the action {ASYNC_GENERATOR}")
+    t = node.timeout
+    if t is not None and (
+        isinstance(t, bool)
+        or not isinstance(t, (int, float, timedelta))
+        or (t.total_seconds() if isinstance(t, timedelta) else t) <= 0
+    ):
+        c.problem(
+            info,
+            f"timeout must be a positive timedelta or number of seconds (or None), got {t!r}",
+        )
+    if not isinstance(node.transaction, bool):
+        c.problem(info, f"transaction must be True or False, got {node.transaction!r}")
 
 
 def check_loop_exit(c: Compiler, node: Any, info: StatementInfo) -> None:

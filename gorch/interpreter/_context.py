@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import inspect
 import threading
+import time
 import uuid
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from gorch.errors import NoContextError
+from gorch.errors import NoContextError, StepTimeoutError
 
 if TYPE_CHECKING:
     from gorch.interpreter._run import Run
@@ -88,6 +90,8 @@ class StepContext:
         workflow: the workflow's name.
         thread: the id of the thread the code runs in.
         statement: the statement's name (a step, an event, a ``WaitFor``).
+        role: what runs: ``"step"``, ``"handler"`` (an event's), ``"condition"`` (a
+            ``WaitFor``'s handler), ``"setup"`` or ``"teardown"`` (a ``Handler``'s).
         attempt: 1 on the first attempt of this execution, 2 on its first retry, ...
         started_at: when this attempt started (aware UTC).
         idempotency_key: a UUID string, the same on every attempt of this execution and new
@@ -95,17 +99,18 @@ class StepContext:
         services: the application's services, by name (read-only).
     """
 
-    __slots__ = ("_host", "attempt", "idempotency_key", "instance_id", "services",
-                 "started_at", "statement", "thread", "workflow")  # fmt: skip
+    __slots__ = ("_at", "_host", "_run", "attempt", "idempotency_key", "instance_id", "role",
+                 "services", "started_at", "statement", "thread", "workflow")  # fmt: skip
 
     def __init__(self, run: Run, at: tuple[Any, str, str, float]) -> None:
         t, name, role, started = at
         host = run.host
-        self._host = host
+        self._host, self._run, self._at = host, run, at
         self.instance_id: str = run.state.id
         self.workflow: str = run.state.workflow
         self.thread: str = t.id
         self.statement = name
+        self.role = role
         self.attempt = host.attempt(role)
         self.started_at = datetime.fromtimestamp(started, UTC)
         seed = f"{self.instance_id}\x1f{t.id}\x1f{name}\x1f{role}\x1f{t.pc}"
@@ -113,8 +118,19 @@ class StepContext:
         self.services: Mapping[str, Any] = host.services
 
     def heartbeat(self, details: Any = None) -> None:
-        """Report progress (any JSON value): operators see it, and under an engine it renews
-        the instance's lease."""
+        """Report progress (any JSON value): operators see it (``gorch show``, the instance's
+        ``running``), and under an engine it renews the instance's lease.
+
+        Raises:
+            NoContextError: this attempt has ended (it returned, or it was abandoned past its
+                timeout).
+            InputError: ``details`` is not JSON.
+        """
+        if self._run.at is not self._at:
+            raise NoContextError(
+                f"the attempt of {self.statement!r} this context belongs to has ended (it "
+                f"returned, or it was abandoned past its timeout): its heartbeat is not recorded"
+            )
         self._host.heartbeat(details)
 
     @property
@@ -214,3 +230,75 @@ def run_coroutine(coro: Coroutine[Any, Any, Any]) -> Any:
     if ok:
         return value
     raise value
+
+
+# -- a step's timeout -------------------------------------------------------------------------
+
+
+def call_limited(run: Run, fn: Callable[[], Any], seconds: float) -> Any:
+    """Call the step ``fn`` of ``run`` (whose ``at`` is set), abandoning it after ``seconds``.
+
+    A coroutine function is awaited under :func:`asyncio.wait_for` (cancelled at the limit);
+    anything else runs in a thread of its own, which is left behind at the limit (Python
+    cannot stop a thread): what it does later is never committed, and its context is gone
+    (``gorch.context()`` refuses in it).
+
+    Raises:
+        StepTimeoutError: the attempt ran longer than ``seconds``.
+    """
+    started = time.monotonic()
+    if is_coroutine_function(fn):
+
+        async def limited() -> Any:
+            return await asyncio.wait_for(fn(), seconds)
+
+        try:
+            return run.host.wait(limited())
+        except TimeoutError:
+            if time.monotonic() - started < seconds:
+                raise  # the step's own TimeoutError
+            raise _timed_out(run, seconds) from None
+    box: list[tuple[bool, Any]] = []
+
+    def body() -> None:
+        try:
+            result = fn()
+            if result is not None and inspect.iscoroutine(result):
+                result = run.host.wait(result)
+            box.append((True, result))
+        except BaseException as exc:
+            box.append((False, exc))
+
+    at = run.at
+    name = at[1] if at else "step"
+    worker = threading.Thread(target=contextvars.copy_context().run, args=(body,),
+                              name=f"gorch-step {name}", daemon=True)  # fmt: skip
+    worker.start()
+    worker.join(seconds)
+    if not box:
+        raise _timed_out(run, seconds)
+    ok, value = box[0]
+    if ok:
+        return value
+    raise value
+
+
+def _timed_out(run: Run, seconds: float) -> StepTimeoutError:
+    at = run.at
+    name = at[1] if at else ""
+    return StepTimeoutError(
+        f"step {name!r} ran longer than its timeout of {seconds:g} s; the attempt was abandoned "
+        f"(whatever it does from now on is never committed) and counts as a failed attempt",
+        workflow_id=run.state.id,
+        thread=at[0].id if at else "",
+        statement=name,
+    )
+
+
+def is_coroutine_function(fn: object) -> bool:
+    """Whether calling ``fn`` gives a coroutine (``async def``, a partial of one, an object
+    whose ``__call__`` is one)."""
+    target = getattr(fn, "func", fn)  # functools.partial
+    if not (inspect.isfunction(target) or inspect.ismethod(target)):
+        target = getattr(type(target), "__call__", None)  # noqa: B004 - a callable object
+    return inspect.iscoroutinefunction(target)

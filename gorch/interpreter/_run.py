@@ -51,7 +51,7 @@ from gorch.errors import (
     suggest,
 )
 from gorch.interpreter._compile import program
-from gorch.interpreter._context import CURRENT, DEFAULT_HOST, Host
+from gorch.interpreter._context import CURRENT, DEFAULT_HOST, Host, call_limited
 from gorch.interpreter._handlers import describe
 from gorch.interpreter._index import EVENT_KINDS, KIND_NAMES, StatementInfo, checked_value
 from gorch.interpreter._status import (
@@ -211,15 +211,19 @@ class Run:
     def execute(self, t: Thread) -> None:
         """Run the step ``t`` is at. On success the thread resumes after it."""
         info = self.prog.by_name[t.cur_step]
-        action = self.node(info).action
+        node = self.node(info)
+        action = node.action
         if self.before is not None:
             self.before(t, info.name)
         self.stale = True
         self.at = (t, info.name, "step", _time())  # call(), inlined: the hot path of a step
         try:
-            result = action()
-            if result is not None and _is_coroutine(result):
-                self.host.wait(result)
+            if node.timeout is not None:
+                call_limited(self, action, node.seconds())
+            else:
+                result = action()
+                if result is not None and _is_coroutine(result):
+                    self.host.wait(result)
         except Exception as exc:
             raise self.step_error(
                 t,

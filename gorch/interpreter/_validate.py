@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from gorch import serde
-from gorch.dsl import K_GO, K_TIMEOUT
+from gorch.dsl import K_GO, K_STEP, K_TIMEOUT
 from gorch.errors import DefinitionError
 from gorch.interpreter._compile import compile_definition
 from gorch.interpreter._evolve import evolution_problems
@@ -95,3 +95,19 @@ def value_problems(prog: Program, tree: Any) -> list[str]:
             except DefinitionError as exc:
                 problems.extend(exc.problems)
     return problems
+
+
+def transactional_steps(cls: type) -> list[str]:
+    """The names of the ``Step(transaction=True)`` statements of workflow class ``cls`` (read
+    from a stand-in instance, as :func:`class_problems` does; a class whose definition cannot
+    be read has none here, its problem is reported there)."""
+    try:
+        tree = sample(cls).definition()
+    except Exception:
+        return []
+    prog, _ = compile_definition(tree)
+    return [
+        info.name
+        for info in prog.by_name.values()
+        if info.kind == K_STEP and getattr(node_at(tree, info), "transaction", False) is True
+    ]

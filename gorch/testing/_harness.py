@@ -77,7 +77,8 @@ class Harness:
             the ``sql`` extra), or a :class:`~gorch.store.Store`.
         start: the frozen clock's first instant (None: do not freeze time; then freezegun is
             not needed).
-        engine_options: passed on to :class:`~gorch.Engine`.
+        engine_options: passed on to :class:`~gorch.Engine`; ``services={...}`` hands the
+            steps fakes of the application's services (``gorch.context().services``).
 
     Raises:
         ValueError: ``store`` is not one of the above.

@@ -2,7 +2,7 @@
 // Plain ES modules, no build step; everything goes through the JSON API next to it.
 
 import { ApiError, api, enc, setToken, token } from "./api.js";
-import { h, json, time } from "./dom.js";
+import { ago, h, json, time } from "./dom.js";
 import { FieldError, SchemaForm } from "./form.js";
 
 const main = document.getElementById("main");
@@ -358,6 +358,12 @@ function summaryRows(inst) {
     ["Created", time(inst.created_at)], ["Updated", time(inst.updated_at)],
     ["Version", String(inst.version)],
   ];
+  const r = inst.running;
+  if (r) {
+    const said = r.details === null ? "" : ` — ${JSON.stringify(r.details)}`;
+    rows.push(["Running", `${r.statement} (thread ${r.thread}), attempt ${r.attempt}, since ` +
+      `${ago(r.since)}; last heartbeat ${ago(r.heartbeat_at)}${said}`]);
+  }
   if (inst.attempts) rows.push(["Attempts", String(inst.attempts)]);
   if (inst.next_attempt_at) rows.push(["Next attempt", time(inst.next_attempt_at)]);
   if (inst.last_error) rows.push(["Last error", h("span", { class: "error" }, inst.last_error)]);

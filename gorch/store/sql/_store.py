@@ -36,6 +36,7 @@ from gorch.store.sql._rows import read_time
 from gorch.store.sql._rows import timer as read_timer
 from gorch.store.sql._sqlite import SQLite
 from gorch.store.sql._tables import READ_VERSION, create_schema
+from gorch.store.sql._transaction import StepTransaction
 
 __all__ = ["PING_TIMEOUT", "SQLStore", "open_dialect"]
 
@@ -164,6 +165,17 @@ class SQLStore:
         if write.notify:
             dialect.notified()
         return version
+
+    @property
+    def transactions(self) -> bool:
+        """Whether it runs ``Step(transaction=True)``: every database but an in-memory SQLite
+        one (one connection, shared by the whole store)."""
+        return self.dialect.lock is None
+
+    def step_transaction(self) -> StepTransaction:
+        """A database transaction for a ``Step(transaction=True)``: its session's writes and
+        the step's checkpoint (:meth:`StepTransaction.commit`) commit together."""
+        return StepTransaction(self, self._write)
 
     def _write(self, write: Write, version: int, cur: Any) -> None:
         """The statements of one commit, in its transaction on ``cur`` (see
