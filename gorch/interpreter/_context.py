@@ -27,6 +27,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from gorch.errors import NoContextError, StepTimeoutError
+from gorch.interpreter._handlers import is_coroutine_function
 
 if TYPE_CHECKING:
     from gorch.interpreter._run import Run
@@ -293,12 +294,3 @@ def _timed_out(run: Run, seconds: float) -> StepTimeoutError:
         thread=at[0].id if at else "",
         statement=name,
     )
-
-
-def is_coroutine_function(fn: object) -> bool:
-    """Whether calling ``fn`` gives a coroutine (``async def``, a partial of one, an object
-    whose ``__call__`` is one)."""
-    target = getattr(fn, "func", fn)  # functools.partial
-    if not (inspect.isfunction(target) or inspect.ismethod(target)):
-        target = getattr(type(target), "__call__", None)  # noqa: B004 - a callable object
-    return inspect.iscoroutinefunction(target)

@@ -39,12 +39,23 @@ ASYNC_GENERATOR = (
 """The end of the sentence that refuses an async generator where gorch calls a function."""
 
 
-def is_async_generator(fn: object) -> bool:
-    """Whether calling ``fn`` gives an async generator instead of running it."""
+def _callee(fn: object) -> object:
+    """The function calling ``fn`` runs: itself, a partial's, or a callable object's
+    ``__call__``."""
     target = getattr(fn, "func", fn)  # functools.partial
     if not (inspect.isfunction(target) or inspect.ismethod(target)):
         target = getattr(type(target), "__call__", None)  # noqa: B004 - a callable object
-    return inspect.isasyncgenfunction(target)
+    return target
+
+
+def is_async_generator(fn: object) -> bool:
+    """Whether calling ``fn`` gives an async generator instead of running it."""
+    return inspect.isasyncgenfunction(_callee(fn))
+
+
+def is_coroutine_function(fn: object) -> bool:
+    """Whether calling ``fn`` gives a coroutine (``async def``)."""
+    return inspect.iscoroutinefunction(_callee(fn))
 
 
 class _Missing:
