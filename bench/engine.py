@@ -299,7 +299,10 @@ def truncate(url: str) -> None:
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("TRUNCATE gorch_instances, gorch_timers, gorch_history, gorch_keys")
+        conn.execute(
+            "TRUNCATE gorch_instances, gorch_timers, gorch_history, gorch_keys, gorch_changes, "
+            "gorch_watches, gorch_messages"
+        )
 
 
 # -- main --------------------------------------------------------------------------------------

@@ -13,6 +13,9 @@ Example (load, resume, save)::
     row.state, row.data = dumps(state), dumps(order)
 """
 
+from gorch.children import Child as Child
+from gorch.children import ChildResult as ChildResult
+from gorch.children import OnInstance as OnInstance
 from gorch.dsl import Break as Break
 from gorch.dsl import Case as Case
 from gorch.dsl import Continue as Continue
@@ -35,6 +38,8 @@ from gorch.engine import AsyncEngine as AsyncEngine
 from gorch.engine import AsyncWorker as AsyncWorker
 from gorch.engine import BulkFailure as BulkFailure
 from gorch.engine import BulkReport as BulkReport
+from gorch.engine import Change as Change
+from gorch.engine import ChangePage as ChangePage
 from gorch.engine import CheckProblem as CheckProblem
 from gorch.engine import CheckReport as CheckReport
 from gorch.engine import DataPlan as DataPlan
@@ -48,6 +53,7 @@ from gorch.engine import MigrationReport as MigrationReport
 from gorch.engine import Page as Page
 from gorch.engine import RunningStep as RunningStep
 from gorch.engine import RunStatus as RunStatus
+from gorch.engine import Schedule as Schedule
 from gorch.engine import ThreadWait as ThreadWait
 from gorch.engine import Worker as Worker
 from gorch.errors import AlreadyExistsError as AlreadyExistsError
@@ -75,6 +81,7 @@ from gorch.errors import StepTimeoutError as StepTimeoutError
 from gorch.errors import StoreError as StoreError
 from gorch.errors import StoreUnavailableError as StoreUnavailableError
 from gorch.errors import UnreadableInstanceError as UnreadableInstanceError
+from gorch.errors import WaitTimeout as WaitTimeout
 from gorch.errors import WorkflowFinishedError as WorkflowFinishedError
 from gorch.interpreter import GotoPlan as GotoPlan
 from gorch.interpreter import Outcome as Outcome
@@ -115,9 +122,13 @@ __all__ = [
     "CallbackNotFound",
     "CallbackRequest",
     "Case",
+    "Change",
+    "ChangePage",
     "CheckProblem",
     "CheckReport",
     "CheckpointType",
+    "Child",
+    "ChildResult",
     "ConflictError",
     "Continue",
     "DataPlan",
@@ -147,6 +158,7 @@ __all__ = [
     "NoContextError",
     "NotFoundError",
     "On",
+    "OnInstance",
     "Outcome",
     "Page",
     "RetryPolicy",
@@ -154,6 +166,7 @@ __all__ = [
     "RunStatus",
     "RunningStep",
     "S",
+    "Schedule",
     "Section",
     "SerializationError",
     "StaleCallback",
@@ -176,6 +189,7 @@ __all__ = [
     "Wait",
     "WaitEvent",
     "WaitFor",
+    "WaitTimeout",
     "Worker",
     "WorkflowFinishedError",
     "WorkflowStatus",

@@ -1,4 +1,5 @@
-"""Instances, history and waits as plain JSON data: one shape for every face (HTTP, CLI)."""
+"""Instances, history, waits and the change feed as plain JSON data: one shape for every face
+(HTTP, CLI, the console)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ from typing import Any
 import attrs
 
 from gorch import clock, serde
-from gorch.engine import Explanation, HistoryEntry, Instance, RunningStep, ThreadWait
+from gorch.engine import Change, Explanation, HistoryEntry, Instance, RunningStep, ThreadWait
 from gorch.interpreter import GotoPlan, awaited
 from gorch.store.base import TimerRecord
 
-__all__ = ["goto_plan", "history", "instance", "summary", "time", "wait", "why"]
+__all__ = ["change", "goto_plan", "history", "instance", "summary", "time", "wait", "why"]
 
 
 def time(at: datetime | None) -> str | None:
@@ -50,6 +51,9 @@ def instance(inst: Instance) -> dict[str, Any]:
     out["running"] = running(inst.running)
     out["data"] = serde.unstructure(inst.data)
     out["state"] = serde.unstructure(inst.state)
+    out["at_statements"] = list(inst.at_statements)
+    out["parent"] = inst.parent
+    out["children"] = list(inst.children)
     return out
 
 
@@ -93,6 +97,18 @@ def wait(w: ThreadWait) -> dict[str, Any]:
         "events": w.events,
         "since": time(w.since),
         "timers": [timer(t) for t in w.timers],
+    }
+
+
+def change(c: Change) -> dict[str, Any]:
+    """One entry of the change feed (``GET /changes``, the stream's ``data``)."""
+    return {
+        "seq": c.seq,
+        "at": time(c.at),
+        "instance": c.instance,
+        "workflow": c.workflow,
+        "status": c.status.value,
+        "at_statements": list(c.at_statements),
     }
 
 

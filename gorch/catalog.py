@@ -120,6 +120,8 @@ def describe(name: str, cls: type) -> WorkflowInfo:
         if getattr(wait, "_kind", None) != K_WAIT:
             continue
         for case in wait.kids:
+            if getattr(case.handler, "delivered_by_engine", False):
+                continue  # a child's end, another instance's move: the engine sends it
             info = _event(case)
             old = events.get(info.name)
             if old is not None:

@@ -40,6 +40,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailableError",
     "UnreadableInstanceError",
+    "WaitTimeout",
     "WorkflowFinishedError",
     "did_you_mean",
     "suggest",
@@ -399,6 +400,19 @@ class NoContextError(GorchError):
 class StepTimeoutError(GorchError, TimeoutError):
     """A step's attempt ran longer than its ``Step(timeout=...)``: it was abandoned and counts
     as a failed attempt; whatever it does after that is never committed."""
+
+
+class WaitTimeout(GorchError, TimeoutError):
+    """:meth:`gorch.Engine.wait` gave up: the instance did not get where it was waited for
+    within the timeout. Nothing was changed; ``status`` and ``at_statements`` say where it
+    stood last."""
+
+    def __init__(
+        self, message: str, *, status: str = "", at_statements: tuple[str, ...] = (), **kw: str
+    ) -> None:
+        super().__init__(message, **kw)
+        self.status = status
+        self.at_statements = at_statements
 
 
 class StoreError(GorchError):

@@ -17,6 +17,7 @@ __all__ = [
     "CallbackRequest",
     "CheckpointType",
     "EventStatus",
+    "RunStatus",
     "State",
     "Thread",
     "ThreadStatus",
@@ -35,6 +36,18 @@ class WorkflowStatus(StrEnum):
     RESUMING = "Resuming"  # some thread can make progress: call resume()
     WAITING = "Waiting"  # every thread is blocked on an event or a condition
     FINISHED = "Finished"  # the main thread returned; nothing more will run
+
+
+class RunStatus(StrEnum):
+    """Where an instance stands, as the engine sees it (``gorch.RunStatus``; the store keeps
+    the text)."""
+
+    RUNNING = "running"  # a worker has work to do on it (or is doing it)
+    WAITING = "waiting"  # every thread waits for an event, a timer or a condition
+    FINISHED = "finished"
+    FAILED = "failed"  # a step kept failing past its retry policy; an operator repairs it
+    PAUSED = "paused"  # no event is accepted, no timer fires, until unpaused
+    CANCELLED = "cancelled"
 
 
 class ThreadStatus(StrEnum):

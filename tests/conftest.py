@@ -38,7 +38,8 @@ def _truncate(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
             "DO $$ BEGIN IF to_regclass('gorch_instances') IS NOT NULL THEN "
-            "TRUNCATE gorch_instances, gorch_timers, gorch_history, gorch_keys; END IF; END $$"
+            "TRUNCATE gorch_instances, gorch_timers, gorch_history, gorch_keys, gorch_changes, "
+            "gorch_watches, gorch_messages, gorch_schedules; END IF; END $$"
         )
 
 

@@ -118,3 +118,14 @@ def test_bench_transactions_quick_run(capsys: pytest.CaptureFixture[str]) -> Non
     assert out.count("(ok)") == 2  # every row written exactly once, on both stores
     verdict = r"^   (?:SQLite file|PostgreSQL), .*\s\d+\.\d\dx  (?:PASS|FAIL)$"
     assert len(re.findall(verdict, out, re.MULTILINE)) == 4
+
+
+def test_bench_together_quick_run(capsys: pytest.CaptureFixture[str]) -> None:
+    """bench/together.py runs and prints every figure it promises (the per-step comparison
+    needs a base checkout: the quick run leaves it out)."""
+    from bench import together
+
+    assert together.main(["--quick"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("p50") == 2 and "statements in 2 idle seconds: 0" in out
+    assert out.count("from start to the parent's finish") == 2

@@ -105,10 +105,16 @@ SURFACE = {
         # steps that meet the world
         "AsyncEngine", "AsyncWorker", "NoContextError", "RunningStep", "StepContext",
         "StepTimeoutError", "context",
+        # workflows that work together
+        "Change", "ChangePage", "Child", "ChildResult", "OnInstance", "WaitTimeout",
+        # schedules
+        "Schedule",
     },
     "gorch.store": {
         "HistoryRecord", "InstanceRecord", "KeyRecord", "MemoryStore", "SQLStore", "StatusCount",
         "Store", "TimerRecord", "Write",
+        "ChangeRecord", "MessageRecord", "WatchRecord",
+        "ScheduleRecord",
     },
     "gorch.http": {
         "ADMIN", "Auth", "AuthError", "Caller", "MAX_BODY", "PROBLEM", "Problem", "create_app",

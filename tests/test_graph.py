@@ -34,6 +34,7 @@ from _graphs import (
     thread_end,
     unmermaid,
 )
+from _together_graphs import KITCHEN_NAMES, WORKFLOWS, Kitchen, kitchen, named
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -42,6 +43,7 @@ from examples.pizza.workflow import PizzaOrder
 from gorch import (
     Break,
     Case,
+    Child,
     Continue,
     Default,
     For,
@@ -481,3 +483,101 @@ def test_an_instance_diagram_over_http_and_the_cli_shows_its_own_timeouts(tmp_pa
         assert "after 1d12h" in out.output
     finally:
         store.close()
+
+
+# --------------------------------------------------------------------------------------------
+# The statements that work with other instances: Child and OnInstance
+
+
+def test_a_child_is_one_node_naming_its_workflow_and_an_on_instance_says_what_it_waits_for() -> (
+    None
+):
+    g = kitchen()
+    assert set(g.by_name) == KITCHEN_NAMES
+    deliver = named(g, "deliver")
+    assert deliver.kind == "child" and deliver.workflow == "delivery"
+    assert deliver.lines == ("child: deliver → delivery", "done(ChildResult)")
+    assert g.by_name["deliver ended"] == deliver.id  # history's name for the child's end
+    trip = named(g, "return trip")
+    assert (trip.kind, trip.thread, trip.lines) == (
+        "child", "courier", ("child: return trip → delivery",),  # no handler: one line
+    )  # fmt: skip
+    assert trip.parent == g.by_name["courier"]
+    assert named(g, "other ended").lines == (
+        "on other ended", "(when it ends)", "moved(ChildResult)",
+    )  # fmt: skip
+    assert named(g, "other cooks").lines == (
+        "on other cooks", "(when o-7 is at statement for a cook)", "moved(ChildResult)",
+    )  # fmt: skip
+    assert named(g, "other stuck").lines == (
+        "on other stuck", "(when it has status failed or paused)",
+    )  # fmt: skip
+    wait = g.by_name["for the others"]
+    cases = [g.nodes[e.dst] for e in out(g, wait)]
+    assert [n.kind for n in cases] == ["on-instance"] * 3 + ["timeout"]
+    assert all(n.parent == wait for n in cases)
+    # a Child is a plain statement: control goes in, and on to the next one
+    assert [(e.src, e.kind) for e in into(g, deliver.id)] == [(g.by_name["courier"], "flow")]
+    assert [g.nodes[e.dst].name for e in out(g, deliver.id)] == ["for the others"]
+    assert [g.nodes[e.dst].kind for e in out(g, trip.id)] == ["thread-end"]
+    assert reachable(g) == set(g.nodes)
+
+
+def test_the_kitchen_keeps_the_invariants_of_every_graph() -> None:
+    """``check_invariants``, but for its one rule a Child changes: a name in ``by_name``
+    leads to the node of that name, and a Child's end event to the Child's node."""
+    g = kitchen()
+    ended = {name: g.by_name.pop(name) for name in ("deliver ended", "return trip ended")}
+    check_invariants(g)
+    assert {name: g.nodes[nid].name for name, nid in ended.items()} == {
+        "deliver ended": "deliver", "return trip ended": "return trip",
+    }  # fmt: skip
+
+
+def test_a_child_links_to_its_workflows_diagram_as_build_is_told() -> None:
+    g = kitchen()
+    assert {n.link for n in g.nodes.values() if n.kind == "child"} == {
+        "../../workflows/delivery/diagram"
+    }
+    assert {n.link for n in g.nodes.values() if n.kind != "child"} == {""}
+    assert gorch.graph.CHILD_LINK == "../../workflows/{workflow}/diagram"
+    own = build("kitchen", Kitchen, child_link="{workflow}.svg")
+    assert own.nodes[own.by_name["deliver"]].link == "delivery.svg"
+    for none in (None, ""):
+        bare = build("kitchen", Kitchen, child_link=none)
+        assert {n.link for n in bare.nodes.values()} == {""}
+        assert "click" not in mermaid(bare) and "href" not in dot(bare) + draw_svg(bare)
+
+    @dataclass
+    class Odd:
+        def definition(self) -> Any:
+            return S(Child("ship", 'a "b"/c #1', lambda: None))
+
+    odd = build("odd", Odd)
+    assert odd.nodes[odd.by_name["ship"]].link == "../../workflows/a%20%22b%22%2Fc%20%231/diagram"
+    assert odd.nodes[odd.by_name["ship"]].workflow == 'a "b"/c #1'
+
+
+def test_the_child_link_leads_to_the_childs_diagram_over_http() -> None:
+    """The default link, relative to the diagram routes of the API, is the child workflow's
+    diagram from either route."""
+    from urllib.parse import urljoin
+
+    import httpx
+
+    from gorch.http import create_app
+    from gorch.store.memory import MemoryStore
+    from gorch.testing.http import LiveServer
+
+    engine = Engine(MemoryStore(), WORKFLOWS)
+    engine.start("kitchen", Kitchen(), "k-1")
+    with LiveServer(create_app(engine)) as url, httpx.Client(base_url=url) as client:
+        for path in ("/workflows/kitchen/diagram", "/instances/k-1/diagram"):
+            drawn = client.get(path)
+            assert drawn.status_code == 200
+            (href,) = set(re.findall(r'<a href="([^"]+)">', drawn.text))
+            child = client.get(urljoin(f"{url}{path}", href))
+            assert child.status_code == 200, (path, href)
+            assert 'aria-label="diagram of workflow delivery"' in child.text
+            mermaid_text = client.get(path, params={"format": "mermaid"}).text
+            assert f'href "{href}"' in mermaid_text

@@ -10,6 +10,8 @@ from typing import Any, ClassVar
 
 import pytest
 from _graphs import Every, classes, confirmed_order, edge, marks_of, parse_svg, svg_nodes
+from _together_graphs import WORKFLOWS as TOGETHER
+from _together_graphs import Delivery, Kitchen, drain, kitchen
 
 from examples.pizza.workflow import PizzaOrder
 from gorch import On, S, Step, Wait
@@ -172,3 +174,50 @@ def test_position_ignores_statements_the_code_no_longer_has(pizza: Graph) -> Non
     marks = marks_of(engine, id, g)
     assert dict(marks.current) == {}
     assert marks.done == {g.start} and marks.failed == frozenset()
+
+
+# -- threads waiting at a Child ----------------------------------------------------------------
+
+
+def test_a_thread_waiting_at_a_child_stands_on_the_childs_node() -> None:
+    g = kitchen()
+    engine = Engine(MemoryStore(), TOGETHER)
+    engine.start("kitchen", Kitchen(), "k-1")
+    deliver, trip = g.by_name["deliver"], g.by_name["return trip"]
+    marks = marks_of(engine, "k-1", g)
+    assert dict(marks.current) == {deliver: ("_main_",), trip: ("courier",)}
+    assert deliver not in marks.done and trip not in marks.done
+    assert {g.by_name["courier"], g.start} <= marks.done
+    # every renderer shows it
+    nodes = svg_nodes(parse_svg(draw_svg(g, marks)))
+    assert "current" in classes(nodes[deliver]) and "current" in classes(nodes[trip])
+    (current,) = [x.split()[1] for x in mermaid(g, marks).splitlines() if x.endswith(" current")]
+    assert set(current.split(",")) == {deliver, trip}
+    assert "▶ _main_" in dot(g, marks) and "▶ courier" in dot(g, marks)
+
+
+def test_a_child_that_ended_is_done_and_the_thread_goes_on() -> None:
+    g = kitchen()
+    engine = Engine(MemoryStore(), TOGETHER)
+    engine.start("kitchen", Kitchen(), "k-1")
+    drain(engine)  # both deliveries run and end; the kitchen waits for the others
+    assert engine.get("k-1").at_statements == ("for the others",)
+    marks = marks_of(engine, "k-1", g)
+    assert dict(marks.current) == {g.by_name["for the others"]: ("_main_",)}
+    thread_end = next(n.id for n in g.nodes.values() if n.kind == "thread-end")
+    assert {g.by_name["deliver"], g.by_name["return trip"], thread_end} <= marks.done
+    assert not {g.by_name[n] for n in ("other ended", "other cooks", "other stuck")} & marks.done
+    assert marks.edge_done(edge(g, g.by_name["deliver"], g.by_name["for the others"]))
+
+
+def test_an_on_instance_that_fired_is_done() -> None:
+    g = kitchen()
+    engine = Engine(MemoryStore(), TOGETHER)
+    engine.start("delivery", Delivery(), "o-2")  # the other instance the kitchen watches
+    engine.start("kitchen", Kitchen(), "k-1")
+    drain(engine)  # o-2 finishes: "other ended" fires, the kitchen finishes
+    assert engine.get("k-1").status is RunStatus.FINISHED
+    marks = marks_of(engine, "k-1", g)
+    assert dict(marks.current) == {g.end: ()}
+    assert {g.by_name["other ended"], g.by_name["finish"], g.by_name["deliver"]} <= marks.done
+    assert g.by_name["other cooks"] not in marks.done

@@ -13,6 +13,7 @@ from _graphs import (
     SVG_NS,
     TEXT,
     Every,
+    G,
     Odd,
     check_golden,
     classes,
@@ -21,6 +22,7 @@ from _graphs import (
     parse_svg,
     svg_nodes,
 )
+from _together_graphs import kitchen
 
 from examples.pizza.workflow import PizzaOrder
 from gorch import S, Step
@@ -108,3 +110,52 @@ def test_svg_of_a_name_with_a_control_character_is_still_xml() -> None:
             return S(Step("ring\x07", print))
 
     parse_svg(draw_svg(build("bell", Bell)))
+
+
+# -- a Child and an OnInstance ----------------------------------------------------------------
+
+A = f"{{{SVG_NS}}}a"
+
+
+def test_golden_svg_of_the_kinds_that_work_with_other_instances() -> None:
+    check_golden("kitchen.svg", draw_svg(kitchen()))
+
+
+def test_svg_child_node_is_a_link_to_its_workflows_diagram() -> None:
+    g = kitchen()
+    root = parse_svg(draw_svg(g))
+    nodes = svg_nodes(root)
+    assert set(nodes) == set(g.nodes)
+    links = sorted((a.get("href"), [el.get("id") for el in a.iter(G)]) for a in root.iter(A))
+    assert links == [
+        ("../../workflows/delivery/diagram", [f"gorch-{g.by_name[name]}"])
+        for name in ("return trip", "deliver")  # n4 (in the Go thread), then n5
+    ]
+    deliver = nodes[g.by_name["deliver"]]
+    assert classes(deliver) == {"node", "child"}
+    assert deliver.get("data-name") == "deliver" and deliver.get("data-workflow") == "delivery"
+    assert [t.text for t in deliver.iter(TEXT)] == [
+        "child: deliver → delivery",
+        "done(ChildResult)",
+    ]
+    title = deliver.find(f"{{{SVG_NS}}}title")
+    assert title is not None and title.text == "child deliver → workflow delivery"
+    assert len(deliver.findall(f"{{{SVG_NS}}}rect")) == 2  # a box in a box
+    stuck = nodes[g.by_name["other stuck"]]
+    assert classes(stuck) == {"node", "on-instance"} and stuck.get("data-workflow") is None
+    (shape,) = stuck.findall(f"{{{SVG_NS}}}polygon")
+    assert len(shape.get("points", "").split()) == 6  # a flag notched on the left
+    assert [t.text for t in stuck.iter(TEXT)] == [
+        "on other stuck", "(when it has status failed or paused)",
+    ]  # fmt: skip
+
+
+def test_svg_styles_the_new_kinds_only_where_they_are_drawn(every: Graph) -> None:
+    style = parse_svg(draw_svg(kitchen())).find(f"{{{SVG_NS}}}style")
+    assert style is not None and style.text is not None
+    sheet = style.text
+    assert ".node.child >" in sheet and ".node.on-instance >" in sheet
+    assert sheet.index(".node.on-instance") < sheet.index(".node.done")  # the marks win
+    for plain in (every, build("pizza", PizzaOrder)):
+        text = draw_svg(plain)
+        assert ".node.child" not in text and ".node.on-instance" not in text and "<a " not in text

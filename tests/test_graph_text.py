@@ -23,10 +23,11 @@ from _graphs import (
     undot,
     unmermaid,
 )
+from _together_graphs import kitchen
 
 import gorch.graph
 from examples.pizza.workflow import PizzaOrder
-from gorch import S, Step
+from gorch import Child, S, Step
 from gorch.graph import Graph, build, dot, mermaid, render
 from gorch.graph import svg as draw_svg
 
@@ -159,3 +160,62 @@ def test_a_name_with_a_newline_stays_on_one_line_of_mermaid_and_dot() -> None:
     assert '    n2["two\\nlines"]' in text.splitlines()
     assert 'n2 [label="two\\\\nlines", shape=box' in gorch.graph.dot(g)
     assert g.by_name["two\nlines"] == "n2"  # the name itself is kept as written
+
+
+# --------------------------------------------------------------------------------------------
+# A Child and an OnInstance
+
+
+@pytest.mark.parametrize("fmt, suffix", [("mermaid", "mmd"), ("dot", "dot")])
+def test_golden_diagrams_of_the_kinds_that_work_with_other_instances(fmt: str, suffix: str) -> None:
+    check_golden(f"kitchen.{suffix}", render(kitchen(), fmt))
+
+
+def test_mermaid_draws_a_child_rounded_an_on_instance_slanted_and_links_the_child() -> None:
+    g = kitchen()
+    lines = mermaid(g).splitlines()
+    deliver, trip = g.by_name["deliver"], g.by_name["return trip"]
+    assert f'    {deliver}("child: deliver → delivery<br/>done(ChildResult)")' in lines
+    assert f'        {trip}("child: return trip → delivery")' in lines  # in its thread's group
+    stuck = g.by_name["other stuck"]
+    assert f'    {stuck}[\\"on other stuck<br/>(when it has status failed or paused)"\\]' in lines
+    clicks = [x for x in lines if x.lstrip().startswith("click ")]
+    assert clicks == [
+        f'    click {nid} href "../../workflows/delivery/diagram" "diagram of workflow delivery"'
+        for nid in sorted((deliver, trip), key=lambda i: int(i[1:]))
+    ]
+    assert lines.index(clicks[0]) > max(i for i, x in enumerate(lines) if "-->" in x)
+
+
+def test_dot_draws_a_child_as_a_box3d_with_a_link_and_an_on_instance_as_an_arrow() -> None:
+    g = kitchen()
+    text = dot(g)
+    assert (
+        f'    {g.by_name["deliver"]} [label="child: deliver → delivery\\ndone(ChildResult)", '
+        'shape=box3d, href="../../workflows/delivery/diagram", '
+        'tooltip="diagram of workflow delivery"];'
+    ) in text.splitlines()
+    assert f'{g.by_name["other ended"]} [label="on other ended\\n(when it ends)' in text
+    assert text.count("shape=rarrow") == 3 and text.count("shape=box3d") == 2
+
+
+def test_a_child_of_an_oddly_named_workflow_is_escaped_in_mermaid_and_dot() -> None:
+    @dataclass
+    class Oddity:
+        def definition(self) -> Any:
+            return S(Child("ship", ODD, lambda: None))
+
+    g = build("oddity", Oddity)
+    mm = mermaid(g)
+    (line,) = [x for x in mm.splitlines() if re.match(r"\s*n2\(", x)]
+    assert unmermaid(re.fullmatch(r'\s*n2\("(.*)"\)', line)[1]) == [f"child: ship → {ODD}"]  # type: ignore[index]
+    (click,) = [x for x in mm.splitlines() if "click" in x]
+    href, tip = re.fullmatch(r'    click n2 href "([^"]*)" "([^"]*)"', click).groups()  # type: ignore[union-attr]
+    assert (
+        href
+        == "../../workflows/say%20%22hi%22%20%3Cb%3E%231%3C%2Fb%3E%20%26%20C%3A%5Ctemp%5C/diagram"
+    )
+    assert tip == "diagram of workflow say 'hi' <b>#1</b> & C:\\temp\\"
+    dt = dot(g)
+    assert f"tooltip={dot_quote('diagram of workflow ' + ODD)}" in dt
+    assert f"label={dot_quote(f'child: ship → {ODD}')}" in dt

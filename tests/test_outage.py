@@ -59,7 +59,8 @@ def pg(server: TempPostgres) -> TempPostgres:
     with psycopg.connect(server.url, autocommit=True) as conn:
         conn.execute(
             "DO $$ BEGIN IF to_regclass('gorch_instances') IS NOT NULL THEN "
-            "TRUNCATE gorch_instances, gorch_timers, gorch_history, gorch_keys; END IF; END $$"
+            "TRUNCATE gorch_instances, gorch_timers, gorch_history, gorch_keys, gorch_changes, "
+            "gorch_watches, gorch_messages, gorch_schedules; END IF; END $$"
         )
     return server
 
@@ -547,3 +548,39 @@ def test_a_restart_during_a_transactional_step_writes_its_row_exactly_once(
     assert len(got) == 1
     assert [h.kind for h in engine.history("r-1")].count("step") == 1
     store.close()
+
+
+# -- workflows that work together --------------------------------------------------------------
+
+
+def test_a_wait_and_a_childs_end_outlive_a_restart(pg: TempPostgres) -> None:
+    from _child_workflows import WORKFLOWS as TOGETHER
+    from _child_workflows import Delivery, Shop
+
+    engine = Engine(SQLStore(pg.url), TOGETHER, lease=1.0)
+    engine.start("delivery", Delivery(hold=True), id="parked")
+    got: list[Any] = []
+    waiter = threading.Thread(
+        target=lambda: got.append(engine.wait("parked", until=RunStatus.CANCELLED, timeout=60))
+    )
+    waiter.start()
+    with worker_thread(Engine(SQLStore(pg.url), TOGETHER, lease=1.0), poll=0.2):
+        engine.start("shop", Shop(), id="shop", defer=True)
+        pg.restart()  # while the waiter waits and the worker runs the parent and its child
+        wait_for(lambda: _status(engine, "shop") is RunStatus.FINISHED, 30, "the parent")
+        began = time.monotonic()
+        engine.cancel("parked", actor="ops", reason="test")
+        waiter.join(30)
+    assert got and got[0].status is RunStatus.CANCELLED
+    assert time.monotonic() - began < 5, "woken on its new LISTEN connection"
+    inst = engine.get("shop")
+    assert inst.children == ["shop.deliver.1"] and len(inst.data.ends) == 1
+    assert [h.kind for h in engine.history("shop")].count("child") == 1
+    engine.store.close()
+
+
+def _status(engine: Engine, id: str) -> RunStatus | None:
+    try:
+        return engine.get(id).status
+    except StoreUnavailableError:
+        return None

@@ -30,6 +30,7 @@ from gorch.store import (
     InstanceRecord,
     KeyRecord,
     MemoryStore,
+    ScheduleRecord,
     StatusCount,
     Store,
     TimerRecord,
@@ -1600,6 +1601,11 @@ def test_a_version_1_database_is_upgraded_and_keeps_its_rows(
     sqlite_time = [t.replace(tzinfo=None).isoformat(" ", "microseconds") for t in (at(0), at(1))]
     when = sqlite_time if p == "?" else [at(0), at(1)]
     with _raw(url) as conn:  # make it the database a gorch of schema 1 left behind
+        conn.execute("DROP INDEX ix_gorch_instances_parent")
+        conn.execute("ALTER TABLE gorch_instances DROP COLUMN at_statements")
+        conn.execute("ALTER TABLE gorch_instances DROP COLUMN parent_id")
+        for table in ("gorch_changes", "gorch_watches", "gorch_messages", "gorch_schedules"):
+            conn.execute(f"DROP TABLE {table}")
         conn.execute("DROP TABLE gorch_history")
         conn.execute(HISTORY_V1[store_kind])
         conn.execute(
@@ -1611,7 +1617,7 @@ def test_a_version_1_database_is_upgraded_and_keeps_its_rows(
         conn.execute("UPDATE gorch_meta SET value = '1' WHERE key = 'schema_version'")
     s = _sql_store(url)
     try:
-        assert s.schema_version() == SCHEMA_VERSION == 2
+        assert s.schema_version() == SCHEMA_VERSION == 3
         assert s.get("a") == attrs.evolve(inst("a"), version=1)
         assert s.timers("a") == [timer("a", at(5))]
         old = s.history("a")
@@ -2043,3 +2049,102 @@ def test_an_erase_at_a_stale_version_writes_nothing(store: Store) -> None:
                     scrubbed, [attrs.evolve(k, output="0") for k in keys])  # fmt: skip
     assert store.history("e") == history and store.keys("e") == keys
     assert store.get("e").version == v  # type: ignore[union-attr]
+
+
+# -- schedules ---------------------------------------------------------------------------------
+
+
+def sched(name: str, *, next_at: datetime | None = None, **kw: Any) -> ScheduleRecord:
+    fields: dict[str, Any] = {
+        "workflow": "wf", "cron": "0 2 * * *", "timezone": "UTC", "data": None,
+        "catchup": False, "paused": False, "next_at": next_at or at(60), "last_tick": None,
+        "created_at": at(), "updated_at": at(),
+    }  # fmt: skip
+    fields.update(kw)
+    return ScheduleRecord(name=name, **fields)
+
+
+def test_a_schedule_is_written_and_read_back_as_it_was(store: Store) -> None:
+    row = sched("nightly", data='{"n": 1, "tags": ["a"]}', catchup=True, timezone="Europe/Berlin",
+                last_tick=at(-3600), created_at=at(-7200))  # fmt: skip
+    assert store.put_schedule(row, None) == 1
+    got = store.get_schedule("nightly")
+    assert got is not None and got.version == 1
+    assert attrs.evolve(got, data=None) == attrs.evolve(row, data=None, version=1)
+    assert json.loads(got.data or "") == {"n": 1, "tags": ["a"]}
+    assert all(is_utc(t) for t in (got.next_at, got.last_tick, got.created_at, got.updated_at))
+    assert store.put_schedule(sched("plain"), None) == 1
+    plain = store.get_schedule("plain")
+    assert plain is not None and plain.data is None and plain.last_tick is None
+    assert (plain.catchup, plain.paused) == (False, False)
+    assert store.get_schedule("nobody") is None
+
+
+def test_a_schedule_name_is_inserted_once(store: Store) -> None:
+    store.put_schedule(sched("s", cron="* * * * *"), None)
+    with pytest.raises(AlreadyExistsError, match="'s'"):
+        store.put_schedule(sched("s", cron="0 0 * * *"), None)
+    assert store.get_schedule("s").cron == "* * * * *"  # type: ignore[union-attr]
+
+
+def test_a_schedule_is_replaced_only_at_the_version_read(store: Store) -> None:
+    store.put_schedule(sched("s"), None)
+    assert store.put_schedule(sched("s", paused=True, next_at=at(120)), 1) == 2
+    got = store.get_schedule("s")
+    assert got is not None and (got.version, got.paused, got.next_at) == (2, True, at(120))
+    with pytest.raises(ConflictError, match="expected version 1"):
+        store.put_schedule(sched("s", cron="1 1 * * *"), 1)
+    assert store.get_schedule("s") == got  # nothing written
+    with pytest.raises(ConflictError):
+        store.put_schedule(sched("gone"), 1)
+    assert store.get_schedule("gone") is None
+
+
+def test_schedules_are_listed_by_name_and_deleted(store: Store) -> None:
+    for name in ["b", "c", "a"]:
+        store.put_schedule(sched(name), None)
+    assert [s.name for s in store.list_schedules()] == ["a", "b", "c"]
+    assert store.delete_schedule("b") is True
+    assert store.delete_schedule("b") is False
+    assert [s.name for s in store.list_schedules()] == ["a", "c"]
+    assert store.get_schedule("b") is None
+
+
+def test_due_schedules_are_the_unpaused_ones_due_by_now_soonest_first(store: Store) -> None:
+    store.put_schedule(sched("later", next_at=at(10)), None)
+    store.put_schedule(sched("now", next_at=at(0)), None)
+    store.put_schedule(sched("b-early", next_at=at(-5)), None)
+    store.put_schedule(sched("a-early", next_at=at(-5), workflow="other"), None)
+    store.put_schedule(sched("paused", next_at=at(-100), paused=True), None)
+    names = [s.name for s in store.due_schedules(at(), 10)]
+    assert names == ["a-early", "b-early", "now"]  # next_at <= now; ties by name
+    assert [s.name for s in store.due_schedules(at(), 2)] == ["a-early", "b-early"]
+    assert [s.name for s in store.due_schedules(at(), 10, ["wf"])] == ["b-early", "now"]
+    assert [s.name for s in store.due_schedules(at(), 10, ["other", "x"])] == ["a-early"]
+    assert store.due_schedules(at(), 10, []) == []
+    assert store.due_schedules(at(), 0) == []
+    assert [s.name for s in store.due_schedules(at(10), 10)][-1] == "later"
+    due = store.due_schedules(at(), 10)[0]
+    assert due == store.get_schedule("a-early")  # the whole row, with its version
+
+
+def test_of_two_writers_at_one_schedule_version_only_one_wins(store: Store) -> None:
+    store.put_schedule(sched("race"), None)
+    won: list[int] = []
+    lost: list[Exception] = []
+    barrier = threading.Barrier(4)
+
+    def advance(n: int) -> None:
+        barrier.wait()
+        try:
+            won.append(store.put_schedule(sched("race", next_at=at(1000 + n)), 1))
+        except ConflictError as exc:
+            lost.append(exc)
+
+    threads = [threading.Thread(target=advance, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert won == [2] and len(lost) == 3
+    assert store.get_schedule("race").version == 2  # type: ignore[union-attr]

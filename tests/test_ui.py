@@ -15,6 +15,7 @@ import os
 import shutil
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwrig
 
 from examples.pizza import WORKFLOWS
 from examples.pizza.workflow import PizzaOrder
-from gorch import Go, On, RetryPolicy, S, Step, Wait, context
+from gorch import Child, Go, On, RetryPolicy, S, Step, Wait, context
 from gorch.engine import Engine, RunStatus
 from gorch.http import Auth, create_app
 from gorch.store.sql import SQLStore
@@ -705,3 +706,117 @@ def test_a_running_step_shows_its_attempt_and_heartbeat(
         expect(running).to_contain_text('{"rows":', timeout=15000)
     finally:
         CRUNCHING.set()
+
+
+@dataclass
+class Courier:
+    """A child that waits to be released, then drives."""
+
+    driven: bool = False
+
+    def definition(self) -> Any:
+        return S(Wait("parked", On("release", None)), Step("drive", self.drive))
+
+    def drive(self) -> None:
+        self.driven = True
+
+
+@dataclass
+class Dispatch:
+    """A parent: it starts a Courier and finishes once it has ended."""
+
+    def definition(self) -> Any:
+        return S(Child("deliver", "courier", Courier))
+
+
+def test_a_change_shows_within_a_second_without_polling_and_family_links(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """The console follows the change feed: idle, it makes no request at all (no poll); an
+    event sent elsewhere shows within a second. A child links to its parent, and back."""
+    store = SQLStore(f"sqlite:///{tmp_path / 'live.db'}")
+    engine = Engine(store, {"dispatch": Dispatch, "courier": Courier})
+    engine.start("dispatch", Dispatch(), "ui-dispatch")
+    (child,) = engine.get("ui-dispatch").children
+    app = create_app(engine, auth=Auth(TOKENS), worker=True, title=TITLE)
+    with LiveServer(app) as url:
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        requests: list[str] = []
+        page.on("request", lambda r: requests.append(r.url))
+        try:
+            page.goto(f"{url}/ui/#/i/{child}")
+            use_token(page, "cook-t")
+            badge = page.locator(".title-row .badge")
+            expect(badge).to_have_text("waiting")
+            summary = page.locator("dl.summary")
+            expect(summary.get_by_role("link", name="ui-dispatch")).to_be_visible()
+            expect(page.locator("html")).to_have_attribute("data-feed", "open")
+            assert sum("/changes/stream" in r for r in requests) >= 1
+            page.wait_for_timeout(1000)  # the refreshes of the token and the stream settle
+            idle_from = len(requests)
+            page.wait_for_timeout(3000)
+            assert requests[idle_from:] == [], "the console polled while nothing changed"
+
+            page.evaluate(
+                """() => { const badge = document.querySelector('.title-row .badge');
+                    window.changedAt = new Promise(done => new MutationObserver(() => {
+                        if (badge.textContent === 'finished') done(performance.now());
+                    }).observe(badge, {childList: true, characterData: true, subtree: true})); }"""
+            )
+            sent_at = page.evaluate("performance.now()")
+            began = time.monotonic()
+            engine.send(child, "release")
+            expect(badge).to_have_text("finished", timeout=1000)
+            assert time.monotonic() - began < 1.0
+            took = page.evaluate("window.changedAt") - sent_at
+            assert took < 1000, took
+            print(f"the console showed the change {took:.0f} ms after the send began")
+
+            summary.get_by_role("link", name="ui-dispatch").click()
+            expect(page.get_by_role("heading", name="ui-dispatch")).to_be_visible()
+            expect(page.locator("dl.summary").get_by_role("link", name=child)).to_be_visible()
+            expect(badge).to_have_text("finished")  # the app's worker gave it the child's end
+        finally:
+            context.close()
+    store.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+    outside = [r for r in requests if not r.startswith(url) and not r.startswith("data:")]
+    assert not outside, outside
+
+
+def test_schedules_are_listed_paused_resumed_and_deleted(
+    page: Page, url: str, engine: Engine
+) -> None:
+    """The Schedules view lists each schedule; an admin pauses, resumes and (after a
+    confirmation) deletes one, and the list follows."""
+    engine.schedule("nightly", "pizza", "0 2 * * *")
+    page.goto(f"{url}/ui/")
+    use_token(page, "admin-t")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Schedules").click()
+    expect(page.get_by_role("heading", name="Schedules", level=1)).to_be_visible()
+    settled(page)
+    row = page.get_by_role("row").filter(has=page.get_by_role("rowheader", name="nightly"))
+    expect(row).to_contain_text("pizza")
+    expect(row).to_contain_text("0 2 * * *")
+    expect(row).to_contain_text("UTC")
+
+    row.get_by_role("button", name="Pause nightly").click()
+    expect(row.get_by_role("button", name="Resume nightly")).to_be_visible()
+    expect(row.locator(".badge.paused")).to_have_text("paused")
+    assert engine.schedules()[0].paused is True
+
+    row.get_by_role("button", name="Resume nightly").click()
+    expect(row.get_by_role("button", name="Pause nightly")).to_be_visible()
+    assert engine.schedules()[0].paused is False
+
+    row.get_by_role("button", name="Delete nightly").click()
+    dialog = page.locator("dialog#confirm")
+    expect(dialog).to_contain_text("Delete the schedule nightly?")
+    dialog.get_by_role("button", name="delete", exact=True).click()
+    expect(page.locator("#flash")).to_have_text("nightly: deleted.")
+    expect(row).to_have_count(0)
+    expect(page.locator("table.schedules")).to_contain_text("No schedules.")
+    assert engine.schedules() == []

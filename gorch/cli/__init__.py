@@ -27,6 +27,9 @@ The package, by concern (a new command goes in the module of its concern, added 
 - ``_deploying``: ``check``, ``migrate``.
 - ``_data``: ``data`` (show, ``--set``, ``--patch``).
 - ``_erasing``: ``delete-data``.
+- ``_schedules``: ``schedule``, ``schedules``, ``schedule-pause``, ``schedule-resume``,
+  ``unschedule``.
+- ``_together``: ``wait``, ``changes``.
 """
 
 from __future__ import annotations
@@ -62,10 +65,15 @@ from gorch.cli._output import Fail as Fail
 from gorch.cli._output import Usage as Usage
 from gorch.cli._output import emit_json as emit_json
 from gorch.cli._output import read_json as read_json
+from gorch.cli._schedules import schedule as schedule
+from gorch.cli._schedules import schedules as schedules
+from gorch.cli._schedules import unschedule as unschedule
 from gorch.cli._serving import LOG_FORMAT as LOG_FORMAT
 from gorch.cli._serving import log_config as log_config
 from gorch.cli._serving import serve as serve
 from gorch.cli._serving import worker as worker
+from gorch.cli._together import changes as changes
+from gorch.cli._together import wait as wait
 from gorch.cli._why import why as why
 
 __all__ = ["cli", "main"]

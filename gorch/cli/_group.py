@@ -1,10 +1,11 @@
 """The ``gorch`` group: its options, the :class:`Context` they set up, and what every command
 shares of it.
 
-The command modules (``_serving``, ``_instances``, ``_operators``, ``_definitions``) each add
-their commands to :data:`cli`; the package ``__init__`` imports them all, so that a command
-exists once its concern's module is imported. The engine is built only when a command first
-asks for it: ``gorch --help`` and a usage mistake need no store.
+The command modules (``_serving``, ``_instances``, ``_operators``, ``_definitions``,
+``_schedules``, ``_together``, ...) each add their commands to :data:`cli`; the package
+``__init__`` imports them all, so that a command exists once its concern's module is imported.
+The engine is built only when a command first asks for it: ``gorch --help`` and a usage
+mistake need no store.
 """
 
 from __future__ import annotations

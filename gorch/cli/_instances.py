@@ -35,7 +35,7 @@ from gorch.errors import GorchError, suggest
 from gorch.limits import MAX_PAGE
 from gorch.store.base import TimerRecord
 
-__all__ = ["history", "init", "list_", "send", "show", "start"]
+__all__ = ["history", "init", "list_", "print_instance", "send", "show", "start"]
 
 LIVE = (RunStatus.RUNNING, RunStatus.WAITING, RunStatus.PAUSED)
 """The statuses in which an instance waits for something."""
@@ -136,12 +136,20 @@ def send(
 @json_option
 @pass_ctx
 def show(c: Context, id: str, data: bool, as_json: bool) -> None:
-    """Show instance ID: status, where every thread waits and since when, timers, data."""
-    inst = c.instance(id)
+    """Show instance ID: status, where every thread waits and since when, its parent and
+    children, timers, data."""
+    print_instance(c, c.instance(id), data, as_json)
+
+
+def print_instance(c: Context, inst: Instance, data: bool = True, as_json: bool = False) -> None:
+    """An instance as ``gorch show`` prints it (``gorch wait`` too, once it got there)."""
     waits = c.engine.waits(inst)
     if as_json:
         out = views.instance(inst)
         out["waits"] = [views.wait(w) for w in waits]
+        out.setdefault("at_statements", list(inst.at_statements))
+        out.setdefault("parent", inst.parent)
+        out.setdefault("children", list(inst.children))
         emit_json(out)
         return
     c.out.print(
@@ -149,6 +157,7 @@ def show(c: Context, id: str, data: bool, as_json: bool) -> None:
         f"version {inst.version}, created {ago(inst.created_at)}, "
         f"updated {ago(inst.updated_at)}"
     )
+    _print_family(c, inst)
     if inst.running:
         c.out.print(_running(inst.running))
     if inst.last_error:
@@ -159,9 +168,32 @@ def show(c: Context, id: str, data: bool, as_json: bool) -> None:
         c.out.print(_threads_table(waits))
     if inst.timers:
         c.out.print(_timers_table(inst.timers))
+    if inst.at_statements:  # what `gorch wait --at` and the change feed go by
+        c.out.print(f"waits at {escape(', '.join(map(repr, inst.at_statements)))}")
     _print_operators(c, inst.id)
     if data:
         c.out.print_json(orjson.dumps(serde.unstructure(inst.data)).decode())
+
+
+def _print_family(c: Context, inst: Instance, most: int = 10) -> None:
+    """The instance whose ``Child`` started it, and the ones its ``Child`` statements started
+    (each with its workflow and status; past ``most``, how to list them all)."""
+    if inst.parent:
+        c.out.print(f"parent [bold]{escape(inst.parent)}[/]")
+    if not inst.children:
+        return
+    kids = {k.id: k for k in c.engine.list(parent=inst.id, limit=MAX_PAGE)}
+    shown = []
+    for kid in inst.children[:most]:
+        k = kids.get(kid)
+        what = f" ({escape(k.workflow)}, {status_markup(k.status)})" if k else ""
+        shown.append(f"[bold]{escape(kid)}[/]{what}")
+    c.out.print(f"children {', '.join(shown)}")
+    if len(inst.children) > most:
+        more = ["list", "--parent", inst.id]
+        c.out.print(
+            f"  and {len(inst.children) - most} more: gorch {shlex.join(more)}", markup=False
+        )
 
 
 def _print_operators(c: Context, id: str, most: int = 3) -> None:
@@ -208,6 +240,7 @@ def _timers_table(timers: list[TimerRecord]) -> Table:
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, MAX_PAGE))
 @click.option("--cursor", help="Continue after this cursor (printed below a full page).")
 @click.option("--search", "-q", help="Only instances whose id contains this text.")
+@click.option("--parent", metavar="ID", help="Only the children a Child of instance ID started.")
 @json_option
 @pass_ctx
 def list_(
@@ -217,18 +250,22 @@ def list_(
     limit: int,
     cursor: str | None,
     search: str | None,
+    parent: str | None,
     as_json: bool,
 ) -> None:
     """List instances, newest first."""
     try:
         page = c.engine.list(
-            workflow=workflow, status=status or None, limit=limit, cursor=cursor, search=search
-        )
+            workflow=workflow, status=status or None, limit=limit, cursor=cursor, search=search,
+            parent=parent,
+        )  # fmt: skip
     except GorchError as exc:
         explain(exc)
     if as_json:
         emit_json({"items": [views.summary(i) for i in page.items], "next": page.next})
         return
+    if parent and not page.items:
+        c.instance(parent)  # an unknown parent is refused, with the closest ids
     if workflow and workflow not in c.engine.workflows and not page.items:
         close = suggest(workflow, c.engine.workflows, n=1)
         if close:
@@ -236,16 +273,19 @@ def list_(
             return
     c.out.print(_instance_table(page))
     if page.next:
-        again = [*_list_options(workflow, status, search), "--limit", str(limit)]
+        again = [*_list_options(workflow, status, search, parent), "--limit", str(limit)]
         again += ["--cursor", page.next]
         c.out.print(f"more: gorch list {shlex.join(again)}", markup=False)
 
 
-def _list_options(workflow: str | None, status: tuple[str, ...], search: str | None) -> list[str]:
+def _list_options(
+    workflow: str | None, status: tuple[str, ...], search: str | None, parent: str | None
+) -> list[str]:
     """The filters of a ``gorch list``, as its options: the next page keeps them."""
     return [*(["--workflow", workflow] if workflow else []),
             *(a for st in status for a in ("--status", st)),
-            *(["--search", search] if search else [])]  # fmt: skip
+            *(["--search", search] if search else []),
+            *(["--parent", parent] if parent else [])]  # fmt: skip
 
 
 def _instance_table(page: Page[Instance]) -> Table:

@@ -25,6 +25,10 @@ if TYPE_CHECKING:  # needs prometheus-client (the metrics extra)
 
 __all__ = ["LOG_FORMAT", "log_config", "serve", "worker"]
 
+SHUTDOWN_GRACE = 5
+"""Seconds ``gorch serve`` lets open responses finish on shutdown: a console's change stream
+and long polls (up to 60 s) would otherwise hold it."""
+
 
 @cli.command()
 @click.argument("app", required=False, metavar="[MODULE:APP]")
@@ -78,7 +82,8 @@ def serve(
             raise Usage(f"{app!r}: write the app as module:attribute, e.g. myshop.api:app")
         if os.getcwd() not in sys.path:
             sys.path.insert(0, os.getcwd())
-        uvicorn.run(app, host=host, port=port, log_config=log_config())
+        uvicorn.run(app, host=host, port=port, log_config=log_config(),
+                    timeout_graceful_shutdown=SHUTDOWN_GRACE)  # fmt: skip
         return
     try:
         auth = Auth.from_file(tokens) if tokens else None
@@ -88,7 +93,8 @@ def serve(
     logging.config.dictConfig(log_config())
     counted = _metrics(c, "--metrics") if metrics else None
     asgi = create_app(c.engine, auth=auth, worker=worker, max_body=max_body, metrics=counted)
-    uvicorn.run(asgi, host=host, port=port, log_config=log_config())
+    uvicorn.run(asgi, host=host, port=port, log_config=log_config(),
+                timeout_graceful_shutdown=SHUTDOWN_GRACE)  # fmt: skip
 
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"

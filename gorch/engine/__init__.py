@@ -46,6 +46,8 @@ Where each part lives (private modules; everything public is imported from here)
   a thread waits.
 - ``_claims.py`` and ``_worker.py``: what a worker claims and does with it, and its loop
   (Worker, WorkerHealth, backoff).
+- ``_scheduling.py``: schedules (schedule, schedules, pause_schedule, resume_schedule,
+  unschedule, fire_schedules; Schedule): cron ticks, each started once.
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ from gorch.engine._explanation import (
 from gorch.engine._migrate import MigrationReport
 from gorch.engine._records import (
     OPERATOR_STATUSES,
+    Change,
+    ChangePage,
     HistoryEntry,
     HistoryKind,
     Instance,
@@ -75,6 +79,7 @@ from gorch.engine._records import (
     RunStatus,
     ThreadWait,
 )
+from gorch.engine._scheduling import Schedule
 from gorch.engine._worker import Worker, WorkerHealth
 
 __all__ = [
@@ -86,6 +91,8 @@ __all__ = [
     "AsyncWorker",
     "BulkFailure",
     "BulkReport",
+    "Change",
+    "ChangePage",
     "CheckProblem",
     "CheckReport",
     "DataPlan",
@@ -100,6 +107,7 @@ __all__ = [
     "Page",
     "RunStatus",
     "RunningStep",
+    "Schedule",
     "SuggestedCommand",
     "ThreadExplanation",
     "ThreadWait",

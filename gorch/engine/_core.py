@@ -38,6 +38,7 @@ from gorch.errors import (
 from gorch.interpreter import (
     DEFAULT_MAX_STEPS,
     Host,
+    child_workflows,
     class_problems,
     find_statement,
     transactional_steps,
@@ -141,6 +142,13 @@ class EngineCore:
             if not isinstance(cls, type) or not callable(getattr(cls, "definition", None)):
                 raise ValueError(f"workflow {name!r}: {cls!r} has no definition() method")
             problems += [f"workflow {name!r} ({cls.__name__}): {p}" for p in class_problems(cls)]
+            problems += [
+                f"workflow {name!r} ({cls.__name__}): Child {stmt!r} starts workflow {child!r}, "
+                "which is not registered (register it with the engine too)."
+                + did_you_mean(suggest(child, list(workflows)))
+                for stmt, child in child_workflows(cls)
+                if child not in workflows
+            ]
         self.transactional = {
             cls: frozenset(transactional_steps(cls)) for cls in workflows.values()
         }
@@ -247,6 +255,8 @@ class EngineCore:
             last_error=row.last_error,
             timers=timers or [],
             load_error=error,
+            at_statements=row.at_statements,
+            parent=row.parent_id,
         )
 
     def _operate(

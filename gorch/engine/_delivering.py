@@ -17,6 +17,7 @@ from gorch import clock, serde
 from gorch.engine._audit import NOBODY, By, audit
 from gorch.engine._core import EngineCore, Observed, Unobserved
 from gorch.engine._keys import fingerprint, repeated_answer
+from gorch.engine._links import delivered_by_engine
 from gorch.engine._op import Operation
 from gorch.engine._records import OPEN_STATUSES, HistoryKind, Instance, RunStatus
 from gorch.engine._rows import read, status_of
@@ -190,6 +191,13 @@ class Delivering(EngineCore):
                 return repeated_answer(done, id, key, request)
         self._check_open(row, f"send {event!r} to")
         op = Operation(self, row, leased=False)
+        if delivered_by_engine(op.state, event):
+            raise InputError(
+                f"instance {id!r} waits for {event!r} from the engine (a child's end, or another "
+                "instance getting somewhere); it cannot be sent",
+                workflow_id=id,
+                event=event,
+            )
         out = handle_callback(
             CallbackRequest(workflow_id=id, thread_id=thread, name=event), op.wf, op.state,
             payload, host=op.host,

@@ -5,12 +5,15 @@ that holds the settings and the shared machinery (:class:`~gorch.engine._core.En
 
 - reading (get, list, history, waits, workflow_class, workflow_of): ``_reading.py``;
 - delivering (start, send, send_json): ``_delivering.py``;
+- awaiting (wait, changes): ``_awaiting.py``;
 - operating (goto, pause, unpause, cancel, retry, refusal): ``_operating.py``;
 - explaining (why): ``_why.py``;
 - deploying (check, migrate): ``_check.py`` and ``_migrate.py``;
 - repairing data (set_data): ``_data.py``;
 - operator actions over a filter (bulk): ``_bulk.py``;
-- erasing personal data (delete_data): ``_erasing.py``.
+- erasing personal data (delete_data): ``_erasing.py``;
+- schedules (schedule, schedules, pause_schedule, resume_schedule, unschedule,
+  fire_schedules): ``_scheduling.py``.
 
 Mixins rather than thin methods that forward to functions: a call and its documentation then
 stand in one place, with nothing to keep in step (a forwarding method repeats every
@@ -19,6 +22,7 @@ parameter), and a call costs no extra frame on the hot path (``send``).
 
 from __future__ import annotations
 
+from gorch.engine._awaiting import Awaiting
 from gorch.engine._bulk import Bulk
 from gorch.engine._data import DataRepairs
 from gorch.engine._delivering import Delivering
@@ -26,10 +30,22 @@ from gorch.engine._erasing import Erasing
 from gorch.engine._migrate import Migrating
 from gorch.engine._operating import Operating
 from gorch.engine._reading import Reading
+from gorch.engine._scheduling import Scheduling
 from gorch.engine._why import Explaining
 
 
-class Engine(Reading, Delivering, Bulk, Operating, Explaining, Migrating, DataRepairs, Erasing):
+class Engine(
+    Reading,
+    Scheduling,
+    Delivering,
+    Awaiting,
+    Bulk,
+    Operating,
+    Explaining,
+    Migrating,
+    DataRepairs,
+    Erasing,
+):
     """Durable workflow instances on a store.
 
     Args:

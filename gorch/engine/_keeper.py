@@ -144,7 +144,7 @@ def _write(op: Operation, row: InstanceRecord, effect: tuple[str, str], started:
     new = InstanceRecord(
         row.id, row.workflow, row.status, row.state, row.data, row.created_at, now,
         row.version, op.owner, now + eng.lease, row.attempts, row.next_attempt_at,
-        row.last_error,
+        row.last_error, at_statements=row.at_statements, parent_id=row.parent_id,
     )  # fmt: skip
     try:
         new.version = eng.store.commit(Write(new, row.version, history=[entry]))

@@ -43,15 +43,16 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from gorch import clock, serde
+from gorch.engine._failures import Failures
 from gorch.engine._host import OperationHost
 from gorch.engine._keeper import NO_BEAT
+from gorch.engine._links import ENDS, at_statements_of, links_of, starts_of
 from gorch.engine._records import HistoryKind, RunStatus
 from gorch.engine._rows import NO_ATTEMPTS, Attempts, status_of, timers_of
 from gorch.engine._rows import load as load_row
 from gorch.errors import (
     ConflictError,
     DefinitionError,
-    GorchError,
     HandlerError,
     StateMismatchError,
     StepError,
@@ -60,7 +61,15 @@ from gorch.errors import (
 )
 from gorch.interpreter import resume
 from gorch.state import CheckpointType, State, Thread, WorkflowStatus
-from gorch.store.base import HistoryRecord, InstanceRecord, KeyRecord, TimerRecord, Write
+from gorch.store.base import (
+    HistoryRecord,
+    InstanceRecord,
+    KeyRecord,
+    MessageRecord,
+    TimerRecord,
+    WatchRecord,
+    Write,
+)
 
 if TYPE_CHECKING:
     from gorch.engine._core import EngineCore
@@ -80,7 +89,7 @@ class Unsaved(Exception):
         self.cause = cause
 
 
-class Operation:
+class Operation(Failures):
     """One operation on one instance (see the module docstring for its commits).
 
     Args:
@@ -96,9 +105,10 @@ class Operation:
         UnreadableInstanceError: the row does not load (with ``load``).
     """
 
-    __slots__ = ("beat", "committed", "dirty", "effect", "engine", "exists", "history", "host",
-                 "key", "leased", "lock", "lost", "migrated", "owner", "ran", "row", "started",
-                 "state", "status", "succeeded", "timers", "tx", "watched", "wf")  # fmt: skip
+    __slots__ = ("beat", "committed", "consume", "dirty", "effect", "engine", "exists",
+                 "history", "host", "key", "leased", "lock", "lost", "migrated", "owner", "ran",
+                 "row", "started", "state", "status", "succeeded", "timers", "tx", "watched",
+                 "watches", "wf")  # fmt: skip
 
     def __init__(
         self,
@@ -139,6 +149,11 @@ class Operation:
         self.timers: tuple[TimerRecord, ...] | None = (
             None if new or self.state is None or renamed else timers_of(self.state)
         )
+        # The same for the watches (_links.py); a new instance has none yet.
+        self.watches: tuple[WatchRecord, ...] | None = (
+            () if new else None if self.state is None or renamed else links_of(self.state)[0]
+        )
+        self.consume: MessageRecord | None = None  # the met watch this operation delivers
         self.status: RunStatus | None = None if new else status_of(row)
         self.host = OperationHost(self)
         self.lock = threading.Lock()  # taken by each commit, and by the keeper's (_keeper.py)
@@ -186,33 +201,6 @@ class Operation:
         the errors that stop a run), else keeps the stored ones (a row that does not load)."""
         attempts = Attempts(self.row.attempts, None, error)
         self._last(RunStatus.FAILED, attempts=attempts, notify=False, live=self.state is not None)
-
-    def record_failure(self, thread: str, name: str, error: str) -> None:
-        """Record a failed attempt at ``name``: retry it with backoff, or give up past its
-        retry policy. The committed state and data are kept."""
-        eng = self.engine
-        policy = eng.policy(self.wf, name)
-        attempts = self.row.attempts + 1
-        self.note(HistoryKind.STEP_FAILED, name, thread, error=error,
-                  output=serde.dumps({"attempt": attempts}))  # fmt: skip
-        extra = {"gorch_instance": self.row.id, "gorch_step": name}
-        if attempts >= policy.max_attempts:
-            self.note(HistoryKind.FAILED, name, thread, error=error)
-            log.error("%s: %r failed for good after %d attempts: %s", self.row.id, name,
-                      attempts, error, extra=extra)  # fmt: skip
-            gave_up = Attempts(attempts, None, error)
-            self._commit(RunStatus.FAILED, live=False, lease=False, attempts=gave_up)
-            eng._each("on_step_failed", self.row.id, self.row.workflow, thread, name, attempts,
-                      None)  # fmt: skip
-            return
-        due = clock.now() + policy.delay(attempts, eng.rng)
-        log.warning(
-            "%s: %r failed (attempt %d of %d), retrying at %s: %s", self.row.id, name,
-            attempts, policy.max_attempts, clock.format_time(due), error, extra=extra,
-        )  # fmt: skip
-        self._commit(RunStatus.RUNNING, live=False, lease=False, notify=True,
-                     attempts=Attempts(attempts, due, error))  # fmt: skip
-        eng._each("on_step_failed", self.row.id, self.row.workflow, thread, name, attempts, due)
 
     def hold(self) -> None:
         """Take the lease, changing nothing else: before an operator's call runs user code."""
@@ -279,15 +267,7 @@ class Operation:
         succeeded since the last commit, else as stored)."""
         with self.lock:  # the lease keeper's renewals take it too (_keeper.py)
             eng, row = self.engine, self.row
-            if live:
-                state, data = serde.dumps(self.state), serde.dumps(self.wf)
-                timers = timers_of(self.state) if timers is None else timers
-                history = self.history
-                if self.migrated:  # written with the migrated data (once: migration() resets it)
-                    history = [self.migration(), *history]
-            else:
-                state, data, history = row.state, row.data, self.history
-                timers = self.timers if timers is None else timers
+            state, data, timers, history, watches, at, starts = self._contents(status, live, timers)
             if attempts is None and self.succeeded:
                 attempts = NO_ATTEMPTS
             elif attempts is None:
@@ -296,7 +276,8 @@ class Operation:
             new = InstanceRecord(
                 row.id, row.workflow, status.value, state, data, row.created_at, now, row.version,
                 self.owner if lease else None, now + eng.lease if lease else None,
-                attempts.count, attempts.next_at, attempts.error,
+                attempts.count, attempts.next_at, attempts.error, at_statements=at,
+                parent_id=row.parent_id,
             )  # fmt: skip
             write = Write(
                 new,
@@ -305,14 +286,41 @@ class Operation:
                 history=history,
                 key=self.key,
                 notify=notify,
+                change=not self.exists or new.status != row.status or at != row.at_statements,
+                watches=None if watches == self.watches else watches,
+                starts=starts,
+                consume=self.consume,
             )
             new.version = self._store(write)
             old = self.status
             self.row, self.timers, self.status = new, timers, status
+            self.watches, self.consume = watches, None
             self.history, self.key, self.dirty, self.succeeded = [], None, False, False
             self.leased, self.exists, self.committed, self.ran = lease, True, True, None
             if old is not status:
                 eng._status(row.id, row.workflow, old, status)
+
+    def _contents(
+        self, status: RunStatus, live: bool, timers: tuple[TimerRecord, ...] | None
+    ) -> Any:
+        """What a commit writes besides status, lease and attempts: state, data, timers,
+        history, watches, the statements it waits at, and the children it starts."""
+        row = self.row
+        if not live:
+            timers = self.timers if timers is None else timers
+            at = () if status in ENDS else row.at_statements
+            return row.state, row.data, timers, self.history, self.watches, at, ()
+        timers = timers_of(self.state) if timers is None else timers
+        history = self.history
+        if self.migrated:  # written with the migrated data (once: migration() resets it)
+            history = [self.migration(), *history]
+        watches, children = links_of(self.state)
+        starts: tuple[Write, ...] = ()
+        if children and self.watches is not None and watches != self.watches:
+            starts, history = starts_of(self.engine, row.id, self.watches, children, history)
+        state, data = serde.dumps(self.state), serde.dumps(self.wf)
+        at = at_statements_of(self.state, status.value)
+        return state, data, timers, history, watches, at, starts
 
     def _store(self, write: Write) -> int:
         """Commit ``write`` (in a transactional step's open transaction, with its work, if there
@@ -454,32 +462,3 @@ class Operation:
                 "carries it on", self.row.id, what, type(exc).__name__, exc,
                 extra={"gorch_instance": self.row.id},
             )  # fmt: skip
-
-    # -- how a run that went wrong is recorded -----------------------------------------------
-
-    def step_failed(self, exc: GorchError) -> None:
-        """A step (or WaitFor handler) raised: keep the state of the last checkpoint, count the
-        attempt, and schedule a retry or give up."""
-        thread, name = self.effect or (exc.thread, exc.statement)
-        self.effect = None
-        cause = exc.__cause__ or exc
-        self.engine._each("after_step", self.row.id, self.row.workflow, thread, name, cause)
-        self.record_failure(thread, name, f"{type(cause).__name__}: {cause}")
-
-    def checkpoint_failed(self, cause: Exception) -> None:
-        """The checkpoint after user code could not be written: that code's work is undone
-        (the committed state is kept), and counted as a failed attempt of it."""
-        thread, name = self.ran or ("", "")
-        self.history = []  # what it would have recorded is undone with it
-        error = (
-            f"the checkpoint after {name!r} could not be written ({type(cause).__name__}: "
-            f"{cause}); what ran since the last checkpoint will run again"
-        )
-        self.record_failure(thread, name, error)
-
-    def broken(self, exc: GorchError) -> None:
-        """The code no longer fits the state: nothing can run until an operator repairs it."""
-        error = f"{type(exc).__name__}: {exc}"
-        self.note(HistoryKind.FAILED, exc.statement, exc.thread, error=error)
-        log.error("%s: %s", self.row.id, error, extra={"gorch_instance": self.row.id})
-        self.fail(error)

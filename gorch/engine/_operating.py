@@ -10,16 +10,21 @@ teardowns, the run after unpause, retry and goto) holds the instance's lease whi
 
 from __future__ import annotations
 
+import logging
+
 from gorch import serde
 from gorch.engine._audit import audit
 from gorch.engine._core import EngineCore
 from gorch.engine._op import Operation
-from gorch.engine._records import HistoryKind, Instance, RunStatus
+from gorch.engine._records import OPERATOR_STATUSES, HistoryKind, Instance, RunStatus
 from gorch.errors import GorchError, UnreadableInstanceError
 from gorch.interpreter import GotoPlan, goto
 from gorch.interpreter import cancel as interpreter_cancel
+from gorch.limits import MAX_PAGE
 from gorch.state import MAIN_THREAD
 from gorch.store.base import InstanceRecord
+
+log = logging.getLogger("gorch.engine")
 
 
 class Operating(EngineCore):
@@ -115,7 +120,11 @@ class Operating(EngineCore):
         """End the instance for good: its waits are torn down (Handler teardowns run, as for
         goto), its timers are deleted and nothing more runs. The threads keep their
         positions, for inspection. A teardown that fails is recorded in the history; an
-        instance whose row does not load is cancelled without teardowns."""
+        instance whose row does not load is cancelled without teardowns.
+
+        Its children (``Child``) that have not ended are cancelled after it, each in its own
+        commit, with the reason ``its parent ... was cancelled``; if the process stops in
+        between, cancel the ones left by hand (``list(parent=id)``; ``get(id).children``)."""
         by = audit(actor, reason)
 
         def body(row: InstanceRecord) -> Instance:
@@ -140,7 +149,20 @@ class Operating(EngineCore):
             op.mark_cancelled(torn_down=True)
             return self._instance(op.row, [])
 
-        return self._operate(id, body, "cancel")  # type: ignore[no-any-return]
+        inst: Instance = self._operate(id, body, "cancel")
+        self._cancel_children(id, actor)
+        return inst
+
+    def _cancel_children(self, id: str, actor: str | None) -> None:
+        """Cancel the children of a cancelled instance that have not ended (and theirs), each
+        in a commit of its own; one that cannot be cancelled is logged and left."""
+        open_ = [s.value for s in OPERATOR_STATUSES["cancel"]]
+        for kid in self.store.list_instances(parent=id, status=open_, limit=MAX_PAGE):
+            try:
+                self.cancel(kid.id, actor=actor, reason=f"its parent {id!r} was cancelled")
+            except GorchError as exc:
+                log.warning("%s: could not cancel child %s: %s", id, kid.id, exc,
+                            extra={"gorch_instance": kid.id})  # fmt: skip
 
     def retry(self, id: str, *, actor: str | None = None, reason: str | None = None) -> Instance:
         """Run a failed instance's step again now (its retry count starts over)."""

@@ -71,11 +71,13 @@ class Reading(EngineCore):
         return self._row(id).workflow
 
     def get(self, id: str) -> Instance:
-        """The instance ``id`` (with its timers, and the step a process runs now, if one
-        reported it). Raises :class:`NotFoundError`."""
+        """The instance ``id`` (with its timers, its children, and the step a process runs
+        now, if one reported it). Raises :class:`NotFoundError`."""
         row = self._row(id)
         inst = self._instance(row, timers=True)
         inst.running = running_step(self.store, row)
+        kids = self.store.list_instances(parent=row.id, limit=MAX_PAGE)
+        inst.children = [k.id for k in sorted(kids, key=lambda k: (k.created_at, k.id))]
         return inst
 
     def list(
@@ -86,10 +88,11 @@ class Reading(EngineCore):
         limit: int = 50,
         cursor: str | None = None,
         search: str | None = None,
+        parent: str | None = None,
     ) -> Page[Instance]:
-        """Instances, newest first, filtered by workflow, status and text in the id (``search``,
-        case-sensitive); one page at a time (iterate the :class:`Page`, or read its ``items``
-        and ``next``)."""
+        """Instances, newest first, filtered by workflow, status, text in the id (``search``,
+        case-sensitive) and ``parent`` (the children a ``Child`` of that instance started);
+        one page at a time (iterate the :class:`Page`, or read its ``items`` and ``next``)."""
         if not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
             raise InputError(f"limit must be an integer from 1 to {MAX_PAGE}, not {limit!r}")
         statuses = None if status is None else _status_values(status)
@@ -101,10 +104,13 @@ class Reading(EngineCore):
             raise InputError(
                 f"a search must be at most {MAX_TEXT} characters, without NUL: {search!r}"
             )
+        if parent is not None and not is_text(parent):
+            raise InputError(f"a parent must be an instance id, not {parent!r}")
         after = parse_instance_cursor(cursor) if cursor else None
         rows = self.store.list_instances(
-            workflow=workflow, status=statuses, limit=limit + 1, after=after, id_contains=search
-        )
+            workflow=workflow, status=statuses, limit=limit + 1, after=after, id_contains=search,
+            parent=parent,
+        )  # fmt: skip
         more = len(rows) > limit
         rows = rows[:limit]
         nxt = instance_cursor(rows[-1]) if more else None

@@ -19,21 +19,11 @@ from typing import Any, Generic, TypeVar, overload
 from attrs import define, field, frozen
 
 from gorch.interpreter import waiting_for
+from gorch.state import RunStatus as RunStatus
 from gorch.state import State
 from gorch.store.base import TimerRecord
 
 _T = TypeVar("_T")
-
-
-class RunStatus(StrEnum):
-    """Where an instance stands, as the engine sees it."""
-
-    RUNNING = "running"  # a worker has work to do on it (or is doing it)
-    WAITING = "waiting"  # every thread waits for an event, a timer or a condition
-    FINISHED = "finished"
-    FAILED = "failed"  # a step kept failing past its retry policy; an operator repairs it
-    PAUSED = "paused"  # no event is accepted, no timer fires, until unpaused
-    CANCELLED = "cancelled"
 
 
 class HistoryKind(StrEnum):
@@ -51,6 +41,7 @@ class HistoryKind(StrEnum):
     UNPAUSED = "unpaused"  # an operator let it go on
     CANCELLED = "cancelled"  # an operator ended it; error: teardowns that failed, if any
     RETRY = "retry"  # an operator ran its failed step again; error: the error it had
+    CHILD = "child"  # a Child started an instance; name: the Child's event, input: id, workflow
     MIGRATED = "migrated"  # its data was upgraded by migrate(); input: {"from": v, "to": w}
     DATA_SET = "data_set"  # an operator changed its data (set_data); input: before, output: after
     DATA_DELETED = "data_deleted"  # an operator erased its personal data; input: the fields
@@ -118,6 +109,10 @@ class Instance:
             ``data`` is then None and its ``state`` has no threads); None for a sound row.
         running: the step a process runs now, if it reported one (:meth:`Engine.get` reads
             it; lists leave it None).
+        at_statements: the statements its threads wait at, sorted.
+        parent: the instance whose ``Child`` started it, or None.
+        children: the instances its ``Child`` statements started, oldest first
+            (:meth:`Engine.get` reads them; lists leave them empty).
     """
 
     id: str
@@ -134,6 +129,9 @@ class Instance:
     timers: list[TimerRecord] = field(factory=list)
     load_error: str | None = None
     running: RunningStep | None = None
+    at_statements: tuple[str, ...] = ()
+    parent: str | None = None
+    children: builtins.list[str] = field(factory=list)
 
     def waiting_for(self) -> list[str]:
         """The events the instance waits for now, sorted."""
@@ -164,6 +162,44 @@ class Page(Generic[_T]):
     def __getitem__(self, i: slice) -> builtins.list[_T]: ...
     def __getitem__(self, i: int | slice) -> _T | builtins.list[_T]:
         return self.items[i]
+
+
+@frozen
+class Change:
+    """One entry of the change feed (:meth:`Engine.changes`): a commit that changed an
+    instance's status or the statements it waits at.
+
+    Attributes:
+        seq: its place in the feed, from 1, without gaps (pass the last one read as
+            ``after``).
+        at: when it was committed.
+        instance, workflow: the instance and its workflow's name.
+        status: the instance's status after the commit.
+        at_statements: the statements its threads wait at after it, sorted.
+    """
+
+    seq: int
+    at: datetime
+    instance: str
+    workflow: str
+    status: RunStatus
+    at_statements: tuple[str, ...] = ()
+
+
+@define
+class ChangePage:
+    """A page of the change feed: ``items``, oldest first, and ``next``, the cursor to pass as
+    ``after`` for what comes after them (the last item's ``seq``; the ``after`` asked for if
+    the page is empty). It iterates over its items and has a ``len()``."""
+
+    items: builtins.list[Change]
+    next: int = 0
+
+    def __iter__(self) -> Iterator[Change]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
 
 
 @define

@@ -154,6 +154,8 @@ def _events(inst: Instance, prog: Program, t: Thread) -> list[AcceptedEvent]:
         info = prog.by_name.get(e.req.name)
         if e.status not in _OPEN or info is None or info.kind == K_TIMEOUT:
             continue
+        if e.type in ("child", "instance"):
+            continue  # the engine delivers it (a child's end, another instance's move)
         node = _statement(inst.data, e.req.name)
         roles = tuple(node.roles) if node is not None and node._kind == K_ON else ()
         payload = _payload(node.handler) if node is not None else "any JSON"

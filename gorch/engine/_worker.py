@@ -22,7 +22,14 @@ from typing import Any
 from attrs import define
 
 from gorch import clock
-from gorch.engine._claims import claim_runnable, claim_timers, fire_claimed, run_claimed
+from gorch.engine._claims import (
+    claim_messages,
+    claim_runnable,
+    claim_timers,
+    deliver_claimed,
+    fire_claimed,
+    run_claimed,
+)
 from gorch.engine._engine import Engine
 from gorch.errors import ConflictError, StoreUnavailableError
 from gorch.store.base import InstanceRecord
@@ -81,7 +88,8 @@ class Worker:
         engine: the engine whose store and workflows to work on.
         batch: how many items one claim takes.
         poll: seconds an idle worker waits before looking again (PostgreSQL wakes it earlier
-            with LISTEN/NOTIFY when work is committed).
+            with LISTEN/NOTIFY when work is committed). A schedule's tick starts within
+            ``poll`` of its time (nothing announces it), so keep it at 1 s or so.
         min_backoff, max_backoff: the first and the longest wait after a failed turn.
     """
 
@@ -173,8 +181,10 @@ class Worker:
     # -- work --------------------------------------------------------------------------------
 
     def run_once(self) -> int:
-        """Do everything due now: fire due timers, run runnable instances and due retries,
-        until nothing is left (or :meth:`stop` was called). Returns how many items it did.
+        """Do everything due now: start the due ticks of schedules, fire due timers, deliver the
+        ends of children and the moves of watched instances, run runnable instances and due
+        retries, until nothing is left (or :meth:`stop` was called). Returns how many items it
+        did.
 
         Raises:
             StoreUnavailableError: the store cannot be reached (the rows claimed and not done
@@ -183,11 +193,26 @@ class Worker:
         self._give_back_orphans()
         done = 0
         while not self._stop.is_set():
-            n = self._fire_timers() + self._run_runnable()
+            n = self._fire_schedules() + self._fire_timers() + self._deliver_messages()
+            n += self._run_runnable()
             if n == 0:
                 break
             done += n
         return done
+
+    def _fire_schedules(self) -> int:
+        """Start the due ticks of the schedules (:meth:`Engine.fire_schedules`); how many.
+        A store that cannot be reached fails the turn as every claim does; any other error
+        is logged, and the timers and runs of the turn go on."""
+        try:
+            started = len(self.engine.fire_schedules())
+        except StoreUnavailableError:
+            raise
+        except Exception:
+            log.exception("worker %s: firing the schedules failed", self.engine.owner)
+            started = 0
+        self._moved_on()
+        return started
 
     def _fire_timers(self) -> int:
         eng = self.engine
@@ -196,6 +221,14 @@ class Worker:
         eng._each("on_claim", "timer", len(claimed), time.perf_counter() - started)
         work = [functools.partial(fire_claimed, eng, timer, row) for timer, row in claimed]
         return self._work_through([row for _, row in claimed], work, "timer")
+
+    def _deliver_messages(self) -> int:
+        eng = self.engine
+        started = time.perf_counter()
+        claimed = claim_messages(eng, self.batch)
+        eng._each("on_claim", "message", len(claimed), time.perf_counter() - started)
+        work = [functools.partial(deliver_claimed, eng, m, row) for m, row in claimed]
+        return self._work_through([row for _, row in claimed], work, "message")
 
     def _run_runnable(self) -> int:
         eng = self.engine

@@ -46,6 +46,7 @@ Example:
 
 from __future__ import annotations
 
+from gorch.graph._build import CHILD_LINK as CHILD_LINK  # public, though not in __all__
 from gorch.graph._build import build, duration
 from gorch.graph._dot import dot
 from gorch.graph._mermaid import mermaid

@@ -13,10 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
 from typing import Any
+from urllib.parse import quote
 
-from attrs import define, field
+from attrs import define, evolve, field
 
 from gorch.catalog import NO_PAYLOAD, EventInfo, WorkflowInfo, describe
+from gorch.children import Child, OnInstance, ended_event
 from gorch.dsl import (
     K_BREAK,
     K_CONTINUE,
@@ -35,8 +37,13 @@ from gorch.dsl import (
 from gorch.graph._model import Branch, Edge, Fork, Graph, Lane, Loop, Node, NodeKind, Seq, printable
 from gorch.state import MAIN_THREAD
 
+CHILD_LINK = "../../workflows/{workflow}/diagram"
+"""Where a ``Child``'s node links to by default: the child workflow's diagram as the HTTP API
+serves it (``GET /workflows/{workflow}/diagram``), relative to the API's own diagram routes
+(``/workflows/NAME/diagram``, ``/instances/ID/diagram``), so it holds behind a path prefix."""
 
-def build(name: str, cls: type, data: Any = None) -> Graph:
+
+def build(name: str, cls: type, data: Any = None, *, child_link: str | None = CHILD_LINK) -> Graph:
     """The diagram of workflow class ``cls`` registered as ``name``.
 
     Args:
@@ -44,11 +51,15 @@ def build(name: str, cls: type, data: Any = None) -> Graph:
         cls: the workflow class.
         data: an instance's workflow object, to draw what its definition reads from its data
             (its own timeouts); by default a stand-in instance's.
+        child_link: the link of a ``Child``'s node (``Node.link``, a Mermaid ``click``, a DOT
+            ``href``, an SVG ``<a>``): ``{workflow}`` is replaced by the child workflow's name,
+            URL-encoded. By default :data:`CHILD_LINK`, the HTTP API's diagram of that
+            workflow; None or "" for no link.
 
     Raises:
         DefinitionError: the definition cannot be read, or it is invalid.
     """
-    return _Builder(describe(name, cls), data).graph()
+    return _Builder(describe(name, cls), data, child_link or "").graph()
 
 
 def duration(d: timedelta | float) -> str:
@@ -86,9 +97,10 @@ class _Scope:
 
 
 class _Builder:
-    def __init__(self, info: WorkflowInfo, data: Any = None) -> None:
+    def __init__(self, info: WorkflowInfo, data: Any = None, child_link: str = "") -> None:
         self.info = info
         self.data = data
+        self.child_link = child_link
         self.nodes: dict[str, Node] = {}
         self.edges: list[Edge] = []
         self.by_name: dict[str, str] = {}
@@ -225,20 +237,40 @@ class _Builder:
         return [(head, "done", "flow"), *inner.breaks]
 
     def wait(self, s: Any, exits: list[_Exit], scope: _Scope) -> list[_Exit]:
-        """A ``Wait``: an edge to each of its events, then each event's body."""
+        """A ``Wait``: an edge to each of its events, then each event's body. (A ``Child`` is
+        a ``Wait`` too, drawn as one node of its own.)"""
+        if isinstance(s, Child):
+            return self.child(s, exits, scope)
         head = self.enter(NodeKind.WAIT, s.name, [f"wait: {s.name}"], exits, scope)
         block = Branch(head)
         scope.out.items.append(block)
         result: list[_Exit] = []
         for case in s.kids:
-            ev = self.info.events.get(case.name)
-            kind = NodeKind.TIMEOUT if case._kind == K_TIMEOUT else NodeKind.ON
-            nid = self.new(kind, case.name, _event_lines(case, ev), scope.thread, head)
+            if isinstance(case, OnInstance):
+                kind, lines = NodeKind.ON_INSTANCE, _instance_lines(case)
+            else:
+                kind = NodeKind.TIMEOUT if case._kind == K_TIMEOUT else NodeKind.ON
+                lines = _event_lines(case, self.info.events.get(case.name))
+            nid = self.new(kind, case.name, lines, scope.thread, head)
             self.edges.append(Edge(head, nid))
             lane = Lane("", nid, Seq())
             block.lanes.append(lane)
             result += self.seq(case.kids, [(nid, "", "flow")], scope.inside(lane.body, head))
         return result
+
+    def child(self, s: Child, exits: list[_Exit], scope: _Scope) -> list[_Exit]:
+        """A ``Child``: one node naming the child's workflow, linked to its diagram; control
+        goes on after it when the child ended. Its end event (``"NAME ended"``) leads to the
+        same node, as history names it."""
+        lines = [f"child: {s.name} → {s.workflow}"]
+        handler = _handler_name(s.child_handler)
+        if handler:
+            lines.append(f"{handler}(ChildResult)")
+        nid = self.stand(NodeKind.CHILD, s.name, lines, exits, scope)
+        link = self.child_link.replace("{workflow}", quote(s.workflow, safe=""))
+        self.nodes[nid] = evolve(self.nodes[nid], workflow=s.workflow, link=link)
+        self.by_name[ended_event(s.name)] = nid
+        return [(nid, "", "flow")]
 
     def go(self, s: Any, exits: list[_Exit], scope: _Scope) -> list[_Exit]:
         """A ``Go``: its thread, with its own end (no loop reaches into it); control goes on
@@ -285,7 +317,7 @@ def _event_lines(case: Any, ev: EventInfo | None) -> list[str]:
     detail = []
     handler = case.handler
     if handler is not None and ev is not None:
-        hname = getattr(handler, "__name__", None) or type(handler).__name__
+        hname = _handler_name(handler)
         payload = ev.payload
         arg = "" if payload is NO_PAYLOAD else _type_name(payload)
         detail.append(f"{hname}({arg})")
@@ -294,6 +326,31 @@ def _event_lines(case: Any, ev: EventInfo | None) -> list[str]:
     if detail:
         lines.append(" · ".join(detail))
     return lines
+
+
+def _instance_lines(case: OnInstance) -> list[str]:
+    """An ``OnInstance``'s label: its event, what it waits for of which instance (``it`` when
+    the id is computed), and its handler."""
+    who = case.target if isinstance(case.target, str) else "it"
+    kind, _, what = case.until.partition(":")
+    if kind == "at":
+        when = f"(when {who} is at statement {what})"
+    elif kind == "status":
+        when = f"(when {who} has status {' or '.join(what.split(','))})"
+    else:
+        when = f"(when {who} ends)"
+    lines = [f"on {case.name}", when]
+    handler = _handler_name(getattr(case.handler, "user", None))
+    if handler:
+        lines.append(f"{handler}(ChildResult)")
+    return lines
+
+
+def _handler_name(handler: Any) -> str:
+    """The name a label gives a handler ("" for none)."""
+    if handler is None:
+        return ""
+    return getattr(handler, "__name__", None) or type(handler).__name__
 
 
 def _type_name(t: Any) -> str:

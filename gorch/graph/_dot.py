@@ -1,5 +1,5 @@
-"""Graphviz DOT text: a node statement per node (its shape by kind, its marks as colours), a
-``cluster`` per ``Go`` thread, and an edge statement per edge."""
+"""Graphviz DOT text: a node statement per node (its shape by kind, its marks as colours, its
+link as ``href``), a ``cluster`` per ``Go`` thread, and an edge statement per edge."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ _SHAPES = {
     NodeKind.RETURN: "oval",
     NodeKind.BREAK: "oval",
     NodeKind.CONTINUE: "oval",
+    NodeKind.CHILD: "box3d",
+    NodeKind.ON_INSTANCE: "rarrow",
 }
 
 
@@ -58,6 +60,10 @@ def _nodes(nodes: list[Node], marks: Marks | None, pad: str) -> list[str]:
         attrs = [f"label={_dq(chr(10).join(label(n, marks)))}", f"shape={_SHAPES[n.kind]}"]
         if n.kind == NodeKind.STEP:
             attrs.append('style="rounded,filled"')
+        if n.link:
+            attrs.append(
+                f"href={_dq(n.link)}, tooltip={_dq('diagram of workflow ' + printable(n.workflow))}"
+            )
         state = state_of(n.id, marks)
         if state:
             fill, stroke = STYLE[state]

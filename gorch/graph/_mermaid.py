@@ -1,4 +1,5 @@
-"""Mermaid flowchart text: one line per node (its shape by kind), per edge, and the marks as
+"""Mermaid flowchart text: one line per node (its shape by kind), per edge, a ``click`` line
+per linked node (a ``Child``'s, to its workflow's diagram), and the marks as
 ``classDef``/``class`` lines."""
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ _SHAPES = {
     NodeKind.RETURN: ('(["', '"])'),
     NodeKind.BREAK: ('(["', '"])'),
     NodeKind.CONTINUE: ('(["', '"])'),
+    NodeKind.CHILD: ('("', '")'),
+    NodeKind.ON_INSTANCE: ('[\\"', '"\\]'),
 }
 
 _ARROWS = {"flow": "-->", "back": "-.->", "go": "-.->", "jump": "-.->"}
@@ -38,6 +41,7 @@ def mermaid(graph: Graph, marks: Marks | None = None) -> str:
     lines = ["flowchart TD"]
     lines += by_thread(graph, marks, _nodes, _subgraph, "    end")
     lines += _edges(graph.edges, marks)
+    lines += _clicks(graph)
     if marks is not None:
         lines += _classes(graph, marks)
     return "\n".join(lines) + "\n"
@@ -66,6 +70,17 @@ def _edges(edges: list[Edge], marks: Marks | None) -> list[str]:
             arrow = "==>"
         text = f'|"{_mm(printable(e.label))}"|' if e.label else ""
         out.append(f"    {e.src} {arrow}{text} {e.dst}")
+    return out
+
+
+def _clicks(graph: Graph) -> list[str]:
+    """A ``click`` line per node with a link: it opens the link, with a tooltip."""
+    out = []
+    for n in graph.nodes.values():
+        if n.link:
+            href = n.link.replace('"', "%22")
+            tip = printable(f"diagram of workflow {n.workflow}").replace('"', "'")
+            out.append(f'    click {n.id} href "{href}" "{tip}"')
     return out
 
 

@@ -42,6 +42,8 @@ class NodeKind(StrEnum):
     WAITFOR = "waitfor"
     GO = "go"  # where a thread is started; its body is drawn beside
     THREAD_END = "thread-end"  # where a Go thread ends
+    CHILD = "child"  # a Child: starts an instance of another workflow and waits for its end
+    ON_INSTANCE = "on-instance"  # an OnInstance case of a Wait: another instance got somewhere
 
 
 @frozen
@@ -51,11 +53,15 @@ class Node:
     Attributes:
         id: ``n0``, ``n1``, ... in definition order (``n0`` is the start, ``n1`` the end).
         kind: start, end, step, if, switch, for, break, continue, return, wait, on, timeout,
-            waitfor, go or thread-end.
-        name: the statement's name (an event's name for ``on``); empty for unnamed kinds.
+            waitfor, go, thread-end, child or on-instance.
+        name: the statement's name (an event's name for ``on`` and ``on-instance``); empty
+            for unnamed kinds.
         lines: the label, one entry per line.
         thread: the thread it runs in (``_main_``, or the name of its ``Go``).
         parent: the id of the enclosing loop, branch, wait or ``Go`` node ("" at top level).
+        workflow: the registered name of the workflow a ``child`` node starts ("" otherwise).
+        link: where the node links to: the child workflow's diagram for a ``child`` node
+            (``build``'s ``child_link``), "" for none.
     """
 
     id: str
@@ -64,6 +70,8 @@ class Node:
     lines: tuple[str, ...]
     thread: str = MAIN_THREAD
     parent: str = ""
+    workflow: str = ""
+    link: str = ""
 
 
 @frozen

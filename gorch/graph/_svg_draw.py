@@ -18,14 +18,15 @@ from gorch.graph._svg_layout import LINE_H, Frame, Label, NodeBox, Path, Point, 
 # Kinds drawn as closing pills: nothing follows them in their sequence.
 _PILLS = frozenset((NodeKind.RETURN, NodeKind.BREAK, NodeKind.CONTINUE, NodeKind.THREAD_END))
 
-_CSS = """
+_CSS_KINDS = """
 svg.gorch-graph { font: 12px system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
 .gorch-graph .node > :not(text):not(title) { fill: #fff; stroke: #475569; stroke-width: 1.2; }
 .gorch-graph .node text { text-anchor: middle; fill: #0f172a; }
 .gorch-graph .node.on > :not(text):not(title),
 .gorch-graph .node.timeout > :not(text):not(title) { fill: #eff6ff; }
 .gorch-graph .node.timeout > :not(text):not(title) { stroke-dasharray: 4 2; }
-.gorch-graph .node.done > :not(text):not(title) { fill: #dcfce7; stroke: #15803d; }
+"""
+_CSS_MARKS = """.gorch-graph .node.done > :not(text):not(title) { fill: #dcfce7; stroke: #15803d; }
 .gorch-graph .node.current > :not(text):not(title) { fill: #fde68a; stroke: #b45309;
   stroke-width: 3; }
 .gorch-graph .node.failed > :not(text):not(title) { fill: #fee2e2; stroke: #b91c1c;
@@ -37,6 +38,14 @@ svg.gorch-graph { font: 12px system-ui, -apple-system, "Segoe UI", Roboto, sans-
 .gorch-graph .frame { fill: none; stroke: #94a3b8; stroke-dasharray: 6 3; }
 .gorch-graph .title { font-weight: 600; fill: #0f172a; }
 """
+# The rules of the kinds that work with other instances, only in a picture that has them (so
+# the picture of a workflow without them stays as it was); before the marks, which win.
+_CSS_TOGETHER = {
+    NodeKind.CHILD: ".gorch-graph .node.child > :not(text):not(title) { fill: #f8fafc; }\n"
+    ".gorch-graph a .node.child text:first-of-type { text-decoration: underline; }\n",
+    NodeKind.ON_INSTANCE: ".gorch-graph .node.on-instance > :not(text):not(title) "
+    "{ fill: #f5f3ff; }\n",
+}
 
 
 def svg(graph: Graph, marks: Marks | None = None) -> str:
@@ -55,7 +64,7 @@ def svg(graph: Graph, marks: Marks | None = None) -> str:
         f'width="{width:.0f}" height="{height:.0f}" viewBox="0 0 {width:.0f} {height:.0f}" '
         f'aria-label="{html.escape(f"diagram of workflow {workflow}")}">',
         f"<title>{html.escape(f'workflow {workflow}')}</title>",
-        f"<style>{_CSS}</style>",
+        f"<style>{_css(graph)}</style>",
         '<defs><marker id="gorch-arrow" viewBox="0 0 10 10" refX="9" refY="5" '
         'markerWidth="7" markerHeight="7" orient="auto-start-reverse">'
         '<path d="M0,0L10,5L0,10z" fill="#64748b"/></marker></defs>',
@@ -78,21 +87,34 @@ def svg(graph: Graph, marks: Marks | None = None) -> str:
     return "\n".join(out) + "\n"
 
 
+def _css(graph: Graph) -> str:
+    """The style sheet: every kind's rules (those of a ``Child`` and an ``OnInstance`` only if
+    the graph has one), then the marks'."""
+    kinds = {n.kind for n in graph.nodes.values()}
+    extra = "".join(rule for kind, rule in _CSS_TOGETHER.items() if kind in kinds)
+    return _CSS_KINDS + extra + _CSS_MARKS
+
+
 def _node(graph: Graph, marks: Marks | None, box: NodeBox, dx: float, dy: float) -> str:
-    """A node's ``<g>``: its classes, name and tooltip, its shape and its label."""
+    """A node's ``<g>``: its classes, name and tooltip, its shape and its label; inside an
+    ``<a>`` to its link, if it has one (a ``Child``: its workflow's diagram)."""
     n = graph.nodes[box.nid]
     state = state_of(n.id, marks)
     cls = f"node {n.kind}" + (f" {state}" if state else "")
     name = f' data-name="{html.escape(printable(n.name))}"' if n.name else ""
     tip = f"{n.kind} {printable(n.name)}".strip()
+    if n.workflow:
+        name += f' data-workflow="{html.escape(printable(n.workflow))}"'
+        tip += f" → workflow {printable(n.workflow)}"
     if marks is not None and marks.current.get(n.id):
         tip += " — now: " + ", ".join(marks.current[n.id])
-    return (
+    drawn = (
         f'<g class="{cls}" id="gorch-{n.id}"{name}><title>{html.escape(tip)}</title>'
         + _shape(n, box.x + dx, box.y + dy, box.w, box.h)
         + _texts(box.x + dx, box.y + dy, box.w, box.h, label(n, marks))
         + "</g>"
     )
+    return f'<a href="{html.escape(n.link)}">{drawn}</a>' if n.link else drawn
 
 
 def _shape(n: Node, x: float, y: float, w: float, h: float) -> str:
@@ -120,6 +142,16 @@ def _shape(n: Node, x: float, y: float, w: float, h: float) -> str:
         e = 12
         return _poly([(x, y), (x + w - e, y), (x + w, y + h / 2), (x + w - e, y + h),
                       (x, y + h)])  # fmt: skip
+    if k == NodeKind.ON_INSTANCE:  # a flag notched on the left: a move coming from elsewhere
+        e = 12
+        return _poly([(x, y), (x + w - e, y), (x + w, y + h / 2), (x + w - e, y + h),
+                      (x, y + h), (x + e, y + h / 2)])  # fmt: skip
+    if k == NodeKind.CHILD:  # a box in a box: a workflow of its own
+        return (
+            f'<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" rx="6"/>'
+            f'<rect x="{x + 3:.1f}" y="{y + 3:.1f}" width="{w - 6:.1f}" height="{h - 6:.1f}" '
+            f'rx="3"/>'
+        )
     if k == NodeKind.GO:
         return (
             f'<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}"/>'

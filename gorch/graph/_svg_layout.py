@@ -36,6 +36,13 @@ _CLOSED = frozenset(
 )
 
 
+# Kinds with pointed or slanted sides, which need room beside their label.
+_POINTED = frozenset(
+    (NodeKind.FOR, NodeKind.WAIT, NodeKind.WAITFOR, NodeKind.ON, NodeKind.TIMEOUT,
+     NodeKind.ON_INSTANCE)
+)  # fmt: skip
+
+
 class PathStyle(StrEnum):
     """What a path is, as its CSS class."""
 
@@ -147,8 +154,10 @@ class _Layout:
             return d, d
         if n.kind in (NodeKind.IF, NodeKind.SWITCH):
             return text + 44, h + 16
-        if n.kind in (NodeKind.FOR, NodeKind.WAIT, NodeKind.WAITFOR, NodeKind.ON, NodeKind.TIMEOUT):
+        if n.kind in _POINTED:
             return text + 40, h
+        if n.kind == NodeKind.CHILD:  # a double border
+            return text + 32, h + 6
         return text + 24, h
 
     def node(self, nid: str) -> Piece:

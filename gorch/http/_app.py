@@ -26,10 +26,12 @@ from gorch.http._body_limit import BodyLimit
 from gorch.http._handlers import add_handlers
 from gorch.http._openapi import openapi
 from gorch.http._routes import (
+    changes,
     console,
     erasure,
     instances,
     operators,
+    schedules,
     service,
     typed,
     workflows,
@@ -92,7 +94,9 @@ def create_app(
     add_handlers(app)
     # In this order: it is the order the routes are matched in, and listed in the document.
     routers = [service.public, service.router, workflows.router, typed.router(api)]
-    for router in [*routers, instances.router, operators.router, erasure.router]:
+    routers += [instances.router, operators.router, erasure.router, schedules.router]
+    routers += [changes.router]
+    for router in routers:
         _serve(app, router)
     console.mount(app)
     if metrics is not None:

@@ -26,6 +26,7 @@ from gorch.errors import (
     StateMismatchError,
     StoreUnavailableError,
     UnreadableInstanceError,
+    WaitTimeout,
     WorkflowFinishedError,
 )
 
@@ -55,6 +56,14 @@ _KINDS: list[tuple[type[GorchError], int, str, str]] = [
     (IdempotencyKeyError, 422, "idempotency-key-reused", "Idempotency key reused"),
     (InputError, 422, "invalid-payload", "Invalid payload"),
     (GotoError, 422, "invalid-goto", "No such statement or thread to go to"),
+    # A long poll (GET /instances/{id}/wait) that ran out of time: 408, not 504. Nothing is
+    # wrong with the server: the request's own timeout passed before the instance got there,
+    # and a 5xx would count as a server error for monitors, clients, proxies (and this API's
+    # rule that bad input is never a 5xx); 504 says a gateway's upstream did not answer, which
+    # is what a proxy in front answers when *its* read timeout passes, so the two stay apart.
+    # 408 lets a client repeat the request as it is (RFC 9110 15.5.9), which is what a long
+    # poll does next. (Chromium repeats a 408 by itself once on a reused connection.)
+    (WaitTimeout, 408, "wait-timeout", "Not there in time"),
 ]
 
 
@@ -107,6 +116,8 @@ def from_gorch(exc: GorchError) -> Problem:
         value = getattr(exc, attr, None)
         if value:
             extra[key] = value
+    if isinstance(exc, WaitTimeout):  # where it stands, even waiting at no statement
+        extra["at_statements"] = list(exc.at_statements)
     headers = {"Retry-After": "1"} if status == 503 else None
     return Problem(status, kind, title, str(exc), headers=headers, **extra)
 

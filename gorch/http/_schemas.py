@@ -55,6 +55,12 @@ class Problem(BaseModel):
     unhealthy: dict[str, str] | None = Field(
         None, description="GET /health: the unhealthy parts (store, worker), each with why"
     )
+    instance_status: str | None = Field(
+        None, description="the instance's status (a refusal for its status; a wait's timeout)"
+    )
+    at_statements: list[str] | None = Field(
+        None, description="a wait's timeout: the statements the instance's threads wait at"
+    )
 
 
 class Timer(BaseModel):
@@ -105,6 +111,13 @@ class Instance(InstanceSummary):
     )
     data: Any = Field(description="the workflow's data")
     state: dict[str, Any] = Field(description="the interpreter's state")
+    at_statements: list[str] = Field(
+        description="the statements its threads wait at (a Wait, a WaitFor, a Child), sorted"
+    )
+    parent: str | None = Field(description="the instance whose Child started it, or null")
+    children: list[str] = Field(
+        description="the instances its Child statements started, oldest first"
+    )
 
 
 class InstancePage(BaseModel):
@@ -391,3 +404,66 @@ def _schema(tp: Any, mode: Mode, ref_template: str) -> dict[str, Any]:
     except Exception as exc:
         log.warning("no JSON Schema for %r (documented as any JSON): %s", tp, exc)
         return {}
+
+
+class Schedule(BaseModel):
+    """A schedule (``Engine.schedule``): a workflow started at every tick of a cron
+    expression."""
+
+    name: str
+    workflow: str
+    cron: str = Field(description="five fields: minute hour day-of-month month day-of-week")
+    timezone: str = Field(description="the IANA time zone the cron expression is read in")
+    catchup: bool = Field(description="after an outage, start every missed tick (else the latest)")
+    paused: bool
+    next_at: datetime = Field(description="the next tick")
+    last_tick: datetime | None = Field(description="the last tick started")
+    created_at: datetime
+    updated_at: datetime
+    data: Any = Field(None, description="the data each tick starts from (null: the defaults)")
+
+
+class ScheduleRequest(BaseModel):
+    """The body of ``PUT /schedules/{name}``: the schedule's definition (it replaces one of
+    that name)."""
+
+    model_config = ConfigDict(extra="forbid")
+    workflow: str = Field(min_length=1, max_length=MAX_TEXT, description="a registered workflow")
+    cron: str = Field(
+        min_length=1,
+        max_length=MAX_TEXT,
+        description="five fields: minute hour day-of-month month day-of-week, e.g. 0 2 * * *",
+    )
+    timezone: str = Field(
+        "UTC", min_length=1, max_length=MAX_TEXT, description="an IANA time zone: Europe/Berlin"
+    )
+    catchup: bool = Field(False, description="after an outage, start every missed tick")
+    data: Any = Field(
+        None, description="the workflow's data each tick starts from (null: the class's defaults)"
+    )
+
+
+MODELS += [Schedule, ScheduleRequest]
+
+
+class Change(BaseModel):
+    """One entry of the change feed: a commit that changed an instance's status or the
+    statements it waits at."""
+
+    seq: int = Field(description="its place in the feed, from 1, without gaps")
+    at: datetime = Field(description="when it was committed")
+    instance: str = Field(description="the instance's id")
+    workflow: str
+    status: RunStatus = Field(description="the instance's status after the commit")
+    at_statements: list[str] = Field(description="the statements it waits at after it, sorted")
+
+
+class ChangePage(BaseModel):
+    items: list[Change] = Field(description="oldest first")
+    next: int = Field(
+        description="pass as after for what comes next (the last item's seq; the after asked "
+        "for if there are no items)"
+    )
+
+
+MODELS += [Change, ChangePage]

@@ -44,7 +44,12 @@ from gorch.interpreter._handlers import ANY, NO_PAYLOAD, is_lifecycle, payload_t
 from gorch.interpreter._index import Program, StatementInfo
 from gorch.interpreter._personal import neutral_values, personal_data_of
 from gorch.interpreter._resume import DEFAULT_MAX_STEPS, Outcome, resume, run
-from gorch.interpreter._validate import class_problems, transactional_steps, validate
+from gorch.interpreter._validate import (
+    child_workflows,
+    class_problems,
+    transactional_steps,
+    validate,
+)
 
 __all__ = [
     "ANY",
@@ -61,6 +66,7 @@ __all__ = [
     "apply_renames",
     "awaited",
     "cancel",
+    "child_workflows",
     "class_problems",
     "context",
     "data_version_of",

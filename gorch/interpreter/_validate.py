@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from gorch import serde
-from gorch.dsl import K_GO, K_STEP, K_TIMEOUT
+from gorch.children import Child
+from gorch.dsl import K_GO, K_STEP, K_TIMEOUT, K_WAIT
 from gorch.errors import DefinitionError
 from gorch.interpreter._compile import compile_definition
 from gorch.interpreter._evolve import evolution_problems
@@ -95,6 +96,21 @@ def value_problems(prog: Program, tree: Any) -> list[str]:
             except DefinitionError as exc:
                 problems.extend(exc.problems)
     return problems
+
+
+def child_workflows(cls: type) -> list[tuple[str, str]]:
+    """``(statement, workflow)`` of each ``Child`` of workflow class ``cls`` (read from a
+    stand-in instance, as :func:`transactional_steps` does)."""
+    try:
+        tree = sample(cls).definition()
+    except Exception:
+        return []
+    prog, _ = compile_definition(tree)
+    return [
+        (info.name, node.workflow)
+        for info in prog.by_name.values()
+        if info.kind == K_WAIT and isinstance(node := node_at(tree, info), Child)
+    ]
 
 
 def transactional_steps(cls: type) -> list[str]:

@@ -9,6 +9,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from gorch.store.base import (
+    ChangeRecord as ChangeRecord,
+)
+from gorch.store.base import (
     HistoryRecord as HistoryRecord,
 )
 from gorch.store.base import (
@@ -16,6 +19,12 @@ from gorch.store.base import (
 )
 from gorch.store.base import (
     KeyRecord as KeyRecord,
+)
+from gorch.store.base import (
+    MessageRecord as MessageRecord,
+)
+from gorch.store.base import (
+    ScheduleRecord as ScheduleRecord,
 )
 from gorch.store.base import (
     StatusCount as StatusCount,
@@ -27,6 +36,9 @@ from gorch.store.base import (
     TimerRecord as TimerRecord,
 )
 from gorch.store.base import (
+    WatchRecord as WatchRecord,
+)
+from gorch.store.base import (
     Write as Write,
 )
 from gorch.store.memory import MemoryStore as MemoryStore
@@ -35,14 +47,18 @@ if TYPE_CHECKING:
     from gorch.store.sql import SQLStore as SQLStore
 
 __all__ = [
+    "ChangeRecord",
     "HistoryRecord",
     "InstanceRecord",
     "KeyRecord",
     "MemoryStore",
+    "MessageRecord",
     "SQLStore",
+    "ScheduleRecord",
     "StatusCount",
     "Store",
     "TimerRecord",
+    "WatchRecord",
     "Write",
 ]
 

@@ -16,15 +16,29 @@ from typing import Protocol, runtime_checkable
 
 from attrs import define, field
 
+from gorch.store.schedules import ScheduleRecord, ScheduleStore
+
 __all__ = [
+    "END",
+    "ChangeRecord",
     "HistoryRecord",
     "InstanceRecord",
     "KeyRecord",
+    "MessageRecord",
+    "ScheduleRecord",
     "StatusCount",
     "Store",
     "TimerRecord",
+    "WatchRecord",
     "Write",
+    "watch_matches",
 ]
+
+END = "end"
+"""A watch's ``until`` that either end status satisfies (``finished`` or ``cancelled``; see
+:func:`watch_matches`)."""
+
+_ENDS = frozenset({"finished", "cancelled"})
 
 
 @define(slots=True)
@@ -42,6 +56,9 @@ class InstanceRecord:
         attempts: consecutive failed attempts of the step the instance is at.
         next_attempt_at: when a worker should run it next (a retry's due time), or None.
         last_error: the last step failure, or None.
+        at_statements: the statements its threads wait at (a ``Wait``, a ``WaitFor``, a
+            ``Child``), sorted; empty while it runs or once it ended.
+        parent_id: the instance whose ``Child`` statement started it, or None.
         defects: the values of the stored row that could not be read, one ``"column:
             reason"`` each (e.g. ``"updated_at: 'garbage' is not a timestamp"``); empty for a
             sound row. Such a field holds a stand-in: the Unix epoch (UTC) for
@@ -65,6 +82,8 @@ class InstanceRecord:
     next_attempt_at: datetime | None = None
     last_error: str | None = None
     defects: tuple[str, ...] = ()
+    at_statements: tuple[str, ...] = ()
+    parent_id: str | None = None
 
 
 @define(slots=True, frozen=True)
@@ -145,6 +164,86 @@ class StatusCount:
     late: int = 0
 
 
+@define(slots=True, frozen=True)
+class WatchRecord:
+    """An instance's thread waits for another instance to get somewhere: a ``Child`` for its
+    child's end, an ``OnInstance`` case for the instance it names.
+
+    Attributes:
+        instance_id, thread_id, name, pc: the waiting instance, its thread, the event to
+            deliver to it, and the wait's ``pc``.
+        target_id: the instance watched (it may not exist yet).
+        until: what satisfies the watch: :data:`END` (the target finished or was cancelled),
+            ``"status:a,b"`` (its status is one of these), or ``"at:name"`` (one of its
+            threads waits at the statement ``name``). See :func:`watch_matches`.
+    """
+
+    instance_id: str
+    thread_id: str
+    name: str
+    pc: int
+    target_id: str
+    until: str = END
+
+
+@define(slots=True, frozen=True)
+class MessageRecord:
+    """A watch that was satisfied: the event to deliver to the waiting instance, kept until
+    the commit that delivers it (or finds its wait over) deletes it.
+
+    Attributes:
+        instance_id, thread_id, name, pc: as the :class:`WatchRecord` it comes from.
+        target_id, status, at_statements: the watched instance, as it stood at the commit that
+            satisfied the watch.
+        at: when that commit was made.
+    """
+
+    instance_id: str
+    thread_id: str
+    name: str
+    pc: int
+    target_id: str
+    status: str
+    at_statements: tuple[str, ...]
+    at: datetime
+
+
+@define(slots=True, frozen=True)
+class ChangeRecord:
+    """One entry of the change feed: a commit that changed an instance's status or the
+    statements it waits at. ``seq`` orders the feed (from 1, with no gaps: each entry is
+    numbered when its commit is, and commits are numbered in the order they commit)."""
+
+    seq: int
+    at: datetime
+    instance_id: str
+    workflow: str
+    status: str
+    at_statements: tuple[str, ...] = ()
+
+
+def watch_matches(until: str, status: str, at_statements: Sequence[str]) -> bool:
+    """Whether an instance with ``status``, waiting at ``at_statements``, satisfies a watch's
+    ``until`` (see :class:`WatchRecord`).
+
+    Example:
+        >>> watch_matches("end", "finished", ())
+        True
+        >>> watch_matches("at:deliver", "waiting", ("deliver",))
+        True
+        >>> watch_matches("status:failed,paused", "waiting", ())
+        False
+    """
+    if until == END:
+        return status in _ENDS
+    kind, _, what = until.partition(":")
+    if kind == "status":
+        return status in what.split(",")
+    if kind == "at":
+        return what in at_statements
+    return False
+
+
 @define(slots=True)
 class Write:
     """Everything one engine operation changes, committed together or not at all.
@@ -157,6 +256,15 @@ class Write:
         history: rows to append.
         key: an idempotency key to record (fails the commit if the key exists).
         notify: whether idle workers should be woken (new runnable work was committed).
+        change: the commit changes the instance's status or ``at_statements``: append an
+            entry to the change feed, and satisfy the watches of the instance that it meets
+            (each a :class:`MessageRecord` for its watcher; idle workers are woken).
+        watches: the instance's watches after the commit (they replace the stored ones; a
+            new one that its target meets already is satisfied at once), or ``None`` to leave
+            them as they are.
+        starts: new instances to insert in the same transaction (each a ``Write`` with
+            ``expected_version`` None: a ``Child``'s start).
+        consume: a message of the instance that this commit delivers: deleted with it.
     """
 
     instance: InstanceRecord
@@ -165,10 +273,27 @@ class Write:
     history: Sequence[HistoryRecord] = field(factory=tuple)
     key: KeyRecord | None = None
     notify: bool = False
+    change: bool = False
+    watches: Sequence[WatchRecord] | None = None
+    starts: Sequence[Write] = ()
+    consume: MessageRecord | None = None
+
+    def is_plain(self) -> bool:
+        """Whether it writes the instance's row and history rows and nothing else (the common
+        step checkpoint, which a store may commit in one statement)."""
+        return (
+            self.timers is None
+            and self.key is None
+            and not self.notify
+            and not self.change
+            and self.watches is None
+            and not self.starts
+            and self.consume is None
+        )
 
 
 @runtime_checkable
-class Store(Protocol):
+class Store(ScheduleStore, Protocol):
     """Where instances, timers, history and idempotency keys live.
 
     Implementations: :class:`gorch.store.MemoryStore` (tests) and :class:`gorch.store.SQLStore`
@@ -216,10 +341,11 @@ class Store(Protocol):
         limit: int = 50,
         after: tuple[datetime, str] | None = None,
         id_contains: str | None = None,
+        parent: str | None = None,
     ) -> list[InstanceRecord]:
         """Instances, newest first (by ``created_at``, then ``id``), filtered; ``after`` is the
         ``(created_at, id)`` of the last row of the page before; ``id_contains``: only ids that
-        contain this text (case-sensitive)."""
+        contain this text (case-sensitive); ``parent``: only the children of this instance."""
         ...
 
     def counts(self, now: datetime, late_before: datetime) -> list[StatusCount]:
@@ -303,6 +429,56 @@ class Store(Protocol):
 
     def delete_timer(self, timer: TimerRecord) -> None:
         """Delete one timer (a stale one, whose wait is over)."""
+        ...
+
+    def claim_messages(
+        self,
+        owner: str,
+        now: datetime,
+        until: datetime,
+        limit: int,
+        workflows: Sequence[str] | None = None,
+    ) -> list[tuple[MessageRecord, InstanceRecord]]:
+        """Lease instances that have a message to deliver (at most one per instance, the
+        oldest) whose status is ``waiting`` or ``running``, whose lease is free and that have
+        no retry due later than ``now`` (a handler that failed waits for its backoff); as
+        :meth:`claim_timers`."""
+        ...
+
+    def messages(self, instance_id: str | None = None) -> list[MessageRecord]:
+        """The messages not yet delivered (to one instance, or to all), oldest first."""
+        ...
+
+    def delete_message(self, message: MessageRecord) -> None:
+        """Delete one message (whose wait is over: it can no longer be delivered)."""
+        ...
+
+    def watches(self, instance_id: str | None = None) -> list[WatchRecord]:
+        """The stored watches (of one waiting instance, or all), by instance, thread, name."""
+        ...
+
+    def changes(self, after: int = 0, limit: int = 100) -> list[ChangeRecord]:
+        """The change feed's entries after ``seq`` ``after``, oldest first."""
+        ...
+
+    def last_change(self) -> int:
+        """The ``seq`` of the feed's newest entry (0: none yet)."""
+        ...
+
+    def change_mark(self) -> int:
+        """A mark for :meth:`wait_change`: take it before reading what you wait to see
+        change, so that a change committed in between is not missed. No database work."""
+        ...
+
+    def wait_change(self, instance_id: str | None, mark: int, timeout: float) -> bool:
+        """Block up to ``timeout`` seconds until a change of ``instance_id`` (None: of any
+        instance) may have been committed since ``mark``; True early if one may have.
+
+        It costs no database round trip while nothing changes: commits of this store object
+        signal in-process; other processes' are heard through ``LISTEN`` (PostgreSQL) or a
+        look at the database file's size and time every 0.2 s (SQLite). A True may be
+        spurious (a lost connection wakes every waiter): read again to see.
+        """
         ...
 
     def wait_for_work(self, timeout: float) -> bool:

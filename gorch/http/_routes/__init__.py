@@ -7,6 +7,8 @@
 - ``instances``: list, read, history, diagram and waits of instances, and the generic send;
 - ``operators``: goto, pause, unpause, cancel, retry (the admin role);
 - ``erasure``: ``DELETE /instances/{id}/data``, deleting personal data (the admin role);
+- ``schedules``: ``GET /schedules``; ``PUT /schedules/{name}``, pause, resume and
+  ``DELETE`` (the admin role);
 - ``console``: the web console's static files at ``/ui/`` (public).
 
 Every router but the public ones declares the caller dependency (``PROTECTED`` of

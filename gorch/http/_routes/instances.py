@@ -1,5 +1,6 @@
 """Instances: list them, read one, its history, its diagram (where each thread stands) and its
-waits, and the generic ``POST /instances/{id}/events/{event}`` (any event, untyped payload)."""
+waits, wait for one to get somewhere (``GET /instances/{id}/wait``, a long poll), and the
+generic ``POST /instances/{id}/events/{event}`` (any event, untyped payload)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ from starlette.responses import Response
 
 from gorch import _views as views
 from gorch import graph
-from gorch.engine import RunStatus
+from gorch.engine import Engine, Instance, RunStatus
 from gorch.errors import InputError
 from gorch.http import _schemas as schemas
 from gorch.http._api import PROTECTED, AnyCaller, app_api, json_response
 from gorch.http._params import DIAGRAM, Format, Id, IdempotencyKey, Thread, json_body
-from gorch.http._problems import Problem
+from gorch.http._problems import PROBLEM, Problem
+from gorch.http._routes.changes import MAX_WAIT, WAIT_THREADS, waiting
+from gorch.http._schemas import REF
 from gorch.limits import MAX_PAGE, MAX_TEXT
 
 __all__ = ["router"]
@@ -118,6 +121,95 @@ async def get_why(request: Request, id: Id) -> Response:
     the next retry, its lease, and what an operator can do next."""
     api = app_api(request)
     return json_response(views.why(await api.call(api.engine.why, id)))
+
+
+STATUS_WORDS = ", ".join(s.value for s in RunStatus)
+
+WAIT_DOC = f"""Wait until the instance gets where `until` says, then answer it (the shape of
+`GET /instances/{{id}}`, as read once it got there): a long poll, woken by the commit it waits
+for.
+
+`until`:
+
+- empty (the default): it ended, **finished** or **cancelled**;
+- a status: one of {STATUS_WORDS};
+- several statuses, comma-separated (`failed,paused`): any one of them;
+- `at:<statement>` (`at:for payment`): one of its threads waits at that statement (a Wait,
+  a WaitFor, a Child).
+
+`timeout`: seconds, {MAX_WAIT:g} at most (more is a 400). When it passes first, the answer is
+a 408 problem (`wait-timeout`) whose `instance_status` and `at_statements` say where the
+instance stands: ask again to wait on. Waits have threads of their own ({WAIT_THREADS} at
+once; one more is a 503 with `Retry-After`), so they never hold up the other routes."""
+
+WAIT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    408: {
+        "description": "The timeout passed before the instance got there (instance_status and "
+        "at_statements say where it stands)",
+        "content": {PROBLEM: {"schema": {"$ref": REF.format(model="Problem")}}},
+    }
+}
+
+
+def _until(text: str | None) -> RunStatus | set[RunStatus] | str | None:
+    """``until`` of ``GET /instances/{id}/wait`` as ``Engine.wait`` takes it (400 if it is
+    neither status words nor ``at:`` and a statement's name)."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    if text.startswith("at:"):
+        name = text.removeprefix("at:").strip()
+        if name:
+            return name
+        detail = "query.until: at: needs a statement's name, as in at:for payment"
+    else:
+        words = [w.strip() for w in text.split(",")]
+        bad = [w for w in words if w not in {s.value for s in RunStatus}]
+        if not bad:
+            found = {RunStatus(w) for w in words}
+            return found.pop() if len(found) == 1 else found
+        detail = (
+            f"query.until: {', '.join(map(repr, bad))} is no status; give one of "
+            f"{STATUS_WORDS} (several comma-separated), or at:<statement>"
+        )
+    raise Problem(400, "malformed", "Malformed request", detail, errors=[detail])
+
+
+def _wait(engine: Engine, id: str, until: Any, timeout: float) -> Instance:
+    """``Engine.wait``, with the instance's children (as ``Engine.get`` gives them)."""
+    inst = engine.wait(id, until=until, timeout=timeout)
+    kids = engine.list(parent=id, limit=MAX_PAGE).items
+    inst.children = [k.id for k in sorted(kids, key=lambda k: (k.created_at, k.id))]
+    return inst
+
+
+@router.get(
+    "/instances/{id}/wait",
+    response_model=schemas.Instance,
+    operation_id="wait_instance",
+    description=WAIT_DOC,
+    responses=WAIT_RESPONSES,
+)
+async def wait_instance(
+    request: Request,
+    id: Id,
+    until: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_TEXT + 3,
+            description="empty: an end (finished or cancelled); a status; statuses, "
+            "comma-separated; or at:<statement>",
+        ),
+    ] = None,
+    timeout: Annotated[
+        float, Query(ge=0, le=MAX_WAIT, description=f"seconds, at most {MAX_WAIT:g}")
+    ] = 30.0,
+) -> Response:
+    api = app_api(request)
+    wanted = _until(until)
+    return json_response(
+        views.instance(await waiting(request, _wait, api.engine, id, wanted, timeout))
+    )
 
 
 @router.post(

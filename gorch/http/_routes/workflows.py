@@ -17,7 +17,12 @@ from gorch.http._params import DIAGRAM, Format, Name, event_path
 
 __all__ = ["description", "router"]
 
-GOTO_KINDS = (graph.NodeKind.STEP, graph.NodeKind.WAIT, graph.NodeKind.WAITFOR)
+GOTO_KINDS = (
+    graph.NodeKind.STEP,
+    graph.NodeKind.WAIT,
+    graph.NodeKind.WAITFOR,
+    graph.NodeKind.CHILD,
+)
 """The statements goto can move a thread to."""
 
 router = APIRouter(tags=["workflows"], dependencies=PROTECTED)

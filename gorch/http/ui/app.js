@@ -1,14 +1,17 @@
-// The gorch console: instances, their diagrams, history and waits, events and repairs.
+// The gorch console: instances, their diagrams, history and waits, events and repairs, schedules.
 // Plain ES modules, no build step; everything goes through the JSON API next to it.
 
 import { ApiError, api, enc, setToken, token } from "./api.js";
 import { ago, h, json, time } from "./dom.js";
 import { FieldError, SchemaForm } from "./form.js";
+import { Feed } from "./live.js";
 
 const main = document.getElementById("main");
 const flash = document.getElementById("flash");
 const STATUSES = ["running", "waiting", "paused", "failed", "finished", "cancelled"];
-const LIVE_MS = 2000;
+const LIVE_MS = 2000; // how often a view reloads while the change feed cannot be followed
+const GAP_MS = 500; // a view reloads at most this often, however fast the changes come
+const SETTLE_MS = 50; // a change rarely comes alone (an event commits a few times): wait for the rest
 const HISTORY_PAGE = 20; // history entries loaded at a time, newest first
 // A diagram is fitted to the width of its box, but never drawn smaller than this share of its
 // size (its text is 11-12 px): on a phone it scrolls in its box at a readable size instead.
@@ -20,6 +23,7 @@ let stop = () => {}; // ends the current view's live refresh
 let gen = 0; // counts routes: a view whose route was left while it loaded draws nothing
 let catalog = null; // GET /workflows, cached
 let me = null; // GET /me: the token's roles, cached until the token changes
+const feed = new Feed(); // the change feed, one connection for every view
 
 // -- plumbing --------------------------------------------------------------------------------
 
@@ -121,16 +125,64 @@ function confirmAction(title, body, ok) {
   });
 }
 
-function live(fn, checkbox) {
-  const id = setInterval(() => {
-    if (checkbox.checked && !document.hidden && !document.getElementById("confirm").open) fn();
-  }, LIVE_MS);
-  return () => clearInterval(id);
+// Keep a view up to date: `refresh` runs when a change it `concerns` comes on the feed (after
+// SETTLE_MS, for the rest of its burst), and when the feed (re)connects (for what came
+// before); every LIVE_MS only while the feed cannot be followed, or while `poll()` says so.
+// Never two at once, nor two from the feed within GAP_MS; not while the box is unticked, the
+// tab hidden or a confirmation open: a change meanwhile refreshes when that ends.
+function live(refresh, checkbox, concerns, poll = () => false) {
+  const dialog = document.getElementById("confirm");
+  const paused = () => !checkbox.checked || document.hidden || dialog.open;
+  let busy = false;
+  let due = false;
+  let last = 0; // when the last refresh started
+  let later = null; // the refresh a change asked for, soon
+  function soon() {
+    later ??= setTimeout(() => {
+      later = null;
+      run();
+    }, Math.max(SETTLE_MS, last + GAP_MS - Date.now()));
+  }
+  async function run(now = false) {
+    if (busy || (!now && paused())) {
+      due = true;
+      return;
+    }
+    busy = true;
+    due = false;
+    last = Date.now();
+    try {
+      await refresh();
+    } finally {
+      busy = false;
+    }
+    if (due && !paused()) soon();
+  }
+  const resume = () => { if (due) run(); };
+  const ticked = () => { if (checkbox.checked) run(); };
+  const unlisten = feed.listen({ open: soon, change: (c) => { if (concerns(c)) soon(); } });
+  const id = setInterval(() => { if ((feed.state === "failed" || poll()) && !paused()) run(); }, LIVE_MS);
+  checkbox.addEventListener("change", ticked);
+  document.addEventListener("visibilitychange", resume);
+  dialog.addEventListener("close", resume);
+  return {
+    now: () => run(true),
+    stop: () => {
+      unlisten();
+      clearInterval(id);
+      clearTimeout(later);
+      checkbox.removeEventListener("change", ticked);
+      document.removeEventListener("visibilitychange", resume);
+      dialog.removeEventListener("close", resume);
+    },
+  };
 }
 
 function liveBox() {
   const box = h("input", { type: "checkbox", id: "live", checked: true });
-  return [box, h("label", { class: "check live" }, box, " Live refresh")];
+  const says = "Shows each change as the server commits it (while its change stream cannot be " +
+    "followed: reloads every 2 s)";
+  return [box, h("label", { class: "check live", title: says }, box, " Live refresh")];
 }
 
 // Fit a diagram to its box, but not below a readable size: past that it scrolls in its box.
@@ -164,6 +216,9 @@ async function route(moveFocus = false) {
   try {
     if (path.startsWith("/i/")) {
       await instanceView(mine, decodeURIComponent(path.slice(3)));
+    } else if (path === "/schedules") {
+      document.querySelector("[data-nav=schedules]").setAttribute("aria-current", "page");
+      await schedulesView(mine);
     } else if (path === "/start") {
       document.querySelector("[data-nav=start]").setAttribute("aria-current", "page");
       await startView(mine, new URLSearchParams(query));
@@ -261,8 +316,11 @@ async function listView(mine, params) {
         COLUMNS.map((c) => h("th", { scope: "col", role: "columnheader" }, c)))),
       rows)),
     h("nav", { class: "pager", "aria-label": "Pages" }, prev, next));
-  await load();
-  if (mine === gen) stop = live(load, box);
+  // Watched before the first load, so that a change while it loads is not missed.
+  const workflow = params.get("workflow");
+  const watch = live(load, box, (c) => !workflow || c.workflow === workflow);
+  stop = watch.stop;
+  await watch.now();
 }
 
 // -- one instance ----------------------------------------------------------------------------
@@ -283,7 +341,7 @@ async function instanceView(mine, id) {
   const ops = h("div", { class: "ops" });
   const data = h("pre", { class: "json", tabindex: "0" });
   const state = h("pre", { class: "json", tabindex: "0" });
-  const page = { id, path, wf };
+  const page = { id, path, wf, status: info.status };
   let formsKey = null; // what the forms were drawn for: redrawn only when it changes
 
   page.refresh = () => attempt(async () => {
@@ -291,6 +349,7 @@ async function instanceView(mine, id) {
       api(path), api(`${path}/waits`),
       api(`${path}/history?limit=${HISTORY_PAGE}&newest_first=true`),
       api(`${path}/diagram`, { accept: "image/svg+xml" })]);
+    page.status = inst.status;
     summary.show(inst);
     diagram.show(svg);
     waits.replaceChildren(waitsTable(ws));
@@ -322,8 +381,11 @@ async function instanceView(mine, id) {
     h("details", { class: "state" }, h("summary", {}, "State (the interpreter's)"), state),
     section("History", ...history.elements));
   summary.show(info);
-  await page.refresh();
-  if (mine === gen) stop = live(page.refresh, box);
+  // The feed says when it moves; a step that runs reports heartbeats the feed does not carry,
+  // so while the instance is running the page also reloads every LIVE_MS.
+  const watch = live(page.refresh, box, (c) => c.instance === id, () => page.status === "running");
+  stop = watch.stop;
+  await watch.now();
 }
 
 // Run an action; if it fails, say why.
@@ -367,7 +429,15 @@ function summaryRows(inst) {
   if (inst.attempts) rows.push(["Attempts", String(inst.attempts)]);
   if (inst.next_attempt_at) rows.push(["Next attempt", time(inst.next_attempt_at)]);
   if (inst.last_error) rows.push(["Last error", h("span", { class: "error" }, inst.last_error)]);
+  // A Child's instance links to its parent; a parent to the children its Child statements started.
+  if (inst.parent) rows.push(["Parent", instanceLink(inst.parent)]);
+  if (inst.children?.length)
+    rows.push(["Children", h("span", { class: "children" }, inst.children.map((c, n) => [n ? ", " : "", instanceLink(c)]))]);
   return rows;
+}
+
+function instanceLink(id) {
+  return h("a", { href: `#/i/${enc(id)}` }, id);
 }
 
 // The diagram (fitted to its box, or at its actual size) and its legend.
@@ -715,6 +785,73 @@ function gotoChanges(p) {
   return h("ul", {}, p.description.map((d) => h("li", {}, d)));
 }
 
+// -- schedules -------------------------------------------------------------------------------
+// GET /schedules (any token); pause, resume and delete need the admin role. Schedules are not in
+// the change feed: the list reloads after each action, and on **Reload**.
+
+const SCHEDULE_COLUMNS = ["Name", "Workflow", "Cron", "Time zone", "Catch up", "Paused", "Next tick", "Last tick"];
+
+async function schedulesView(mine) {
+  const rows = h("tbody", { role: "rowgroup" });
+  const count = h("p", { class: "muted", "aria-live": "polite" });
+  const why = lacksAdmin();
+  const reload = h("button", { type: "button", class: "secondary", onclick: () => load() }, "Reload");
+
+  async function load() {
+    try {
+      const all = await api("/schedules");
+      const cell = (n, ...kids) => h("td", { role: "cell", "data-label": SCHEDULE_COLUMNS[n] }, ...kids);
+      rows.replaceChildren(...all.map((s) => h("tr", { role: "row", "data-schedule": s.name },
+        h("th", { scope: "row", role: "rowheader" }, s.name),
+        cell(1, s.workflow), cell(2, h("code", {}, s.cron)), cell(3, s.timezone),
+        cell(4, s.catchup ? "yes" : "no"),
+        cell(5, s.paused ? badge("paused") : "no"),
+        cell(6, s.paused ? h("span", { class: "muted" }, "— (paused)") : time(s.next_at)),
+        cell(7, s.last_tick ? time(s.last_tick) : "never"),
+        h("td", { role: "cell", "data-label": "Actions" }, h("div", { class: "buttons" },
+          scheduleButton(s, s.paused ? "resume" : "pause", load),
+          scheduleButton(s, "delete", load))))));
+      if (!all.length)
+        rows.replaceChildren(h("tr", { role: "row" }, h("td", { role: "cell", colspan: 9 }, "No schedules.")));
+      count.textContent = `${all.length} schedule${all.length === 1 ? "" : "s"}`;
+    } catch (err) {
+      say(explain(err), "error");
+    }
+  }
+
+  function scheduleButton(s, action, done) {
+    const name = action[0].toUpperCase() + action.slice(1);
+    return h("button", { type: "button", class: action === "delete" ? "danger" : "", disabled: Boolean(why),
+      "aria-label": `${name} ${s.name}`,
+      onclick: async () => {
+        if (action === "delete") {
+          const body = h("p", {}, `The schedule stops for good; the instances it started stay. ` +
+            "This cannot be undone.");
+          if (!(await confirmAction(`Delete the schedule ${s.name}?`, body, "delete"))) return;
+        }
+        await attempt(async () => {
+          const path = `/schedules/${enc(s.name)}`;
+          if (action === "delete") await api(path, { method: "DELETE", accept: "text/plain" });
+          else await api(`${path}/${action}`, { method: "POST" });
+          say(`${s.name}: ${action === "delete" ? "deleted" : `${action}d`}.`, "ok");
+        });
+        await done();
+      } }, name);
+  }
+
+  await load();
+  if (mine !== gen) return;
+  main.replaceChildren(
+    h("div", { class: "title-row" }, heading("Schedules"), reload),
+    h("p", { class: why ? "why" : "muted" }, why || "Pause, Resume and Delete need the admin role."),
+    count,
+    h("div", { class: "scroll" }, h("table", { class: "schedules cards", role: "table" },
+      h("caption", { class: "sr-only" }, "Schedules, by name"),
+      h("thead", { role: "rowgroup" }, h("tr", { role: "row" },
+        [...SCHEDULE_COLUMNS, "Actions"].map((c) => h("th", { scope: "col", role: "columnheader" }, c)))),
+      rows)));
+}
+
 // -- start -----------------------------------------------------------------------------------
 
 async function startView(mine, params) {
@@ -771,6 +908,7 @@ tokenForm.addEventListener("submit", (e) => {
   catalog = null;
   me = null;
   say(tokenInput.value.trim() ? "Token set." : "Token cleared.", "ok");
+  feed.start(); // with the new token
   route();
 });
 window.addEventListener("hashchange", () => route(true));
@@ -788,5 +926,6 @@ document.querySelector("a.skip").addEventListener("click", (e) => {
   }
   document.querySelector(".brand").textContent = title;
   document.title = title;
+  feed.start();
   route();
 })();

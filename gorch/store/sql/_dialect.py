@@ -39,7 +39,7 @@ __all__ = ["INSTANCE_COLUMNS", "NOTIFY_CHANNEL", "TIMER_COLUMNS", "Dialect", "st
 
 INSTANCE_COLUMNS = (
     "id, workflow, status, {state}, {data}, created_at, updated_at, version, lease_owner, "
-    "lease_expires, attempts, next_attempt_at, last_error"
+    "lease_expires, attempts, next_attempt_at, last_error, at_statements, parent_id"
 )
 """The columns of an instance row as :func:`gorch.store.sql._rows.instance` reads them."""
 
@@ -78,6 +78,8 @@ class Dialect(ABC):
     """Written after a JSON column that is read, so that it reads as its text."""
     lock_claimed: ClassVar[str]
     """Written after a claim's choice of instances: lock them; concurrent claims skip them."""
+    lock_read: ClassVar[str]
+    """Written after a read of a row that must not change before the transaction ends."""
     lock_claimed_of_timers: ClassVar[str]
     """The same, where the instances are joined (as ``i``) to their timers."""
     among: ClassVar[str]
@@ -111,7 +113,8 @@ class Dialect(ABC):
         self.insert = spell(
             "INSERT INTO gorch_instances (id, workflow, status, state, data, created_at, "
             "updated_at, version, lease_owner, lease_expires, attempts, next_attempt_at, "
-            f"last_error) VALUES (?, ?, ?, ?{j}, ?{j}, ?, ?, ?, ?, ?, ?, ?, ?)"
+            f"last_error, at_statements, parent_id) VALUES (?, ?, ?, ?{j}, ?{j}, ?, ?, ?, ?, ?, ?, "
+            "?, ?, ?, ?)"
         )
         self.update = spell(
             f"UPDATE gorch_instances SET status = ?, state = ?{j}, data = ?{j}, updated_at = ?, "
@@ -273,6 +276,16 @@ class Dialect(ABC):
     def forget(self, pool: Pool) -> None:
         """After an erasure committed: remove what the database keeps of the old contents
         where it can (see :mod:`gorch.store.sql._erase`)."""
+
+    @abstractmethod
+    def lock_feed(self, cursor: Any) -> None:
+        """In a commit's transaction, before it numbers a change: hold the feed's numbering
+        until the commit (nothing where one writer at a time is all there is)."""
+
+    @abstractmethod
+    def announce(self, cursor: Any, instance_id: str) -> None:
+        """In a commit's transaction: tell other processes that the instance changed (nothing
+        where they look for themselves)."""
 
     @abstractmethod
     def notify(self, cursor: Any) -> None:

@@ -43,6 +43,7 @@ UNIQUE_VIOLATION = "23505"
 """The SQLSTATE of a row whose key exists already."""
 
 SCHEMA_LOCK = 7262001
+FEED_LOCK = 7262002  # numbering the change feed (_links.py)
 """The advisory lock that makes creating or migrating the schema one process at a time."""
 
 # What the socket of an idle connection shows once the server has ended it.
@@ -65,6 +66,7 @@ class PostgreSQL(Dialect):
     json_as_text = "::text"
     lock_claimed = " FOR UPDATE SKIP LOCKED"
     lock_claimed_of_timers = " FOR UPDATE OF i SKIP LOCKED"
+    lock_read = " FOR SHARE"
     among = "= ANY(?)"
     id_contains = "strpos(id, ?) > 0"
     begin = "BEGIN"
@@ -157,7 +159,7 @@ class PostgreSQL(Dialect):
         """An update with history rows and nothing else, in one statement. It commits by
         itself (autocommit): a connection that breaks while it runs leaves its outcome
         unknown, so it is never repeated."""
-        if write.timers is not None or write.key is not None or write.notify:
+        if not write.is_plain():
             return False
         row, history = write.instance, write.history
         params: list[Any] = [
@@ -195,6 +197,12 @@ class PostgreSQL(Dialect):
         # Prune the dead tuples (the old row versions) of the erased rows; VACUUM cannot run
         # in a transaction, and the pooled connections are in autocommit.
         pool.run(lambda cur: cur.execute("VACUUM gorch_instances, gorch_history, gorch_keys"))
+
+    def lock_feed(self, cursor: Any) -> None:
+        cursor.execute(f"SELECT pg_advisory_xact_lock({FEED_LOCK})")
+
+    def announce(self, cursor: Any, instance_id: str) -> None:
+        cursor.execute("SELECT pg_notify('gorch_changes', %s)", (instance_id,))
 
     def notify(self, cursor: Any) -> None:
         cursor.execute(f"NOTIFY {NOTIFY_CHANNEL}")

@@ -23,9 +23,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from gorch.store.base import InstanceRecord, TimerRecord
 
-__all__ = ["EPOCH", "instance", "read_time", "safe_timestamptz", "timer"]
+__all__ = ["EPOCH", "at_tuple", "instance", "read_time", "safe_timestamptz", "timer"]
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 """The stand-in for a timestamp that cannot be read."""
@@ -53,6 +55,17 @@ def read_time(v: Any) -> Any:
         return _time(v)
     except _BAD:
         return EPOCH
+
+
+def at_tuple(text: Any) -> tuple[str, ...]:
+    """``at_statements`` as read: a JSON list of names (anything unreadable reads as none)."""
+    if not text or text == "[]":
+        return ()
+    try:
+        found = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return ()
+    return tuple(str(x) for x in found) if isinstance(found, list) else ()
 
 
 def _show(v: Any) -> str:
@@ -83,7 +96,7 @@ def instance(r: Sequence[Any]) -> InstanceRecord:
     try:
         rec = InstanceRecord(
             r[0], r[1], r[2], r[3], r[4], _time(r[5]), _time(r[6]), r[7], r[8], _time(r[9]),
-            r[10], _time(r[11]), r[12],
+            r[10], _time(r[11]), r[12], (), at_tuple(r[13]), r[14],
         )  # fmt: skip
     except _BAD:
         return _defective(r)
@@ -109,6 +122,8 @@ def _defective(r: Sequence[Any]) -> InstanceRecord:
         next_attempt_at=_time_or_defect("next_attempt_at", r[11], None, d),
         last_error=r[12],
         defects=tuple(d),
+        at_statements=at_tuple(r[13]),
+        parent_id=r[14],
     )
 
 

@@ -67,6 +67,7 @@ class SQLite(Dialect):
     json_as_text = ""
     lock_claimed = ""  # one writer at a time: BEGIN IMMEDIATE holds the write lock
     lock_claimed_of_timers = ""
+    lock_read = ""
     among = "IN (SELECT value FROM json_each(?))"
     id_contains = "instr(id, ?) > 0"
     begin = "BEGIN IMMEDIATE"
@@ -169,6 +170,12 @@ class SQLite(Dialect):
         # log: write it into the file and truncate it.
         if not self.memory:
             pool.run(lambda cur: cur.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall())
+
+    def lock_feed(self, cursor: Any) -> None:
+        pass  # BEGIN IMMEDIATE holds the write lock to the commit: one numbering at a time
+
+    def announce(self, cursor: Any, instance_id: str) -> None:
+        pass  # other processes look at the file (_follow.py)
 
     def notify(self, cursor: Any) -> None:
         pass  # workers of other processes find the work when they next look

@@ -23,17 +23,21 @@ from gorch.store.base import (
     HistoryRecord,
     InstanceRecord,
     KeyRecord,
-    StatusCount,
     TimerRecord,
     Write,
 )
+from gorch.store.signal import ChangeSignal
 from gorch.store.sql._dialect import Dialect, stale_version
 from gorch.store.sql._erase import keys_of, rewrite
+from gorch.store.sql._follow import Follower
+from gorch.store.sql._links import Linked, Links, at_text
 from gorch.store.sql._pool import Pool
 from gorch.store.sql._postgres import PostgreSQL
+from gorch.store.sql._reads import Reads
 from gorch.store.sql._rows import instance as read_instance
 from gorch.store.sql._rows import read_time
 from gorch.store.sql._rows import timer as read_timer
+from gorch.store.sql._schedules import Scheduled
 from gorch.store.sql._sqlite import SQLite
 from gorch.store.sql._tables import READ_VERSION, create_schema
 from gorch.store.sql._transaction import StepTransaction
@@ -73,7 +77,7 @@ def open_dialect(
     )
 
 
-class SQLStore:
+class SQLStore(Linked, Reads, Scheduled):
     """A store on SQLite or PostgreSQL.
 
     Args:
@@ -115,6 +119,9 @@ class SQLStore:
         self.url = self.dialect.url
         self.sa_engine: SAEngine = self.dialect.create_engine(pool_size)
         lock = self.dialect.lock
+        self.links = Links(self.dialect)
+        self.signal = ChangeSignal()
+        self._follower = Follower(self, self.signal)
         self._pool = Pool(
             self.sa_engine,
             self.dialect,
@@ -158,13 +165,24 @@ class SQLStore:
                 or not dialect.has_checkpoint
                 or not dialect.checkpoint(self._pool, write, version)
             ):
-                self._pool.run(partial(self._write, write, version), tx=True)
+                woke = self._pool.run(partial(self._write, write, version), tx=True)
+            else:
+                woke = False
         except StoreUnavailableError as exc:
             exc.workflow_id = write.instance.id
             raise
-        if write.notify:
-            dialect.notified()
+        self.after_commit(write, woke)
         return version
+
+    def after_commit(self, write: Write, woke: bool) -> None:
+        """Once ``write`` is committed: wake this process's idle workers if it woke workers,
+        and its waiters for the instances it changed."""
+        if write.notify or woke:
+            self.dialect.notified()
+        if write.change:
+            self.signal.fire(write.instance.id)
+        for start in write.starts:
+            self.signal.fire(start.instance.id)
 
     @property
     def transactions(self) -> bool:
@@ -177,9 +195,42 @@ class SQLStore:
         the step's checkpoint (:meth:`StepTransaction.commit`) commit together."""
         return StepTransaction(self, self._write)
 
-    def _write(self, write: Write, version: int, cur: Any) -> None:
+    def _write(self, write: Write, version: int, cur: Any) -> bool:
         """The statements of one commit, in its transaction on ``cur`` (see
-        :meth:`Store.commit`)."""
+        :meth:`Store.commit`); whether it woke workers."""
+        dialect, row, expected = self.dialect, write.instance, write.expected_version
+        bind = dialect.bind_time
+        self._row(write, version, cur)
+        if write.timers is not None:
+            if expected is not None:
+                cur.execute(dialect.del_timers, (row.id,))
+            for timer in write.timers:
+                cur.execute(
+                    dialect.add_timer,
+                    (timer.instance_id, timer.thread_id, timer.name, timer.pc,
+                     bind(timer.due_at)),
+                )  # fmt: skip
+        for idx, entry in enumerate(write.history, 1):
+            cur.execute(
+                dialect.history,
+                (entry.instance_id, version, idx, bind(entry.at), entry.kind, entry.name,
+                 entry.thread, entry.input, entry.output, entry.error, entry.actor,
+                 entry.reason),
+            )  # fmt: skip
+        if write.key is not None:
+            self._record_key(cur, write.key, row.id)
+        woke = write.notify
+        for start in write.starts:
+            woke = self._write(start, 1, cur) or woke
+        if write.change or write.watches is not None or write.consume is not None:
+            woke = self.links.write(cur, write) or woke
+        if woke:
+            dialect.notify(cur)
+        return woke
+
+    def _row(self, write: Write, version: int, cur: Any) -> None:
+        """Insert or update the instance's row (at the version read), in the commit's
+        transaction on ``cur``."""
         dialect, row, expected = self.dialect, write.instance, write.expected_version
         bind = dialect.bind_time
         if expected is None:
@@ -190,7 +241,7 @@ class SQLStore:
                         row.id, row.workflow, row.status, row.state, row.data,
                         bind(row.created_at), bind(row.updated_at), version, row.lease_owner,
                         bind(row.lease_expires), row.attempts, bind(row.next_attempt_at),
-                        row.last_error,
+                        row.last_error, at_text(row.at_statements), row.parent_id,
                     ),
                 )  # fmt: skip
             except Exception as exc:
@@ -210,26 +261,6 @@ class SQLStore:
             )  # fmt: skip
             if cur.rowcount != 1:
                 raise stale_version(row.id, expected)
-        if write.timers is not None:
-            if expected is not None:
-                cur.execute(dialect.del_timers, (row.id,))
-            for timer in write.timers:
-                cur.execute(
-                    dialect.add_timer,
-                    (timer.instance_id, timer.thread_id, timer.name, timer.pc,
-                     bind(timer.due_at)),
-                )  # fmt: skip
-        for idx, entry in enumerate(write.history, 1):
-            cur.execute(
-                dialect.history,
-                (entry.instance_id, version, idx, bind(entry.at), entry.kind, entry.name,
-                 entry.thread, entry.input, entry.output, entry.error, entry.actor,
-                 entry.reason),
-            )  # fmt: skip
-        if write.key is not None:
-            self._record_key(cur, write.key, row.id)
-        if write.notify:
-            dialect.notify(cur)
 
     def erase(
         self, write: Write, history: Sequence[HistoryRecord], keys: Sequence[KeyRecord]
@@ -378,97 +409,6 @@ class SQLStore:
         rows = self._pool.fetch(keys_of(self.dialect), (instance_id,))
         return [KeyRecord(r[0], r[1], r[2], r[3], read_time(r[4])) for r in rows]
 
-    def list_instances(
-        self,
-        *,
-        workflow: str | None = None,
-        status: Sequence[str] | None = None,
-        limit: int = 50,
-        after: tuple[datetime, str] | None = None,
-        id_contains: str | None = None,
-    ) -> list[InstanceRecord]:
-        dialect = self.dialect
-        mark = dialect.placeholder
-        where: list[str] = []
-        params: list[Any] = []
-        if workflow is not None:
-            where.append(f"workflow = {mark}")
-            params.append(workflow)
-        if id_contains:
-            where.append(dialect.spell(dialect.id_contains))
-            params.append(id_contains)
-        if status is not None:
-            if not status:
-                return []
-            where.append(f"status IN ({', '.join([mark] * len(status))})")
-            params.extend(status)
-        if after is not None:
-            where.append(f"(created_at < {mark} OR (created_at = {mark} AND id < {mark}))")
-            at = dialect.bind_time(after[0])
-            params.extend([at, at, after[1]])
-        sql = dialect.list_base
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += f" ORDER BY created_at DESC, id DESC LIMIT {mark}"
-        params.append(limit)
-        return [read_instance(r) for r in self._pool.fetch(sql, params)]
-
-    def counts(self, now: datetime, late_before: datetime) -> list[StatusCount]:
-        bind = self.dialect.bind_time
-        rows = self._pool.fetch(
-            self.dialect.counts, (bind(now), bind(late_before), bind(late_before))
-        )
-        return [StatusCount(r[0], r[1], int(r[2]), int(r[3])) for r in rows]
-
-    def history(
-        self,
-        instance_id: str,
-        *,
-        limit: int | None = None,
-        after: tuple[int, int, int] | None = None,
-        newest_first: bool = False,
-    ) -> list[HistoryRecord]:
-        counted = newest_first and after is None
-        sql, params = self._history_query(instance_id, limit, after, newest_first)
-        with self._conn() as cur:
-            cur.execute(sql, params)
-            rows = cur.fetchall()
-        if not rows:
-            return []
-        # seq is the row's position: counted on from the place paged from (its seq), or down
-        # from the number of rows for the first newest-first page.
-        step = -1 if newest_first else 1
-        if counted:
-            first = int(rows[0][12])
-        else:
-            first = 1 if after is None else after[0] + step
-        out = []
-        for n, r in enumerate(rows):
-            h = HistoryRecord(r[0], read_time(r[1]), r[2], r[3], r[4], r[5], r[6], r[7],
-                              first + step * n, r[8], r[9], r[10], r[11])  # fmt: skip
-            out.append(h)
-        return out
-
-    def _history_query(
-        self,
-        instance_id: str,
-        limit: int | None,
-        after: tuple[int, int, int] | None,
-        newest_first: bool,
-    ) -> tuple[str, list[Any]]:
-        dialect = self.dialect
-        counted = newest_first and after is None
-        params: list[Any] = [instance_id, instance_id] if counted else [instance_id]
-        sql = dialect.history_of.format(count=dialect.history_count if counted else "")
-        if after is not None:
-            sql += dialect.history_before if newest_first else dialect.history_after
-            params += [after[1], after[1], after[2]]
-        sql += " ORDER BY version DESC, idx DESC" if newest_first else " ORDER BY version, idx"
-        if limit is not None:
-            sql += f" LIMIT {dialect.placeholder}"
-            params.append(limit)
-        return sql, params
-
     def timers(self, instance_id: str | None = None) -> list[TimerRecord]:
         if instance_id is None:
             rows = self._pool.fetch(self.dialect.all_timers)
@@ -485,6 +425,7 @@ class SQLStore:
         return self.dialect.wait_for_work(self._pool, timeout)
 
     def close(self) -> None:
+        self._follower.close()
         self.dialect.close()
         self._pool.close()
         self.sa_engine.dispose()

@@ -33,16 +33,20 @@ __all__ = [
     "READ_VERSION",
     "SCHEMA_VERSION",
     "TABLES",
+    "ChangeRow",
     "HistoryRow",
     "InstanceRow",
     "JSONText",
     "KeyRow",
+    "MessageRow",
     "MetaRow",
+    "ScheduleRow",
     "TimerRow",
+    "WatchRow",
     "create_schema",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # version -> statements that bring a database from version-1 to it. Each step runs in one
 # transaction and records its version; the statements are plain SQL both dialects run as they
 # are (their types are the ones SQLModel gives the same columns in a new database).
@@ -52,7 +56,18 @@ MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE gorch_history ADD COLUMN actor VARCHAR",
         "ALTER TABLE gorch_history ADD COLUMN reason VARCHAR",
     ],
+    # 3: workflows that work together: where an instance waits and who started it
+    # (InstanceRecord.at_statements, .parent_id); the new tables (changes, watches, messages,
+    # schedules) are created as for a new database.
+    3: [
+        "ALTER TABLE gorch_instances ADD COLUMN at_statements VARCHAR NOT NULL DEFAULT '[]'",
+        "ALTER TABLE gorch_instances ADD COLUMN parent_id VARCHAR",
+    ],
 }
+LATE_INDEXES = [
+    "CREATE INDEX IF NOT EXISTS ix_gorch_instances_parent ON gorch_instances (parent_id)",
+]
+"""Indexes on columns a migration adds: made once the migrations ran (new or old database)."""
 
 READ_VERSION = "SELECT value FROM gorch_meta WHERE key = 'schema_version'"
 """The statement that reads the schema version a database records."""
@@ -112,6 +127,9 @@ class InstanceRow(SQLModel, table=True):
     attempts: int = 0
     next_attempt_at: datetime | None = Field(default=None, sa_column=Column(_time()))
     last_error: str | None = None
+    # schema 3: the statements it waits at (a JSON list of names), and who started it
+    at_statements: str = Field(default="[]", sa_column_kwargs={"server_default": "[]"})
+    parent_id: str | None = None
 
 
 class TimerRow(SQLModel, table=True):
@@ -165,6 +183,73 @@ class KeyRow(SQLModel, table=True):
     at: datetime = Field(sa_column=Column(_time(), nullable=False))
 
 
+class ChangeRow(SQLModel, table=True):
+    """Table ``gorch_changes`` (schema 3): the change feed, one row per commit that changed
+    an instance's status or the statements it waits at, numbered without gaps in the order
+    of the commits."""
+
+    __tablename__ = "gorch_changes"
+
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    at: datetime = Field(sa_column=Column(_time(), nullable=False))
+    instance_id: str
+    workflow: str
+    status: str
+    at_statements: str = "[]"
+
+
+class WatchRow(SQLModel, table=True):
+    """Table ``gorch_watches`` (schema 3): a thread of ``instance_id`` waits for
+    ``target_id`` to get somewhere (a ``Child``'s end, an ``OnInstance`` case)."""
+
+    __tablename__ = "gorch_watches"
+    __table_args__ = (Index("ix_gorch_watches_target", "target_id"),)
+
+    instance_id: str = Field(primary_key=True)
+    thread_id: str = Field(primary_key=True)
+    name: str = Field(primary_key=True)
+    pc: int = Field(primary_key=True)
+    target_id: str
+    until: str
+
+
+class MessageRow(SQLModel, table=True):
+    """Table ``gorch_messages`` (schema 3): a watch that was met, until the commit that
+    delivers its event to ``instance_id`` deletes it."""
+
+    __tablename__ = "gorch_messages"
+    __table_args__ = (Index("ix_gorch_messages_at", "at"),)
+
+    instance_id: str = Field(primary_key=True)
+    thread_id: str = Field(primary_key=True)
+    name: str = Field(primary_key=True)
+    pc: int = Field(primary_key=True)
+    target_id: str
+    status: str
+    at_statements: str = "[]"
+    at: datetime = Field(sa_column=Column(_time(), nullable=False))
+
+
+class ScheduleRow(SQLModel, table=True):
+    """Table ``gorch_schedules`` (schema 3): one row per schedule (``Engine.schedule``)."""
+
+    __tablename__ = "gorch_schedules"
+    __table_args__ = (Index("ix_gorch_schedules_due", "paused", "next_at"),)
+
+    name: str = Field(primary_key=True)
+    workflow: str
+    cron: str
+    timezone: str
+    data: Any = Field(default=None, sa_column=Column(_json()))
+    catchup: bool = False
+    paused: bool = False
+    next_at: datetime = Field(sa_column=Column(_time(), nullable=False))
+    last_tick: datetime | None = Field(default=None, sa_column=Column(_time()))
+    created_at: datetime = Field(sa_column=Column(_time(), nullable=False))
+    updated_at: datetime = Field(sa_column=Column(_time(), nullable=False))
+    version: int = 1
+
+
 class MetaRow(SQLModel, table=True):
     """Table ``gorch_meta``: the schema version."""
 
@@ -176,8 +261,11 @@ class MetaRow(SQLModel, table=True):
 
 TABLES = [
     SQLModel.metadata.tables[name]
-    for name in ("gorch_instances", "gorch_timers", "gorch_history", "gorch_keys", "gorch_meta")
-]
+    for name in (
+        "gorch_instances", "gorch_timers", "gorch_history", "gorch_keys", "gorch_changes",
+        "gorch_watches", "gorch_messages", "gorch_schedules", "gorch_meta",
+    )
+]  # fmt: skip
 """gorch's tables, in the order they are created."""
 
 
@@ -238,3 +326,9 @@ def create_schema(pool: Pool, dialect: Dialect, sa_dialect: Any, store: str) -> 
             cur.execute(f"UPDATE gorch_meta SET value = '{step}' WHERE key = 'schema_version'")
 
         pool.run(migrate, tx=True)
+
+    def late(cur: Any) -> None:
+        for stmt in LATE_INDEXES:
+            cur.execute(stmt)
+
+    pool.run(late, tx=True)

@@ -32,7 +32,7 @@ class StepTransaction:
         session: the SQLModel session the step works through (``gorch.context().session``).
     """
 
-    def __init__(self, store: SQLStore, write: Callable[[Write, int, Any], None]) -> None:
+    def __init__(self, store: SQLStore, write: Callable[[Write, int, Any], bool]) -> None:
         if store.dialect.lock is not None:
             raise StoreError(
                 f"{store!r}: an in-memory SQLite database has one connection, shared by the "
@@ -62,7 +62,7 @@ class StepTransaction:
         sent = False
         try:
             self.session.flush()
-            self.write(write, version, self.cur)
+            woke = self.write(write, version, self.cur)
             sent = True
             self.finish()
         except (ConflictError, AlreadyExistsError):
@@ -79,6 +79,7 @@ class StepTransaction:
             ) from exc
         finally:
             self.close()
+        self.store.after_commit(write, bool(woke))
         return version
 
     def finish(self) -> None:
