@@ -233,35 +233,14 @@ def test_docs_deploying_example_runs(capsys: Any) -> None:
     ]
 
 
-def test_docs_steps_examples_run(capsys: Any) -> None:
-    """docs/steps.md: each example runs and prints what its comments say."""
-    text = (ROOT / "docs" / "steps.md").read_text()
+@pytest.mark.parametrize("page", ["steps.md", "together.md", "schedules.md"])
+def test_docs_examples_run_and_print_what_they_say(page: str, capsys: Any) -> None:
+    """Each example of the page runs (in order, sharing names) and prints what its comments
+    say: the "# " lines right after a line that prints."""
+    text = (ROOT / "docs" / page).read_text()
     ns: dict[str, Any] = {}
     for code in re.findall(r"```python\n(.*?)```", text, re.S):
-        exec(compile(code, "docs/steps.md", "exec", dont_inherit=True), ns)
+        exec(compile(code, f"docs/{page}", "exec", dont_inherit=True), ns)
     printed = capsys.readouterr().out.splitlines()
-    # what each print's comment says: the "# " lines right after a line that prints
     said = re.findall(r"^ *(?:print|asyncio\.run)\(.*\n((?:# .*\n)+)", text, re.M)
-    assert said and printed == [line[2:] for block in said for line in block.splitlines()]
-
-
-def test_docs_together_examples_run(capsys: Any) -> None:
-    """docs/together.md: each example runs and prints what its comments say."""
-    text = (ROOT / "docs" / "together.md").read_text()
-    ns: dict[str, Any] = {}
-    for code in re.findall(r"```python\n(.*?)```", text, re.S):
-        exec(compile(code, "docs/together.md", "exec", dont_inherit=True), ns)
-    printed = capsys.readouterr().out.splitlines()
-    said = re.findall(r"^ *print\(.*\n((?:# .*\n)+)", text, re.M)
-    assert said and printed == [line[2:] for block in said for line in block.splitlines()]
-
-
-def test_docs_schedules_examples_run(capsys: Any) -> None:
-    """docs/schedules.md: each example runs and prints what its comments say."""
-    text = (ROOT / "docs" / "schedules.md").read_text()
-    ns: dict[str, Any] = {}
-    for code in re.findall(r"```python\n(.*?)```", text, re.S):
-        exec(compile(code, "docs/schedules.md", "exec", dont_inherit=True), ns)
-    printed = capsys.readouterr().out.splitlines()
-    said = re.findall(r"^ *print\(.*\n((?:# .*\n)+)", text, re.M)
     assert said and printed == [line[2:] for block in said for line in block.splitlines()]
