@@ -6,7 +6,6 @@ SIGKILLs around each commit on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from _child_workflows import KILL_ENV, WORKFLOWS, Delivery, Shop, Shop3, Watcher
+from _subprocess import child_env
 
 from gorch import Child, Engine, InputError, RunStatus, S, Worker
 from gorch.errors import DefinitionError
@@ -172,10 +172,7 @@ def test_a_sigkill_around_the_childs_start_and_end_never_makes_two_or_loses_one(
 ) -> None:
     engine = Engine(store, WORKFLOWS, lease=1.0)
     engine.start("shop", Shop(), id="k", defer=True)
-    env = dict(os.environ, **{KILL_ENV: point})
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(TESTS), str(TESTS.parent), os.environ.get("PYTHONPATH", "")) if p
-    )
+    env = child_env(**{KILL_ENV: point})
     log = tmp_path / "child.log"
     with log.open("wb") as out:
         child = subprocess.run(

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from _context_workflows import SEEN, WORKFLOWS, Charge, Everywhere, Turns, record
+from _subprocess import child_env
 
 from gorch import (
     MAIN_THREAD,
@@ -262,10 +263,7 @@ def test_the_key_survives_a_sigkill_mid_step(sql_url: str, tmp_path: Path) -> No
     store = SQLStore(sql_url)
     engine = Engine(store, WORKFLOWS, lease=1.0)
     engine.start("charge", Charge(path=path), id="c-1", defer=True)
-    env = dict(os.environ, GORCH_TEST_HANG="1")
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(TESTS), str(TESTS.parent), os.environ.get("PYTHONPATH", "")) if p
-    )
+    env = child_env(GORCH_TEST_HANG="1")
     log = tmp_path / "child.log"
     with log.open("wb") as out:
         child = subprocess.Popen(

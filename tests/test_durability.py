@@ -48,6 +48,7 @@ from _durable_workflows import (
     Tally,
     read_lines,
 )
+from _subprocess import child_env
 
 from gorch import Engine, GorchError, RunStatus, Worker, clock
 from gorch.errors import ConflictError
@@ -84,10 +85,7 @@ class Children:
         self, cfg: dict[str, Any], env: dict[str, str] | None = None
     ) -> subprocess.Popen[bytes]:
         path = self.tmp / f"child{len(self.procs)}.out"
-        full = {k: v for k, v in os.environ.items() if k not in (BLOCK_ENV, FAIL_ENV)}
-        full["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(TESTS), str(ROOT), os.environ.get("PYTHONPATH", "")) if p
-        )
+        full = child_env({k: v for k, v in os.environ.items() if k not in (BLOCK_ENV, FAIL_ENV)})
         full.update(env or {})
         with path.open("wb") as out:
             proc = subprocess.Popen(

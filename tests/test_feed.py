@@ -5,7 +5,6 @@ loses nothing and repeats nothing when its writer is SIGKILLed.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _subprocess import child_env
 
 from gorch import Engine, InputError, NotFoundError, On, RunStatus, S, Step, Wait, WaitTimeout
 from gorch.store import Store
@@ -148,7 +148,7 @@ while True:
 def test_a_sigkilled_writer_leaves_a_feed_without_gaps_losses_or_repeats(
     store: Store, sql_url: str
 ) -> None:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "tests"), str(ROOT)]))
+    env = child_env()
     proc = subprocess.Popen([sys.executable, "-c", _WRITER, sql_url], env=env)
     engine = Engine(store, WORKFLOWS)
     seen: list[Any] = []  # followed with a cursor while it writes, then after it died

@@ -5,7 +5,6 @@ exactly once; a store that cannot do it is refused at registration."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _subprocess import child_env
 from _transaction_workflows import KILL_ENV, WORKFLOWS, Booking, Reservation
 from sqlmodel import Session, SQLModel, select
 
@@ -153,10 +153,7 @@ def test_a_sigkill_at_every_point_leaves_the_row_written_exactly_once(
     engine = Engine(db, WORKFLOWS, lease=1.0)
     id = f"kill-{point}-{db.dialect.name}"
     engine.start("booking", Booking(), id=id, defer=True)
-    env = dict(os.environ, **{KILL_ENV: point})
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(TESTS), str(TESTS.parent), os.environ.get("PYTHONPATH", "")) if p
-    )
+    env = child_env(**{KILL_ENV: point})
     log = tmp_path / "child.log"
     with log.open("wb") as out:
         child = subprocess.run(
