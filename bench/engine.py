@@ -37,6 +37,7 @@ import orjson
 
 from gorch import Engine, For, On, S, Step, Timeout, Wait, Worker
 from gorch.store import SQLStore
+from gorch.store.sql._tables import emptying_postgresql
 
 ROW = orjson.dumps({"blob": "x" * 2000}).decode()  # 2 KB of JSON
 
@@ -299,10 +300,7 @@ def truncate(url: str) -> None:
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(
-            "TRUNCATE gorch_instances, gorch_timers, gorch_history, gorch_keys, gorch_changes, "
-            "gorch_watches, gorch_messages"
-        )
+        conn.execute(emptying_postgresql(truncate=True))
 
 
 # -- main --------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import pytest
 
 from gorch import Engine, Worker
 from gorch.store import MemoryStore, Store
+from gorch.store.sql._tables import emptying_postgresql
 
 # The gorch fixtures, also where gorch's metadata has no pytest11 entry point yet (an older
 # editable install, a checkout on PYTHONPATH); with the entry point this registers nothing twice.
@@ -36,11 +37,7 @@ def _truncate(url: str) -> None:
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(
-            "DO $$ BEGIN IF to_regclass('gorch_instances') IS NOT NULL THEN "
-            "TRUNCATE gorch_instances, gorch_timers, gorch_history, gorch_keys, gorch_changes, "
-            "gorch_watches, gorch_messages, gorch_schedules; END IF; END $$"
-        )
+        conn.execute(emptying_postgresql())
 
 
 @pytest.fixture

@@ -36,6 +36,7 @@ from _durable_workflows import FAST_RETRY, WORKFLOWS, Steps, Tally
 from gorch import Engine, RunStatus, S, Step, StoreUnavailableError, Worker
 from gorch.http import create_app
 from gorch.store import HistoryRecord, InstanceRecord, SQLStore, TimerRecord, Write
+from gorch.store.sql._tables import emptying_postgresql
 from gorch.testing.http import LiveServer
 from gorch.testing.postgres import TempPostgres
 
@@ -57,11 +58,7 @@ def pg(server: TempPostgres) -> TempPostgres:
     except OSError:
         server.up()
     with psycopg.connect(server.url, autocommit=True) as conn:
-        conn.execute(
-            "DO $$ BEGIN IF to_regclass('gorch_instances') IS NOT NULL THEN "
-            "TRUNCATE gorch_instances, gorch_timers, gorch_history, gorch_keys, gorch_changes, "
-            "gorch_watches, gorch_messages, gorch_schedules; END IF; END $$"
-        )
+        conn.execute(emptying_postgresql())
     return server
 
 

@@ -439,7 +439,9 @@ def _long_history(store: Store) -> list[HistoryRecord]:
     """Instance "a" with 9 history rows over 5 commits (and claims in between, which move the
     version on without history), and a neighbour "b" whose rows must never show up."""
     insert(store, inst("a"), history=[hist("a", "started"), hist("a", "step", "s1", at=at(1))])
-    insert(store, inst("b"), history=[hist("b", "started"), hist("b", "step", "b1")])
+    # "b" changed last, so that each claim of one takes "a" (claims take the oldest first)
+    b = inst("b", updated_at=at(20))
+    insert(store, b, history=[hist("b", "started"), hist("b", "step", "b1")])
     [row] = store.claim("w", at(0), at(30), 1)
     v = update(store, row, row.version, history=[hist("a", "step", "s2", at=at(2))])
     v = update(store, row, v, history=[hist("a", "event", f"E{i}", at=at(3)) for i in range(3)])
@@ -1604,7 +1606,9 @@ def test_a_version_1_database_is_upgraded_and_keeps_its_rows(
         conn.execute("DROP INDEX ix_gorch_instances_parent")
         conn.execute("ALTER TABLE gorch_instances DROP COLUMN at_statements")
         conn.execute("ALTER TABLE gorch_instances DROP COLUMN parent_id")
-        for table in ("gorch_changes", "gorch_watches", "gorch_messages", "gorch_schedules"):
+        conn.execute("ALTER TABLE gorch_instances DROP COLUMN watched")
+        tables = ("gorch_changes", "gorch_feed", "gorch_watches", "gorch_messages")
+        for table in (*tables, "gorch_schedules"):
             conn.execute(f"DROP TABLE {table}")
         conn.execute("DROP TABLE gorch_history")
         conn.execute(HISTORY_V1[store_kind])

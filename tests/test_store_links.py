@@ -41,25 +41,6 @@ SQL_KINDS = ["sqlite", "postgres"]
 OWNER = "worker-1"
 
 
-@pytest.fixture
-def pg_store_url(pg_url: str) -> str:
-    """The session's PostgreSQL URL (conftest's ``pg_url``), every gorch table but the
-    schema's emptied, as conftest's fixture of the name does, but by DELETE: the tables of
-    these tests are small, and a TRUNCATE of eight tables costs about 0.1 s a test."""
-    import psycopg
-
-    from gorch.store.sql._tables import TABLES
-
-    names = ", ".join(f"'{t.name}'" for t in TABLES if t.name != "gorch_meta")
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(
-            f"DO $$ DECLARE t text; BEGIN FOREACH t IN ARRAY ARRAY[{names}] LOOP "
-            "IF to_regclass(t) IS NOT NULL THEN EXECUTE 'DELETE FROM ' || t; END IF; "
-            "END LOOP; END $$"
-        )
-    return pg_url
-
-
 SQLITE_LOOK_RACE = (
     "Follower._poll records the file's new size and time (seen = now) before it reads the "
     "feed: a look that falls while a commit is in the WAL but not yet visible to readers "
@@ -862,6 +843,53 @@ def test_a_watch_and_its_targets_change_never_miss_each_other(store: Store) -> N
         assert [m.target_id for m in store.messages(f"w{r}")] == [f"x{r}"], r
 
 
+def test_a_watch_and_the_insert_of_its_target_never_miss_each_other(store: Store) -> None:
+    # The same, where the target does not exist yet: its insert races the watch.
+    rounds = 12
+    for r in range(rounds):
+        insert(store, inst(f"w{r}", status="running"))
+    for r in range(rounds):
+        watcher = Write(inst(f"w{r}", "waiting"), 1, watches=[watch(f"w{r}", f"x{r}")])
+        target = Write(inst(f"x{r}", "finished"), None, change=True)
+        _race(partial(store.commit, watcher), partial(store.commit, target))
+        assert [m.target_id for m in store.messages(f"w{r}")] == [f"x{r}"], r
+
+
+def test_a_watched_target_meets_a_later_watch_with_each_change(store: Store) -> None:
+    # A target once watched, then watched again by another: each change meets the watches
+    # there are, whichever commit wrote them.
+    insert(store, inst("x", status="running"), change=True)
+    insert(store, inst("w1", status="waiting"), watches=[watch("w1", "x", "status:waiting")])
+    update(store, inst("x", status="waiting", updated=2), 1, change=True)
+    insert(store, inst("w2", status="waiting"), watches=[watch("w2", "x", END)])
+    update(store, inst("x", status="finished", updated=3), 2, change=True)
+    assert [(m.instance_id, m.status) for m in store.messages()] == [
+        ("w1", "waiting"),
+        ("w2", "finished"),
+    ]
+
+
+UNTILS = ["end", "status:running", "status:failed,waiting", "at:a", "at:b", "at:", "other"]
+ARRIVALS = [
+    (status, waits)
+    for status in ("running", "waiting", "finished", "cancelled", "failed", "paused")
+    for waits in ((), ("a",), ("b", "a"))
+]
+
+
+def test_the_watches_a_new_instance_meets_are_those_watch_matches_says(store: Store) -> None:
+    # Every kind of until against every kind of arrival, through the store's own commit
+    # (PostgreSQL matches a new instance's watches in SQL).
+    cases = [(u, status, waits) for u in UNTILS for status, waits in ARRIVALS]
+    for i, (until, _, _) in enumerate(cases):
+        insert(store, inst(f"w{i}", status="waiting"), watches=[watch(f"w{i}", f"x{i}", until)])
+    for i, (_, status, waits) in enumerate(cases):
+        insert(store, inst(f"x{i}", status, waits=waits), change=True)
+    got = {m.instance_id for m in store.messages()}
+    want = {f"w{i}" for i, case in enumerate(cases) if watch_matches(*case)}
+    assert got == want and 0 < len(want) < len(cases)
+
+
 # -- watch_matches -----------------------------------------------------------------------------
 
 NAMES = st.text(alphabet="abc:,", max_size=4)
@@ -907,3 +935,16 @@ def test_end_is_met_by_the_engines_end_statuses_only() -> None:
     assert END == "end"
     met_by = {s.value for s in RunStatus if watch_matches(END, s.value, ())}
     assert met_by == {s.value for s in ENDS} == {"finished", "cancelled"}
+
+
+@pytest.mark.parametrize("end", ["finished", "cancelled"])
+def test_the_commit_that_ends_an_instance_drops_its_messages(store: Store, end: str) -> None:
+    # A watcher that ends (cancelled while its child's end waits to be taken, say) takes no
+    # more events: its messages go with that commit; other instances' stay.
+    met(store, inst("w", status="waiting"), [("x1", 1), ("x2", 2)])
+    met(store, inst("v", status="waiting"), [("y", 3)])
+    assert len(store.messages("w")) == 2
+    update(store, inst("w", status="running", updated=5), 1, change=True)
+    assert len(store.messages("w")) == 2  # not ended: kept
+    update(store, inst("w", status=end, updated=6), 2, change=True)
+    assert store.messages("w") == [] and [m.target_id for m in store.messages()] == ["y"]

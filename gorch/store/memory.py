@@ -11,6 +11,7 @@ import attrs
 
 from gorch.errors import AlreadyExistsError, ConflictError
 from gorch.store.base import (
+    END,
     ChangeRecord,
     HistoryRecord,
     InstanceRecord,
@@ -128,6 +129,8 @@ class MemoryStore:
                 target = self._rows.get(w.target_id)
                 if target is not None:
                     woke = self._satisfy(w, target) or woke
+        if write.change and watch_matches(END, row.status, ()):
+            self._forget_messages(row.id)  # an ended instance takes no events
         if write.change:
             seq = len(self._changes) + 1
             self._changes.append(ChangeRecord(seq, new.updated_at, row.id, row.workflow,
@@ -137,6 +140,10 @@ class MemoryStore:
                     if w.target_id == row.id:
                         woke = self._satisfy(w, new) or woke
         return woke
+
+    def _forget_messages(self, instance_id: str) -> None:
+        for spot in [spot for spot in self._messages if spot[0] == instance_id]:
+            del self._messages[spot]
 
     def _satisfy(self, w: WatchRecord, target: InstanceRecord) -> bool:
         """Leave ``w``'s message if ``target`` meets it (once); whether one was left."""

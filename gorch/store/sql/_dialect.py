@@ -22,20 +22,29 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy.engine import URL
 from sqlalchemy.engine import Engine as SAEngine
 
-from gorch.errors import ConflictError
+from gorch.errors import AlreadyExistsError, ConflictError
+from gorch.store.sql._rows import at_text
 
 if TYPE_CHECKING:
     from gorch.store.base import Write
     from gorch.store.sql._pool import Pool
 
-__all__ = ["INSTANCE_COLUMNS", "NOTIFY_CHANNEL", "TIMER_COLUMNS", "Dialect", "stale_version"]
+__all__ = [
+    "INSTANCE_COLUMNS",
+    "NOTIFY_CHANNEL",
+    "TIMER_COLUMNS",
+    "Dialect",
+    "inserting",
+    "stale_version",
+]
 
 INSTANCE_COLUMNS = (
     "id, workflow, status, {state}, {data}, created_at, updated_at, version, lease_owner, "
@@ -58,6 +67,20 @@ def stale_version(instance_id: str, expected: int | None) -> ConflictError:
     )
 
 
+@contextmanager
+def inserting(dialect: Dialect, instance_id: str) -> Iterator[None]:
+    """Around the statement that inserts instance ``instance_id``: its unique violation is
+    :class:`~gorch.errors.AlreadyExistsError`."""
+    try:
+        yield
+    except Exception as exc:
+        if dialect.is_unique_violation(exc):
+            raise AlreadyExistsError(
+                f"instance {instance_id!r} exists already", workflow_id=instance_id
+            ) from None
+        raise
+
+
 class Dialect(ABC):
     """One database: its statements, its connections, its errors and its own ways.
 
@@ -78,8 +101,8 @@ class Dialect(ABC):
     """Written after a JSON column that is read, so that it reads as its text."""
     lock_claimed: ClassVar[str]
     """Written after a claim's choice of instances: lock them; concurrent claims skip them."""
-    lock_read: ClassVar[str]
-    """Written after a read of a row that must not change before the transaction ends."""
+    materialized: ClassVar[str]
+    """Written after ``WITH name AS`` so that the query is run once (or nothing)."""
     lock_claimed_of_timers: ClassVar[str]
     """The same, where the instances are joined (as ``i``) to their timers."""
     among: ClassVar[str]
@@ -104,23 +127,66 @@ class Dialect(ABC):
         self._reads()
         self._claims()
 
+    def claim_query(
+        self,
+        sql: str,
+        among: str,
+        owner: str,
+        now: datetime,
+        until: datetime,
+        limit: int,
+        workflows: Sequence[str] | None,
+    ) -> tuple[str, tuple[Any, ...]] | None:
+        """A claim statement (``sql``, or ``among`` for some workflows: both made from
+        :attr:`lease`) with its parameters; None if it can claim nothing (no workflows)."""
+        bind = self.bind_time
+        lease = (owner, bind(until))
+        if workflows is None:
+            return sql, (bind(now), bind(now), limit, *lease)
+        if not workflows:
+            return None
+        return among, (bind(now), bind(now), self.among_param(workflows), limit, *lease)
+
+    def row_params(self, write: Write, version: int) -> tuple[Any, ...]:
+        """The parameters of :attr:`insert` (a new instance), :attr:`update_at` (a
+        ``change``) or :attr:`update` that write ``write``'s row at ``version``."""
+        row, bind = write.instance, self.bind_time
+        if write.expected_version is None:
+            return (
+                row.id, row.workflow, row.status, row.state, row.data, bind(row.created_at),
+                bind(row.updated_at), version, row.lease_owner, bind(row.lease_expires),
+                row.attempts, bind(row.next_attempt_at), row.last_error,
+                at_text(row.at_statements), row.parent_id, row.id,
+            )  # fmt: skip
+        sets: tuple[Any, ...] = (
+            row.status, row.state, row.data, bind(row.updated_at), version, row.lease_owner,
+            bind(row.lease_expires), row.attempts, bind(row.next_attempt_at), row.last_error,
+        )  # fmt: skip
+        if write.change:
+            sets += (at_text(row.at_statements),)
+        return (*sets, row.id, write.expected_version)
+
     def spell(self, sql: str) -> str:
         """``sql`` with each ``?`` written as this database's placeholder."""
         return sql.replace("?", self.placeholder)
 
     def _writes(self) -> None:
         spell, j = self.spell, self.json_param
+        # A new instance is watched if a watch names it already (see _links.py).
         self.insert = spell(
             "INSERT INTO gorch_instances (id, workflow, status, state, data, created_at, "
             "updated_at, version, lease_owner, lease_expires, attempts, next_attempt_at, "
-            f"last_error, at_statements, parent_id) VALUES (?, ?, ?, ?{j}, ?{j}, ?, ?, ?, ?, ?, ?, "
-            "?, ?, ?, ?)"
+            f"last_error, at_statements, parent_id, watched) VALUES (?, ?, ?, ?{j}, ?{j}, ?, ?, "
+            "?, ?, ?, ?, ?, ?, ?, ?, EXISTS (SELECT 1 FROM gorch_watches WHERE target_id = ?))"
         )
-        self.update = spell(
+        sets = (
             f"UPDATE gorch_instances SET status = ?, state = ?{j}, data = ?{j}, updated_at = ?, "
             "version = ?, lease_owner = ?, lease_expires = ?, attempts = ?, "
-            "next_attempt_at = ?, last_error = ? WHERE id = ? AND version = ?"
+            "next_attempt_at = ?, last_error = ?"
         )
+        where = " WHERE id = ? AND version = ?"
+        self.update = spell(sets + where)
+        self.update_at = spell(sets + ", at_statements = ?" + where)  # Write.change
         self.history = spell(
             "INSERT INTO gorch_history (instance_id, version, idx, at, kind, name, thread, "
             "input, output, error, actor, reason) "
@@ -187,21 +253,25 @@ class Dialect(ABC):
         # claim(..., workflows=[...]): one parameter holds the names, so one statement text
         # serves any number of them (see among_param).
         spell, cols = self.spell, self.instance_columns
-        lease = (
-            "UPDATE gorch_instances SET lease_owner = ?, lease_expires = ?, "
-            "version = version + 1 WHERE id IN ({choice}) RETURNING " + cols
+        # The choice is made once (MATERIALIZED): as a subquery of the UPDATE, PostgreSQL
+        # may run it again for each row it looks at, and each run skips other rows, so that
+        # the claim would take more than its limit.
+        self.lease = lease = (
+            f"WITH chosen AS{self.materialized} ({{choice}}) UPDATE gorch_instances SET "
+            "lease_owner = ?, lease_expires = ?, version = version + 1 WHERE id IN (SELECT id "
+            "FROM chosen) RETURNING " + cols
         )
         runnable = (
             "SELECT id FROM gorch_instances WHERE status = 'running' AND (lease_expires IS NULL "
             "OR lease_expires < ?) AND (next_attempt_at IS NULL OR next_attempt_at <= ?){only} "
-            f"ORDER BY updated_at LIMIT ?{self.lock_claimed}"
+            f"ORDER BY updated_at, id LIMIT ?{self.lock_claimed}"
         )
         # Driven from the due timers, joined to instances that can take them now, so that
         # timers of paused or busy instances never hide claimable ones.
         timed = (
             "SELECT i.id FROM gorch_timers t JOIN gorch_instances i ON i.id = t.instance_id "
             "WHERE t.due_at <= ? AND i.status IN ('waiting', 'running') AND "
-            "(i.lease_expires IS NULL OR i.lease_expires < ?){only} ORDER BY t.due_at "
+            "(i.lease_expires IS NULL OR i.lease_expires < ?){only} ORDER BY t.due_at, i.id "
             f"LIMIT ?{self.lock_claimed_of_timers}"
         )
 
@@ -278,9 +348,10 @@ class Dialect(ABC):
         where it can (see :mod:`gorch.store.sql._erase`)."""
 
     @abstractmethod
-    def lock_feed(self, cursor: Any) -> None:
-        """In a commit's transaction, before it numbers a change: hold the feed's numbering
-        until the commit (nothing where one writer at a time is all there is)."""
+    def lock_id(self, cursor: Any, instance_id: str) -> None:
+        """In a commit's transaction: hold a lock on the id ``instance_id`` (which may name no
+        instance yet) to the commit, before the commit inserts the instance or watches it
+        (nothing where one writer at a time is all there is)."""
 
     @abstractmethod
     def announce(self, cursor: Any, instance_id: str) -> None:

@@ -1,24 +1,33 @@
 """What ties instances together in a SQL commit: the change feed, watches and their messages.
 
 A commit that changes an instance's status or the statements it waits at (``Write.change``)
-appends one row to ``gorch_changes``, numbered ``max(seq) + 1`` under a lock that the
-numbering commits hold to their end (PostgreSQL: an advisory lock; SQLite: its write lock),
-so that the feed has no gaps and a reader never sees seq 7 before seq 6 is committed. The
-same commit meets the watches of the instance (each met watch leaves a message for its
-watcher, once: the message's key is the watcher's wait), and a commit that writes an
-instance's own watches meets each against its target as it is now, read under a share lock,
-so that a watch and its target's change never miss each other.
+appends one row to ``gorch_changes``, numbered by adding one to the one row of ``gorch_feed``,
+whose lock the commit then holds to its end: the feed has no gaps, a number is never given
+twice (not even after the last entries were deleted), and a reader never sees seq 7 before
+seq 6 is committed. The same commit meets the watches of the instance (each met watch leaves
+a message for its watcher, once: the message's key is the watcher's wait).
+
+A commit that writes an instance's own watches meets each against its target as it is now.
+Neither may miss the other when both commit at once:
+
+- the target exists: the watching commit marks its row ``watched`` before it reads it, which
+  waits for a commit of the target that holds the row and makes the target's next commit
+  wait for this one. A target's change runs these statements only once it is watched
+  (PostgreSQL commits the change of an unwatched instance in one statement, whose row
+  condition ``NOT watched`` sends it here when a watch came meanwhile);
+- the target does not exist yet: the watching commit and the commit that inserts the
+  target both take the lock of the target's id (``Dialect.lock_id``) before they look, so
+  the later one sees the earlier one's rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from gorch.store.base import (
+    END,
     ChangeRecord,
     InstanceRecord,
     MessageRecord,
@@ -27,15 +36,14 @@ from gorch.store.base import (
     watch_matches,
 )
 from gorch.store.signal import ChangeSignal
-from gorch.store.sql._rows import at_tuple, read_time
-from gorch.store.sql._rows import instance as read_instance
+from gorch.store.sql._rows import at_text, at_tuple, read_time
 
 if TYPE_CHECKING:
     from gorch.store.sql._dialect import Dialect
     from gorch.store.sql._follow import Follower
     from gorch.store.sql._pool import Pool
 
-__all__ = ["CHANGES_CHANNEL", "Linked", "Links", "at_text", "change", "message", "watch"]
+__all__ = ["CHANGES_CHANNEL", "Linked", "Links", "change", "message", "watch"]
 
 CHANGES_CHANNEL = "gorch_changes"
 """The channel a change is announced on (PostgreSQL's NOTIFY), with the instance's id."""
@@ -44,33 +52,29 @@ _MESSAGE = "instance_id, thread_id, name, pc, target_id, status, at_statements, 
 _WATCH = "instance_id, thread_id, name, pc, target_id, until"
 
 
-def at_text(at: Sequence[str]) -> str:
-    """``at_statements`` as stored: a JSON list."""
-    return orjson.dumps(list(at)).decode()
-
-
 class Links:
     """The statements of the feed, the watches and the messages, in one dialect's SQL."""
 
     def __init__(self, dialect: Dialect) -> None:
         spell = dialect.spell
         self.dialect = dialect
-        self.set_at = spell("UPDATE gorch_instances SET at_statements = ? WHERE id = ?")
+        self.next_seq = "UPDATE gorch_feed SET seq = seq + 1 WHERE id = 1"
         self.append = spell(
             "INSERT INTO gorch_changes (seq, at, instance_id, workflow, status, at_statements) "
-            "SELECT coalesce(max(seq), 0) + 1, ?, ?, ?, ?, ? FROM gorch_changes"
+            "SELECT seq, ?, ?, ?, ?, ? FROM gorch_feed WHERE id = 1"
         )
         self.watchers = spell(f"SELECT {_WATCH} FROM gorch_watches WHERE target_id = ?")
         self.drop_watches = spell("DELETE FROM gorch_watches WHERE instance_id = ?")
         self.add_watch = spell(f"INSERT INTO gorch_watches ({_WATCH}) VALUES (?, ?, ?, ?, ?, ?)")
+        self.mark = spell("UPDATE gorch_instances SET watched = true WHERE id = ?")
         self.target = spell(
             "SELECT id, status, at_statements, updated_at FROM gorch_instances WHERE id = ?"
-            + dialect.lock_read
         )
         self.leave = spell(
             f"INSERT INTO gorch_messages ({_MESSAGE}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT DO NOTHING"
         )
+        self.forget_messages = spell("DELETE FROM gorch_messages WHERE instance_id = ?")
         self.consume = spell(
             "DELETE FROM gorch_messages WHERE instance_id = ? AND thread_id = ? AND name = ? "
             "AND pc = ?"
@@ -96,10 +100,7 @@ class Links:
             "SELECT seq, instance_id FROM gorch_changes WHERE seq > ? ORDER BY seq"
         )
         # Claims driven from the messages, as timer claims are from the due timers.
-        lease = (
-            "UPDATE gorch_instances SET lease_owner = ?, lease_expires = ?, "
-            "version = version + 1 WHERE id IN ({choice}) RETURNING " + dialect.instance_columns
-        )
+        lease = dialect.lease
         # One row per instance (several messages of one instance take one place), oldest
         # message first.
         waiting = (
@@ -107,7 +108,7 @@ class Links:
             "WHERE m.instance_id = i.id) AND i.status IN ('waiting', 'running') AND "
             "(i.lease_expires IS NULL OR i.lease_expires < ?) AND (i.next_attempt_at IS NULL "
             "OR i.next_attempt_at <= ?){only} ORDER BY (SELECT min(m.at) FROM gorch_messages m "
-            f"WHERE m.instance_id = i.id) LIMIT ?{dialect.lock_claimed}"
+            f"WHERE m.instance_id = i.id), i.id LIMIT ?{dialect.lock_claimed}"
         )
         self.claim = spell(lease.format(choice=waiting.format(only="")))
         self.claim_among = spell(
@@ -124,10 +125,10 @@ class Links:
         if write.consume is not None:
             m = write.consume
             cur.execute(self.consume, (m.instance_id, m.thread_id, m.name, m.pc))
-        if write.change and write.expected_version is not None:
-            cur.execute(self.set_at, (at_text(row.at_statements), row.id))
         if write.watches is not None:
             left = self._watch(cur, row.id, write.watches)
+        if write.change and watch_matches(END, row.status, ()):
+            cur.execute(self.forget_messages, (row.id,))  # an ended instance takes no events
         if write.change:
             left = self._changed(cur, write) or left
         return left
@@ -139,6 +140,8 @@ class Links:
         for w in watches:
             cur.execute(self.add_watch, (w.instance_id, w.thread_id, w.name, w.pc, w.target_id,
                                          w.until))  # fmt: skip
+            self.dialect.lock_id(cur, w.target_id)
+            cur.execute(self.mark, (w.target_id,))
             cur.execute(self.target, (w.target_id,))
             found = cur.fetchone()
             if found is not None:
@@ -148,7 +151,7 @@ class Links:
 
     def _changed(self, cur: Any, write: Write) -> bool:
         """Meet the watches on the instance; append its change to the feed (last: the feed's
-        lock is held from here to the commit)."""
+        row is locked from here to the commit)."""
         row = write.instance
         cur.execute(self.watchers, (row.id,))
         left = False
@@ -156,7 +159,7 @@ class Links:
             w = WatchRecord(r[0], r[1], r[2], r[3], r[4], r[5])
             left = self._meet(cur, w, row.id, row.status, row.at_statements, row.updated_at) or left
         dialect = self.dialect
-        dialect.lock_feed(cur)
+        cur.execute(self.next_seq)
         cur.execute(self.append, (dialect.bind_time(row.updated_at), row.id, row.workflow,
                                   row.status, at_text(row.at_statements)))  # fmt: skip
         dialect.announce(cur, row.id)
@@ -197,6 +200,7 @@ class Linked:
     signal: ChangeSignal
     _pool: Pool
     _follower: Follower
+    _claim_each: Callable[..., list[tuple[Any, InstanceRecord]]]
 
     def claim_messages(
         self,
@@ -207,29 +211,14 @@ class Linked:
         workflows: Sequence[str] | None = None,
     ) -> list[tuple[MessageRecord, InstanceRecord]]:
         links, dialect = self.links, self.dialect
-        bind = dialect.bind_time
-        query: tuple[str, tuple[Any, ...]]
-        if workflows is None:
-            query = links.claim, (owner, bind(until), bind(now), bind(now), limit)
-        elif not workflows:
+        query = dialect.claim_query(
+            links.claim, links.claim_among, owner, now, until, limit, workflows
+        )
+        if query is None:
             return []
-        else:
-            names = dialect.among_param(workflows)
-            query = links.claim_among, (owner, bind(until), bind(now), bind(now), names, limit)
-
-        def apply(cur: Any) -> list[tuple[MessageRecord, InstanceRecord]]:
-            out = []
-            cur.execute(*query)
-            for row in [read_instance(r) for r in cur.fetchall()]:
-                cur.execute(links.first_message, (row.id,))
-                found = cur.fetchone()
-                if found is None:  # delivered meanwhile (see claim_timers): give it back
-                    cur.execute(dialect.unlease, (row.id, owner))
-                    continue
-                out.append((message(found), row))
-            return sorted(out, key=lambda mr: (mr[0].at, mr[0].instance_id))  # oldest first
-
-        return self._pool.run(apply, tx=True)
+        got = self._claim_each(query, (links.first_message, lambda row: (row.id,)), owner)
+        out = [(message(m), row) for m, row in got]
+        return sorted(out, key=lambda mr: (mr[0].at, mr[0].instance_id))  # oldest first
 
     def messages(self, instance_id: str | None = None) -> list[MessageRecord]:
         if instance_id is None:

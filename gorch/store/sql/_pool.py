@@ -278,6 +278,7 @@ class Pool:
         tx: bool = False,
         write: bool = False,
         wait: float | None = None,
+        begin: str | None = None,
     ) -> T:
         """``work(cursor)`` on a live connection, once more on a fresh one if the connection
         broke before anything could be committed.
@@ -288,6 +289,8 @@ class Pool:
             write: without ``tx``: the statements write in autocommit (one statement that
                 commits by itself): a broken connection leaves its outcome unknown.
             wait: seconds to wait for a free connection (default: the pool's timeout).
+            begin: with ``tx``: what begins the transaction instead of ``BEGIN`` (the same
+                round trip can take a lock, say).
 
         Raises:
             StoreUnavailableError: the database cannot be used; ``outcome_unknown`` if the
@@ -304,7 +307,7 @@ class Pool:
                 committing = False
                 try:
                     if tx:
-                        cur.execute(self.begin)
+                        cur.execute(begin or self.begin)
                     out = work(cur)
                     if tx:
                         committing = True

@@ -15,13 +15,15 @@ import select
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from hashlib import blake2b
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL
 from sqlalchemy.engine import Engine as SAEngine
 
-from gorch.store.sql._dialect import NOTIFY_CHANNEL, Dialect, stale_version
+from gorch.store.sql._dialect import NOTIFY_CHANNEL, Dialect, inserting, stale_version
+from gorch.store.sql._pg_commit import HISTORY, history_params, one_statement
 from gorch.store.sql._pool import UNREACHABLE, Pool
 from gorch.store.sql._rows import safe_timestamptz
 
@@ -43,8 +45,10 @@ UNIQUE_VIOLATION = "23505"
 """The SQLSTATE of a row whose key exists already."""
 
 SCHEMA_LOCK = 7262001
-FEED_LOCK = 7262002  # numbering the change feed (_links.py)
 """The advisory lock that makes creating or migrating the schema one process at a time."""
+ID_LOCKS = 7262002
+"""The first key of the advisory locks on instance ids (:meth:`PostgreSQL.lock_id`); the
+second is the id's hash."""
 
 # What the socket of an idle connection shows once the server has ended it.
 _POLL_DEAD = select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP
@@ -65,8 +69,8 @@ class PostgreSQL(Dialect):
     json_param = "::json"
     json_as_text = "::text"
     lock_claimed = " FOR UPDATE SKIP LOCKED"
+    materialized = " MATERIALIZED"
     lock_claimed_of_timers = " FOR UPDATE OF i SKIP LOCKED"
-    lock_read = " FOR SHARE"
     among = "= ANY(?)"
     id_contains = "strpos(id, ?) > 0"
     begin = "BEGIN"
@@ -83,16 +87,8 @@ class PostgreSQL(Dialect):
         }
         # The common checkpoint (update + history rows) as one statement, so one round trip
         # and one implicit transaction; the history rows depend on the update, so a failed
-        # version check writes nothing.
-        self.update_with_history = (
-            f"WITH u AS ({self.update} RETURNING id) "
-            "INSERT INTO gorch_history (instance_id, version, idx, at, kind, name, thread, "
-            "input, output, error, actor, reason) SELECT u.id, %s, h.idx, h.at, h.kind, "
-            "h.name, h.thread, h.input::json, h.output::json, h.error, h.actor, h.reason "
-            "FROM u, unnest(%s::timestamptz[], %s::text[], %s::text[], %s::text[], "
-            "%s::text[], %s::text[], %s::text[], %s::text[], %s::text[]) WITH ORDINALITY "
-            "AS h(at, kind, name, thread, input, output, error, actor, reason, idx)"
-        )
+        # version check writes nothing (see _pg_commit.py).
+        self.update_with_history = f"WITH u AS ({self.update} RETURNING id) {HISTORY}"
         self._listen: Any = None
         self._listen_lost = False
         self._listen_lock = threading.Lock()
@@ -156,31 +152,18 @@ class PostgreSQL(Dialect):
         cursor.execute(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})")
 
     def checkpoint(self, pool: Pool, write: Write, version: int) -> bool:
-        """An update with history rows and nothing else, in one statement. It commits by
-        itself (autocommit): a connection that breaks while it runs leaves its outcome
-        unknown, so it is never repeated."""
+        """An update with history rows and nothing else, in one statement; or a start, or
+        a change of status, in one statement too (:mod:`gorch.store.sql._pg_commit`). An
+        update commits by itself (autocommit): a connection that breaks while it runs leaves
+        its outcome unknown, so it is never repeated."""
+        if write.expected_version is None or write.change:
+            return self._change(pool, write, version)
         if not write.is_plain():
             return False
         row, history = write.instance, write.history
-        params: list[Any] = [
-            row.status, row.state, row.data, row.updated_at, version, row.lease_owner,
-            row.lease_expires, row.attempts, row.next_attempt_at, row.last_error, row.id,
-            write.expected_version,
-        ]  # fmt: skip
+        params = list(self.row_params(write, version))
         if history:
-            # One array per column: unnest() turns them back into rows.
-            params += [
-                version,
-                [entry.at for entry in history],
-                [entry.kind for entry in history],
-                [entry.name for entry in history],
-                [entry.thread for entry in history],
-                [entry.input for entry in history],
-                [entry.output for entry in history],
-                [entry.error for entry in history],
-                [entry.actor for entry in history],
-                [entry.reason for entry in history],
-            ]
+            params += history_params(write, version)
             sql, expect = self.update_with_history, len(history)
         else:
             sql, expect = self.update, 1
@@ -193,13 +176,32 @@ class PostgreSQL(Dialect):
             raise stale_version(row.id, write.expected_version)
         return True
 
+    def _change(self, pool: Pool, write: Write, version: int) -> bool:
+        found = one_statement(self, write, version)
+        if found is None:
+            return False
+        sql, params = found
+        row = write.instance
+        if write.expected_version is not None:
+            # None: not at the version, or watched meanwhile; SQLStore's transaction knows.
+            return pool.run(lambda cur: cur.execute(sql, params).fetchone(), write=True) is not None
+
+        def insert(cur: Any) -> None:
+            with inserting(self, row.id):
+                cur.execute(sql, params)
+
+        # The id's lock before the statement's snapshot (see _pg_commit.py), in the round
+        # trip that begins the transaction.
+        pool.run(insert, tx=True, begin=f"BEGIN; {_lock_id(row.id)}")
+        return True
+
     def forget(self, pool: Pool) -> None:
         # Prune the dead tuples (the old row versions) of the erased rows; VACUUM cannot run
         # in a transaction, and the pooled connections are in autocommit.
         pool.run(lambda cur: cur.execute("VACUUM gorch_instances, gorch_history, gorch_keys"))
 
-    def lock_feed(self, cursor: Any) -> None:
-        cursor.execute(f"SELECT pg_advisory_xact_lock({FEED_LOCK})")
+    def lock_id(self, cursor: Any, instance_id: str) -> None:
+        cursor.execute(_lock_id(instance_id))
 
     def announce(self, cursor: Any, instance_id: str) -> None:
         cursor.execute("SELECT pg_notify('gorch_changes', %s)", (instance_id,))
@@ -242,6 +244,13 @@ class PostgreSQL(Dialect):
     def close(self) -> None:
         with self._listen_lock:
             self._drop_listen()
+
+
+def _lock_id(instance_id: str) -> str:
+    """The statement that takes the advisory lock of ``instance_id`` (its key a number, so
+    that it can be written into the statement: no parameter)."""
+    key = int.from_bytes(blake2b(instance_id.encode(), digest_size=4).digest(), signed=True)
+    return f"SELECT pg_advisory_xact_lock({ID_LOCKS}, {key})"
 
 
 def _set_up(dbapi_connection: Any, _: Any) -> None:

@@ -27,7 +27,7 @@ import orjson
 
 from gorch.store.base import InstanceRecord, TimerRecord
 
-__all__ = ["EPOCH", "at_tuple", "instance", "read_time", "safe_timestamptz", "timer"]
+__all__ = ["EPOCH", "at_text", "at_tuple", "instance", "read_time", "safe_timestamptz", "timer"]
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 """The stand-in for a timestamp that cannot be read."""
@@ -55,6 +55,11 @@ def read_time(v: Any) -> Any:
         return _time(v)
     except _BAD:
         return EPOCH
+
+
+def at_text(at: Sequence[str]) -> str:
+    """``at_statements`` as stored: a JSON list."""
+    return orjson.dumps(list(at)).decode()
 
 
 def at_tuple(text: Any) -> tuple[str, ...]:

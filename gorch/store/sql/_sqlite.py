@@ -66,8 +66,8 @@ class SQLite(Dialect):
     json_param = ""
     json_as_text = ""
     lock_claimed = ""  # one writer at a time: BEGIN IMMEDIATE holds the write lock
+    materialized = ""
     lock_claimed_of_timers = ""
-    lock_read = ""
     among = "IN (SELECT value FROM json_each(?))"
     id_contains = "instr(id, ?) > 0"
     begin = "BEGIN IMMEDIATE"
@@ -171,8 +171,8 @@ class SQLite(Dialect):
         if not self.memory:
             pool.run(lambda cur: cur.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall())
 
-    def lock_feed(self, cursor: Any) -> None:
-        pass  # BEGIN IMMEDIATE holds the write lock to the commit: one numbering at a time
+    def lock_id(self, cursor: Any, instance_id: str) -> None:
+        pass  # BEGIN IMMEDIATE holds the write lock to the commit: one writer at a time
 
     def announce(self, cursor: Any, instance_id: str) -> None:
         pass  # other processes look at the file (_follow.py)

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from sqlalchemy.engine import Engine as SAEngine
 from sqlalchemy.engine import make_url
 
-from gorch.errors import AlreadyExistsError, ConflictError, StoreError, StoreUnavailableError
+from gorch.errors import ConflictError, StoreError, StoreUnavailableError
 from gorch.store.base import (
     HistoryRecord,
     InstanceRecord,
@@ -27,10 +27,10 @@ from gorch.store.base import (
     Write,
 )
 from gorch.store.signal import ChangeSignal
-from gorch.store.sql._dialect import Dialect, stale_version
+from gorch.store.sql._dialect import Dialect, inserting, stale_version
 from gorch.store.sql._erase import keys_of, rewrite
 from gorch.store.sql._follow import Follower
-from gorch.store.sql._links import Linked, Links, at_text
+from gorch.store.sql._links import Linked, Links
 from gorch.store.sql._pool import Pool
 from gorch.store.sql._postgres import PostgreSQL
 from gorch.store.sql._reads import Reads
@@ -160,11 +160,7 @@ class SQLStore(Linked, Reads, Scheduled):
         try:
             # Asking the dialect only where it has a checkpoint of its own, and handing the
             # pool a partial (no frame of its own): each call here is on every step's path.
-            if (
-                expected is None
-                or not dialect.has_checkpoint
-                or not dialect.checkpoint(self._pool, write, version)
-            ):
+            if not dialect.has_checkpoint or not dialect.checkpoint(self._pool, write, version):
                 woke = self._pool.run(partial(self._write, write, version), tx=True)
             else:
                 woke = False
@@ -232,33 +228,13 @@ class SQLStore(Linked, Reads, Scheduled):
         """Insert or update the instance's row (at the version read), in the commit's
         transaction on ``cur``."""
         dialect, row, expected = self.dialect, write.instance, write.expected_version
-        bind = dialect.bind_time
+        params = dialect.row_params(write, version)
         if expected is None:
-            try:
-                cur.execute(
-                    dialect.insert,
-                    (
-                        row.id, row.workflow, row.status, row.state, row.data,
-                        bind(row.created_at), bind(row.updated_at), version, row.lease_owner,
-                        bind(row.lease_expires), row.attempts, bind(row.next_attempt_at),
-                        row.last_error, at_text(row.at_statements), row.parent_id,
-                    ),
-                )  # fmt: skip
-            except Exception as exc:
-                if dialect.is_unique_violation(exc):
-                    raise AlreadyExistsError(
-                        f"instance {row.id!r} exists already", workflow_id=row.id
-                    ) from None
-                raise
+            dialect.lock_id(cur, row.id)  # against a watch of it committing meanwhile
+            with inserting(dialect, row.id):
+                cur.execute(dialect.insert, params)
         else:
-            cur.execute(
-                dialect.update,
-                (
-                    row.status, row.state, row.data, bind(row.updated_at), version,
-                    row.lease_owner, bind(row.lease_expires), row.attempts,
-                    bind(row.next_attempt_at), row.last_error, row.id, expected,
-                ),
-            )  # fmt: skip
+            cur.execute(dialect.update_at if write.change else dialect.update, params)
             if cur.rowcount != 1:
                 raise stale_version(row.id, expected)
 
@@ -322,26 +298,6 @@ class SQLStore(Linked, Reads, Scheduled):
 
         self._pool.run(apply, tx=True)
 
-    def _claim_query(
-        self,
-        sql: str,
-        among: str,
-        owner: str,
-        now: datetime,
-        until: datetime,
-        limit: int,
-        workflows: Sequence[str] | None,
-    ) -> tuple[str, tuple[Any, ...]] | None:
-        """A claim statement (``sql``, or ``among`` for some workflows) with its parameters;
-        None if it can claim nothing (no workflows)."""
-        bind = self.dialect.bind_time
-        if workflows is None:
-            return sql, (owner, bind(until), bind(now), bind(now), limit)
-        if not workflows:
-            return None
-        names = self.dialect.among_param(workflows)
-        return among, (owner, bind(until), bind(now), bind(now), names, limit)
-
     def claim(
         self,
         owner: str,
@@ -351,7 +307,7 @@ class SQLStore(Linked, Reads, Scheduled):
         workflows: Sequence[str] | None = None,
     ) -> list[InstanceRecord]:
         dialect = self.dialect
-        query = self._claim_query(
+        query = dialect.claim_query(
             dialect.claim, dialect.claim_among, owner, now, until, limit, workflows
         )
         if query is None:
@@ -372,25 +328,34 @@ class SQLStore(Linked, Reads, Scheduled):
         workflows: Sequence[str] | None = None,
     ) -> list[tuple[TimerRecord, InstanceRecord]]:
         dialect = self.dialect
-        query = self._claim_query(
+        query = dialect.claim_query(
             dialect.claim_timers, dialect.claim_timers_among, owner, now, until, limit, workflows
         )
         if query is None:
             return []
+        first = (dialect.due_timers, lambda row: (row.id, dialect.bind_time(now)))
+        return [(read_timer(t), row) for t, row in self._claim_each(query, first, owner)]
 
-        def apply(cur: Any) -> list[tuple[TimerRecord, InstanceRecord]]:
+    def _claim_each(
+        self, query: tuple[str, tuple[Any, ...]], first: tuple[str, Any], owner: str
+    ) -> list[tuple[Any, InstanceRecord]]:
+        """Claim with ``query``, then read for each instance claimed the first row of ``first``
+        (a statement, and its parameters for the instance): the due timer or the message it
+        was claimed for. An instance with none is given back at once: PostgreSQL re-checks a
+        row that changed meanwhile against the timer or message row it read first, so a
+        commit that just took it can get the instance leased here with nothing to do."""
+        dialect, (sql, params_of) = self.dialect, first
+
+        def apply(cur: Any) -> list[tuple[Any, InstanceRecord]]:
             out = []
             cur.execute(*query)
             for row in [read_instance(r) for r in cur.fetchall()]:
-                cur.execute(dialect.due_timers, (row.id, dialect.bind_time(now)))
+                cur.execute(sql, params_of(row))
                 found = cur.fetchone()
                 if found is None:
-                    # PostgreSQL re-checks a row that changed meanwhile against the timer row
-                    # it read first: a commit that just ended the wait can get the instance
-                    # leased here without a due timer. Give it back at once.
                     cur.execute(dialect.unlease, (row.id, owner))
                     continue
-                out.append((read_timer(found), row))
+                out.append((found, row))
             return out
 
         return self._pool.run(apply, tx=True)

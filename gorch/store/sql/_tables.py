@@ -34,6 +34,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "TABLES",
     "ChangeRow",
+    "FeedRow",
     "HistoryRow",
     "InstanceRow",
     "JSONText",
@@ -44,6 +45,7 @@ __all__ = [
     "TimerRow",
     "WatchRow",
     "create_schema",
+    "emptying_postgresql",
 ]
 
 SCHEMA_VERSION = 3
@@ -62,12 +64,18 @@ MIGRATIONS: dict[int, list[str]] = {
     3: [
         "ALTER TABLE gorch_instances ADD COLUMN at_statements VARCHAR NOT NULL DEFAULT '[]'",
         "ALTER TABLE gorch_instances ADD COLUMN parent_id VARCHAR",
+        "ALTER TABLE gorch_instances ADD COLUMN watched BOOLEAN NOT NULL DEFAULT false",
     ],
 }
-LATE_INDEXES = [
+LATE = [
     "CREATE INDEX IF NOT EXISTS ix_gorch_instances_parent ON gorch_instances (parent_id)",
+    # The feed's one row, starting after what the feed holds (WHERE true: SQLite's parser
+    # needs it before ON CONFLICT in an INSERT ... SELECT).
+    "INSERT INTO gorch_feed (id, seq) SELECT 1, coalesce(max(seq), 0) FROM gorch_changes "
+    "WHERE true ON CONFLICT DO NOTHING",
 ]
-"""Indexes on columns a migration adds: made once the migrations ran (new or old database)."""
+"""What needs the migrations' columns and tables: made once they ran (new or old database),
+each time a store opens it (every statement does nothing the second time)."""
 
 READ_VERSION = "SELECT value FROM gorch_meta WHERE key = 'schema_version'"
 """The statement that reads the schema version a database records."""
@@ -130,6 +138,9 @@ class InstanceRow(SQLModel, table=True):
     # schema 3: the statements it waits at (a JSON list of names), and who started it
     at_statements: str = Field(default="[]", sa_column_kwargs={"server_default": "[]"})
     parent_id: str | None = None
+    # schema 3: whether a watch (a Child's, an OnInstance case's) ever named it: its changes
+    # then commit in a transaction that meets the watches (see _links.py)
+    watched: bool = Field(default=False, sa_column_kwargs={"server_default": "false"})
 
 
 class TimerRow(SQLModel, table=True):
@@ -198,6 +209,17 @@ class ChangeRow(SQLModel, table=True):
     at_statements: str = "[]"
 
 
+class FeedRow(SQLModel, table=True):
+    """Table ``gorch_feed`` (schema 3): one row, the last number the change feed gave. A
+    commit that appends to the feed adds one to it, so that it holds the row's lock to its
+    end: numbers follow the order of the commits, without gaps, and are never given twice."""
+
+    __tablename__ = "gorch_feed"
+
+    id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    seq: int = 0
+
+
 class WatchRow(SQLModel, table=True):
     """Table ``gorch_watches`` (schema 3): a thread of ``instance_id`` waits for
     ``target_id`` to get somewhere (a ``Child``'s end, an ``OnInstance`` case)."""
@@ -263,10 +285,24 @@ TABLES = [
     SQLModel.metadata.tables[name]
     for name in (
         "gorch_instances", "gorch_timers", "gorch_history", "gorch_keys", "gorch_changes",
-        "gorch_watches", "gorch_messages", "gorch_schedules", "gorch_meta",
+        "gorch_feed", "gorch_watches", "gorch_messages", "gorch_schedules", "gorch_meta",
     )
 ]  # fmt: skip
 """gorch's tables, in the order they are created."""
+
+
+def emptying_postgresql(truncate: bool = False) -> str:
+    """The statement that empties gorch's tables of a PostgreSQL database, schema kept, for
+    the tests and benchmarks that use one database again and again: ``DELETE`` (faster on
+    small tables) or ``TRUNCATE`` (leaves no dead rows behind)."""
+    names = [t.name for t in TABLES if t.name not in ("gorch_feed", "gorch_meta")]
+    empty = (
+        f"TRUNCATE {', '.join(names)}" if truncate else "; ".join(f"DELETE FROM {n}" for n in names)
+    )
+    return (
+        f"DO $$ BEGIN IF to_regclass('gorch_feed') IS NOT NULL THEN {empty}; "
+        "UPDATE gorch_feed SET seq = 0; END IF; END $$"
+    )
 
 
 def schema_statements(sa_dialect: Any) -> list[str]:
@@ -328,7 +364,7 @@ def create_schema(pool: Pool, dialect: Dialect, sa_dialect: Any, store: str) -> 
         pool.run(migrate, tx=True)
 
     def late(cur: Any) -> None:
-        for stmt in LATE_INDEXES:
+        for stmt in LATE:
             cur.execute(stmt)
 
     pool.run(late, tx=True)
