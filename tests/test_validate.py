@@ -334,3 +334,25 @@ def test_validate_a_class_without_definition() -> None:
     with pytest.raises(DefinitionError) as info:
         validate(int)
     assert "int: the class has no definition() method" in str(info.value)
+
+
+def test_a_condition_that_is_a_function_is_refused_everywhere() -> None:
+    # bool(a function) is True: the WaitFor would pass at once, the If always take its branch.
+    flag = False
+    problems = problems_of(
+        S(
+            WaitFor("paid", lambda: flag),
+            If(noop, "yes", Step("a", noop)).else_("no"),
+            Switch(Case(lambda: flag, "c1", Step("c", noop)), Default("other")),
+            For("loop", lambda: flag, Step("b", noop)),
+        )
+    )
+    assert [p.split(":")[0] for p in problems] == [
+        "S > WaitFor 'paid'",
+        "S > If[1] > Case 'yes'",
+        "S > Switch[2] > Case 'c1'",
+        "S > For 'loop'",
+    ]
+    assert "the condition is a function (<lambda>), which is always true" in problems[0]
+    assert "(noop)" in problems[1]
+    assert "write the expression itself (self.paid > 0, not lambda: self.paid > 0)" in problems[3]

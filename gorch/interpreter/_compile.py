@@ -203,7 +203,22 @@ def check_loop_exit(c: Compiler, node: Any, info: StatementInfo) -> None:
         c.problem(info, f"{word}() must be inside a For loop of the same thread")
 
 
+def check_condition(c: Compiler, node: Any, info: StatementInfo) -> None:
+    """A condition is a value that ``definition()`` computes (and computes again to re-read
+    it): a function there is always true."""
+    cond = node.cond
+    if callable(cond):
+        what = getattr(cond, "__name__", type(cond).__name__)
+        c.problem(
+            info,
+            f"the condition is a function ({what}), which is always true; gorch re-reads a "
+            f"condition by calling definition() again, so write the expression itself "
+            f"(self.paid > 0, not lambda: self.paid > 0)",
+        )
+
+
 def check_wait_for(c: Compiler, node: Any, info: StatementInfo) -> None:
+    check_condition(c, node, info)
     handler = node.handler
     if handler is not None and not callable(handler):
         c.problem(info, f"the handler must be callable or None, got {handler!r}")
@@ -243,6 +258,7 @@ def check_switch(c: Compiler, node: Any, info: StatementInfo) -> None:
 
 
 def check_for(c: Compiler, node: Any, info: StatementInfo) -> None:
+    check_condition(c, node, info)
     if not node.kids:
         c.problem(info, "the loop body is empty; it would spin forever")
     elif not can_block(info):
@@ -271,6 +287,7 @@ CHECKS: dict[int, Callable[[Compiler, Any, StatementInfo], None]] = {
     K_ON: check_on,
     K_WAIT: check_wait,
     K_SWITCH: check_switch,
+    K_CASE: check_condition,
     K_FOR: check_for,
 }
 
