@@ -79,8 +79,8 @@ class Awaiting(EngineCore):
             if left <= 0:
                 raise WaitTimeout(
                     f"instance {id!r} did not get to {_said(until)} within {timeout} s; it is "
-                    f"{row.status}" + (f", at {', '.join(row.at_statements)}" if row.at_statements
-                                      else ""),
+                    f"{row.status}" + (f", at {', '.join(map(repr, row.at_statements))}"
+                                      if row.at_statements else ""),
                     workflow_id=id, status=row.status, at_statements=row.at_statements,
                 )  # fmt: skip
             store.wait_change(id, mark, left)

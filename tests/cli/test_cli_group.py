@@ -245,3 +245,24 @@ def test_postgres_store_url(pg_store_url: str) -> None:
     assert json.loads(result.stdout)["output"] == 1
     result = runner.invoke(cli, [*base, "show", "pg-1", "--json"])
     assert json.loads(result.stdout)["data"]["cart"][0]["name"] == "margherita"
+
+
+@pytest.mark.parametrize("missing", ["click", "rich"])
+def test_without_the_cli_extra_the_command_says_how_to_install_it(missing: str) -> None:
+    import subprocess
+    import sys
+
+    from _subprocess import child_env
+
+    code = (
+        f"import sys; sys.modules[{missing!r}] = None\n"  # import then fails, as uninstalled
+        "from gorch.__main__ import main; main(['list'])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=child_env(), capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        f"gorch: the command line needs the cli extra ({missing} is not installed): "
+        "pip install 'gorch[cli]'"
+    )

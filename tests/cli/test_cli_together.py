@@ -125,10 +125,10 @@ def test_wait_gives_up_after_the_timeout_saying_where_it_is(t: Gorch) -> None:
     message = flat(result.stderr)
     assert message == (
         "error: instance 's1' did not get to an end (finished or cancelled) within 0.2 s; "
-        "it is waiting, at deliver"
+        "it is waiting, at 'deliver'"
     )
     message = flat(t("wait", "s1", "--until", "finished", "--timeout", "0", code=3).stderr)
-    assert "did not get to status finished within 0.0 s; it is waiting, at deliver" in message
+    assert "did not get to status finished within 0.0 s; it is waiting, at 'deliver'" in message
     message = flat(t("wait", "s1", "--at", "for a signature", "--timeout", "0", code=3).stderr)
     assert "did not get to statement 'for a signature'" in message
     assert t("wait", "s1", "--timeout", "0", "--json", code=3).stdout == ""
