@@ -18,7 +18,8 @@ Also: one row with ``httpx`` as the client (1 client: what a typical Python clie
 ``GET /health`` round trip (the HTTP stack with no engine call), and (full run) 4 clients
 sharing one order. ``err`` counts requests not answered 200 (sends that raised, engine-only):
 none are expected. Medians over three rounds that alternate HTTP, engine-only (and httpx);
-machines are shared and noisy. ``--quick``: fewer events, 1 and 4 clients.
+machines are shared and noisy. ``--quick``: few events, one round, 1 and 4 clients (a
+smoke run: its figures mean little).
 """
 
 from __future__ import annotations
@@ -387,9 +388,9 @@ def bench_store(
     name: str, url: str, pool: Clients, concurrency: tuple[int, ...], q: bool
 ) -> tuple[float, float]:
     """Print one store's table; return HTTP and engine p50 at 1 client."""
-    total = 300 if q else 2000  # events per run, spread over the clients
-    rounds = 3
-    warm = 20 if q else 50
+    total = 100 if q else 2000  # events per run, spread over the clients
+    rounds = 1 if q else 3
+    warm = 10 if q else 50
     engine = Engine(SQLStore(url, pool_size=2), {WORKFLOW: PizzaOrder})
     rows: list[Row] = []
     with server(url) as base:
@@ -402,7 +403,7 @@ def bench_store(
             cases.append((" 4, one shared order", 4, True))
         httpx_row = []
         for label, c, shared in cases:
-            n = max(total // c, 100)
+            n = max(total // c, 25 if q else 100)
             modes = ("http", "engine", "httpx") if c == 1 else ("http", "engine")
             runs: dict[str, list[Result]] = {mode: [] for mode in modes}
             for _ in range(rounds):  # alternate, so that drift hits every mode alike
@@ -429,7 +430,9 @@ def bench_store(
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--quick", action="store_true", help="few events, 1 and 4 clients")
+    ap.add_argument(
+        "--quick", action="store_true", help="few events, one round, 1 and 4 clients (a smoke run)"
+    )
     ap.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.client:

@@ -25,8 +25,8 @@ def test_bench_engine_quick_run(capsys: pytest.CaptureFixture[str]) -> None:
     assert "x floor" in out and "events/s" in out and "timers/s" in out
 
 
-# It starts PostgreSQL, a uvicorn process and client processes: 51 to 67 s measured on a 2-core
-# machine shared with other work, past the suite's 60 s per test (the subprocess has 300 s).
+# It starts PostgreSQL, a uvicorn process and client processes: about 17 s on a 2-core machine
+# (one short round), which a loaded machine can push past the suite's 60 s per test.
 @pytest.mark.timeout(240)
 def test_bench_http_quick_run() -> None:
     """In a process of its own, as run by hand: it starts a uvicorn process and client processes
@@ -127,5 +127,5 @@ def test_bench_together_quick_run(capsys: pytest.CaptureFixture[str]) -> None:
 
     assert together.main(["--quick"]) == 0
     out = capsys.readouterr().out
-    assert out.count("p50") == 2 and "statements in 2 idle seconds: 0" in out
+    assert out.count("p50") == 2 and "statements in 0.5 idle seconds: 0" in out
     assert out.count("from start to the parent's finish") == 2

@@ -10,6 +10,8 @@ every response matches.
 
 from __future__ import annotations
 
+import copy
+import functools
 import logging
 from datetime import datetime
 from typing import Any, Literal
@@ -397,6 +399,15 @@ class TypeSchemas:
 
 
 def _schema(tp: Any, mode: Mode, ref_template: str) -> dict[str, Any]:
+    """A fresh copy (the callers change it) of the schema pydantic makes for ``tp``: made
+    once per type, as it takes milliseconds and every app of a process asks again."""
+    try:
+        return copy.deepcopy(_made(tp, mode, ref_template))
+    except TypeError:  # not hashable: made each time
+        return _make(tp, mode, ref_template)
+
+
+def _make(tp: Any, mode: Mode, ref_template: str) -> dict[str, Any]:
     try:
         return TypeAdapter(tp).json_schema(
             ref_template=ref_template, mode=mode, schema_generator=_GorchSchema
@@ -404,6 +415,9 @@ def _schema(tp: Any, mode: Mode, ref_template: str) -> dict[str, Any]:
     except Exception as exc:
         log.warning("no JSON Schema for %r (documented as any JSON): %s", tp, exc)
         return {}
+
+
+_made = functools.lru_cache(maxsize=1024)(_make)
 
 
 class Schedule(BaseModel):
