@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
+from _cli_together_workflows import Delivery
 
 from gorch import AsyncEngine, Child, ChildResult, Engine, On, S, Step, Wait
 from gorch.http import PROBLEM, Auth, create_app
@@ -49,20 +50,6 @@ class Gate:
 
     def done(self) -> None:
         pass
-
-
-@dataclass
-class Delivery:
-    """The child: one step."""
-
-    address: str = ""
-    driven: bool = False
-
-    def definition(self) -> Any:
-        return S(Step("drive", self.drive))
-
-    def drive(self) -> None:
-        self.driven = True
 
 
 @dataclass

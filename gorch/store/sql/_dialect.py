@@ -102,7 +102,8 @@ class Dialect(ABC):
     lock_claimed: ClassVar[str]
     """Written after a claim's choice of instances: lock them; concurrent claims skip them."""
     materialized: ClassVar[str]
-    """Written after ``WITH name AS`` so that the query is run once (or nothing)."""
+    """Written after ``WITH name AS`` so that the database runs the query once (nothing where
+    it always does)."""
     lock_claimed_of_timers: ClassVar[str]
     """The same, where the instances are joined (as ``i``) to their timers."""
     among: ClassVar[str]

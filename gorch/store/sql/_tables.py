@@ -364,6 +364,7 @@ def create_schema(pool: Pool, dialect: Dialect, sa_dialect: Any, store: str) -> 
         pool.run(migrate, tx=True)
 
     def late(cur: Any) -> None:
+        dialect.lock_schema(cur)  # CREATE INDEX IF NOT EXISTS races itself on PostgreSQL
         for stmt in LATE:
             cur.execute(stmt)
 
